@@ -1,0 +1,1 @@
+"""PostHog ``desktop_recordings`` client and sync worker (Qt-free)."""

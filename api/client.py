@@ -1,0 +1,247 @@
+"""PostHog ``desktop_recordings`` REST client: one ``httpx.Client``, typed errors, owned retries."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from api.errors import (
+    ApiError,
+    CannotCreateRecordings,
+    CredentialsRejected,
+    InvalidHost,
+    MissingScope,
+    NetworkError,
+    NotFound,
+    RateLimited,
+    ServerUnavailable,
+    ValidationFailed,
+)
+from api.models import PLATFORMS, RemoteRecording, WireSegment, clean_patch
+from api.ratelimit import RateBudget, budget_for_key
+from api.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
+_SECONDS_IN_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) second")
+_SCOPE_IN_DETAIL = re.compile(r"scope '([^']+)'")
+
+
+def validate_host(host: str) -> str:
+    """Return ``host`` without a trailing slash, or raise ``InvalidHost``."""
+    parsed = urlparse(host.strip())
+    if parsed.scheme == "https" and parsed.hostname:
+        return host.strip().rstrip("/")
+    if parsed.scheme == "http" and parsed.hostname in LOCAL_HOSTS:
+        return host.strip().rstrip("/")
+    raise InvalidHost(f"PostHog host must be an https:// URL (http:// only for localhost), got {host!r}")
+
+
+def _retry_after(response: httpx.Response, detail: str) -> float | None:
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return float(header)
+        except ValueError:
+            pass
+    match = _SECONDS_IN_DETAIL.search(detail)
+    return float(match.group(1)) if match else None
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    """Translate a non-2xx answer into the typed error a caller can act on."""
+    status = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or response.reason_phrase or "")
+    code = body.get("code")
+    if status in (401, 403):
+        if code == "permission_denied":
+            match = _SCOPE_IN_DETAIL.search(detail)
+            scope = match.group(1) if match else None
+            return MissingScope(f"The API key is missing a scope: {detail}", scope=scope)
+        return CredentialsRejected(
+            f"PostHog rejected the personal API key ({status} {code or 'forbidden'}): {detail}. "
+            "Create a key with the desktop_recording:write scope and store it again.",
+            status=status,
+        )
+    if status == 400:
+        attr = body.get("attr")
+        return ValidationFailed(f"PostHog rejected field {attr!r}: {detail}", attr=attr, code=code)
+    if status == 404:
+        return NotFound(f"Not found on the server: {detail}", status=404)
+    if status == 429:
+        wait = _retry_after(response, detail)
+        return RateLimited(f"Rate limited by PostHog: {detail}", retry_after_s=wait)
+    if status == 503 and "type" not in body and "Recall.ai API key not configured" in detail:
+        return CannotCreateRecordings(
+            "This PostHog instance cannot create desktop recordings (its Recall.ai API key is not "
+            "configured). Recordings stay local; ask the instance's admin or use PostHog Cloud.",
+            status=503,
+        )
+    if status >= 500 or status == 408:
+        return ServerUnavailable(
+            f"PostHog answered {status}: {detail}", status=status, retry_after_s=_retry_after(response, "")
+        )
+    return ApiError(f"Unexpected answer {status} from PostHog: {detail}", status=status)
+
+
+class PostHogClient:
+    """The seven ``desktop_recordings`` endpoints plus ``users/@me``."""
+
+    def __init__(
+        self,
+        host: str,
+        api_key: str,
+        project_id: str | int = "@current",
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        budget: RateBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.host = validate_host(host)
+        self._project = str(project_id)
+        self._retry = retry or RetryPolicy()
+        self._budget = budget or budget_for_key(api_key)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            base_url=self.host,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "desktop-recorder/0.1"},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PostHogClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            self._budget.acquire()
+            try:
+                response = self._http.request(method, path, **kwargs)
+                if response.is_success:
+                    return response
+                error = error_from_response(response)
+            except httpx.TimeoutException as exc:
+                error = NetworkError(f"PostHog at {self.host} did not answer in time ({exc.__class__.__name__})")
+            except httpx.TransportError as exc:
+                error = NetworkError(f"Cannot reach PostHog at {self.host}: {exc}")
+            if not self._retry.should_retry(error, attempt):
+                raise error
+            delay = self._retry.delay_s(error, attempt)
+            log.info("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay)
+            self._sleep(delay)
+
+    def _base(self) -> str:
+        return f"/api/environments/{self._project}/desktop_recordings/"
+
+    def _detail(self, recording_id: str) -> str:
+        return f"{self._base()}{recording_id}/"
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/api/users/@me/").json()
+        return result
+
+    def resolve_project(self) -> int:
+        """Pin ``@current`` to the numeric id, so later requests don't follow a team switch."""
+        if self._project != "@current":
+            return int(self._project)
+        team = self.me().get("team") or {}
+        self._project = str(int(team["id"]))
+        return int(self._project)
+
+    def list_recordings(
+        self,
+        *,
+        platform: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+        page_size: int = 100,
+    ) -> Iterator[RemoteRecording]:
+        """Every recording matching the filters, following ``next`` through all pages."""
+        params: dict[str, str | int] = {"limit": page_size, "offset": 0}
+        params.update({k: v for k, v in (("platform", platform), ("status", status), ("search", search)) if v})
+        url: str | None = self._base()
+        first = True
+        while url:
+            response = self._request("GET", url, params=params if first else None)
+            page = response.json()
+            for item in page.get("results", []):
+                yield RemoteRecording.from_json(item)
+            url = page.get("next")
+            first = False
+
+    def create_recording(self, platform: str = "desktop_audio") -> RemoteRecording:
+        if platform not in PLATFORMS:
+            platform = "desktop_audio"
+        data = self._request("POST", self._base(), json={"platform": platform}).json()
+        return RemoteRecording.from_json(data)
+
+    def get_recording(self, recording_id: str) -> RemoteRecording:
+        return RemoteRecording.from_json(self._request("GET", self._detail(recording_id)).json())
+
+    def update_recording(self, recording_id: str, fields: dict[str, Any]) -> RemoteRecording:
+        body, problems = clean_patch(fields)
+        for problem in problems:
+            log.warning("recording %s: %s", recording_id, problem)
+        data = self._request("PATCH", self._detail(recording_id), json=body).json()
+        return RemoteRecording.from_json(data)
+
+    def replace_recording(self, recording_id: str, fields: dict[str, Any]) -> RemoteRecording:
+        body, problems = clean_patch(fields)
+        body.setdefault("platform", "desktop_audio")
+        for problem in problems:
+            log.warning("recording %s: %s", recording_id, problem)
+        return RemoteRecording.from_json(self._request("PUT", self._detail(recording_id), json=body).json())
+
+    def delete_recording(self, recording_id: str) -> None:
+        self._request("DELETE", self._detail(recording_id))
+
+    def append_segments(self, recording_id: str, segments: Sequence[WireSegment]) -> RemoteRecording:
+        """Append final segments; an empty batch is never sent, duplicates in a batch are dropped."""
+        unique = list({s.timestamp_ms: s for s in segments}.values())
+        if not unique:
+            raise ValueError("append_segments needs at least one segment")
+        payload = {"segments": [s.to_json() for s in unique]}
+        data = self._request("POST", f"{self._detail(recording_id)}append_segments/", json=payload).json()
+        return RemoteRecording.from_json(data)
+
+    def probe_write_scope(self) -> bool:
+        """True if the key may write: PATCH a recording id that cannot exist (404 = allowed).
+
+        Permission is checked before the lookup, so this changes nothing on the server.
+        """
+        try:
+            self._request("PATCH", self._detail("00000000-0000-0000-0000-000000000000"), json={})
+        except NotFound:
+            return True
+        except MissingScope:
+            return False
+        return True

@@ -1,0 +1,248 @@
+"""Drains the store's outbox to PostHog, in order per recording, one request in flight.
+
+Per recording: ``create`` first (until the server id is known nothing else can go), then the
+unsynced segments in batches, then the queued PATCHes whose segments have all been appended
+(consecutive ones merged into one request). Live recordings batch segments (a dozen, or a few
+seconds); finished ones flush everything. Failures never lose data: the work stays queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.client import PostHogClient
+from api.errors import (
+    ApiError,
+    CannotCreateRecordings,
+    CredentialsRejected,
+    MissingScope,
+    NotFound,
+    RateLimited,
+    ServerUnavailable,
+    ValidationFailed,
+)
+from api.models import WireSegment
+from desktop_recorder.store import LIVE_STATUSES, LocalRecording, OutboxOp, Store, StoredSegment
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX_SEGMENTS = 12
+BATCH_MAX_AGE_S = 3.0
+FLUSH_MAX_SEGMENTS = 100
+RETRY_CAP_S = 120.0
+CANNOT_CREATE_RETRY_S = 600.0
+
+
+@dataclass
+class SyncStatus:
+    """What the UI/CLI shows: ``blocked`` needs the user (credentials, scope)."""
+
+    blocked: str | None = None
+    last_error: str | None = None
+    backoff_until: dict[str, float] = field(default_factory=dict)
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        store: Store,
+        client: PostHogClient,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[SyncStatus], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.status = SyncStatus()
+        self._clock = clock
+        self._on_change = on_change
+        self._failures: dict[str, int] = {}
+        self._first_unsynced_seen: dict[str, float] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- thread ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync_pass()
+            except Exception:  # a bug must not kill syncing for the rest of the meeting
+                log.exception("sync pass failed")
+            self._wake.wait(1.0)
+            self._wake.clear()
+
+    # -- passes ------------------------------------------------------------------------------
+
+    def pending(self) -> dict[str, tuple[int, int]]:
+        return {
+            rid: counts for rid, counts in self.store.pending_counts().items()
+            if self.store.get_recording(rid).remote_state != "deleted_on_server"
+        }
+
+    def drain(self, timeout_s: float, *, ignore_backoff: bool = True) -> bool:
+        """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked (False)."""
+        deadline = self._clock() + timeout_s
+        if ignore_backoff:
+            self.status.backoff_until.clear()
+        while True:
+            self.sync_pass(flush=True)
+            if not self.pending():
+                return True
+            if self.status.blocked or self._clock() >= deadline:
+                return False
+            waits = [t - self._clock() for t in self.status.backoff_until.values()]
+            time.sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 2.0))
+
+    def sync_pass(self, *, flush: bool = False) -> None:
+        """One pass over every recording with work; returns when each has done what it can now."""
+        for rid in self.store.pending_counts():
+            if self._stop.is_set() and not flush:
+                return
+            rec = self.store.get_recording(rid)
+            if rec.remote_state == "deleted_on_server":
+                continue
+            if self._clock() < self.status.backoff_until.get(rid, 0.0):
+                continue
+            try:
+                self._sync_recording(rec, flush=flush)
+            except (CredentialsRejected, MissingScope) as exc:
+                self._set_blocked(str(exc))
+                return
+            except ApiError as exc:
+                self._back_off(rec.id, exc)
+            else:
+                self._failures.pop(rid, None)
+                if self.status.blocked:
+                    self._set_blocked(None)
+
+    def _sync_recording(self, rec: LocalRecording, *, flush: bool) -> None:
+        ops = self.store.pending_ops(rec.id)
+        if rec.server_id is None:
+            create = next((op for op in ops if op.op == "create"), None)
+            if create is None:
+                log.error("recording %s has no server id and no create op; nothing to sync", rec.id)
+                return
+            remote = self.client.create_recording(rec.platform)
+            self.store.set_server_id(rec.id, remote.id, create.id)
+            self.store.set_remote_state(rec.id, "syncing")
+            log.info("recording %s created on the server as %s", rec.id, remote.id)
+            rec = self.store.get_recording(rec.id)
+        server_id = rec.server_id
+        assert server_id is not None
+        try:
+            self._append_segments(rec, server_id, flush=flush or rec.status not in LIVE_STATUSES)
+            self._send_patches(rec, server_id, self.store.pending_ops(rec.id))
+        except NotFound:
+            log.warning("recording %s (%s) was deleted on the server; keeping it locally", rec.id, server_id)
+            self.store.forget_server_work(rec.id)
+            self.store.set_remote_state(rec.id, "deleted_on_server", "deleted on the server")
+            return
+        done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
+        self.store.set_remote_state(rec.id, "synced" if done else "syncing")
+
+    def _append_segments(self, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
+        while True:
+            batch = self.store.unsynced_segments(rec.id, FLUSH_MAX_SEGMENTS if flush else BATCH_MAX_SEGMENTS)
+            if not batch:
+                self._first_unsynced_seen.pop(rec.id, None)
+                return
+            if not flush and not self._batch_due(rec.id, len(batch)):
+                return
+            try:
+                self.client.append_segments(server_id, [_wire(s) for s in batch])
+            except ValidationFailed as exc:
+                bad = _bad_segment_index(exc, len(batch))
+                if bad is None:
+                    raise
+                log.error("server refused segment %s of %s (%s); not sending it", bad, rec.id, exc)
+                self.store.mark_synced([batch[bad].id])
+                continue
+            self.store.mark_synced([s.id for s in batch])
+            self._first_unsynced_seen.pop(rec.id, None)
+
+    def _batch_due(self, rid: str, count: int) -> bool:
+        first_seen = self._first_unsynced_seen.setdefault(rid, self._clock())
+        return count >= BATCH_MAX_SEGMENTS or self._clock() - first_seen >= BATCH_MAX_AGE_S
+
+    def _send_patches(self, rec: LocalRecording, server_id: str, ops: list[OutboxOp]) -> None:
+        unsynced = self.store.unsynced_segments(rec.id, 1)
+        first_unsynced = unsynced[0].id if unsynced else None
+        ready: list[OutboxOp] = []
+        for op in ops:
+            if op.op != "patch" or (first_unsynced is not None and op.after_segment >= first_unsynced):
+                break
+            ready.append(op)
+        if not ready:
+            return
+        body: dict[str, Any] = {}
+        for op in ready:
+            body.update(op.payload)
+        try:
+            self.client.update_recording(server_id, body)
+        except ValidationFailed as exc:
+            field_name = exc.attr if exc.attr in body else None
+            if field_name is None:
+                raise
+            log.error("server refused %s of %s (%s); sending the rest without it", field_name, rec.id, exc)
+            for op in ready:
+                op.payload.pop(field_name, None)
+                self.store.replace_op_payload(op.id, op.payload)
+            return self._send_patches(rec, server_id, self.store.pending_ops(rec.id))
+        self.store.complete_ops([op.id for op in ready])
+
+    # -- failure bookkeeping -----------------------------------------------------------------
+
+    def _back_off(self, rid: str, exc: ApiError) -> None:
+        n = self._failures[rid] = self._failures.get(rid, 0) + 1
+        if isinstance(exc, CannotCreateRecordings):
+            wait = CANNOT_CREATE_RETRY_S
+        elif isinstance(exc, RateLimited | ServerUnavailable) and exc.retry_after_s is not None:
+            wait = exc.retry_after_s
+        else:
+            wait = min(RETRY_CAP_S, 2.0 ** min(n, 7))
+        self.status.backoff_until[rid] = self._clock() + wait
+        self.status.last_error = str(exc)
+        self.store.set_remote_state(rid, "error" if not exc.retryable else "pending", str(exc))
+        log.warning("sync of %s failed (%s); next try in %.0f s", rid, exc, wait)
+        self._notify()
+
+    def _set_blocked(self, message: str | None) -> None:
+        self.status.blocked = message
+        if message:
+            log.error("sync stopped until fixed: %s", message)
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._on_change:
+            self._on_change(self.status)
+
+
+def _wire(s: StoredSegment) -> WireSegment:
+    return WireSegment(timestamp_ms=s.timestamp_ms, speaker=s.speaker, text=s.text, confidence=s.confidence)
+
+
+def _bad_segment_index(exc: ValidationFailed, size: int) -> int | None:
+    parts = (exc.attr or "").split("__")
+    if len(parts) >= 2 and parts[0] == "segments" and parts[1].isdigit() and int(parts[1]) < size:
+        return int(parts[1])
+    return None
