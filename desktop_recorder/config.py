@@ -1,0 +1,97 @@
+"""Where things live and the typed settings (secrets never go here: see ``secrets``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import platformdirs
+
+log = logging.getLogger(__name__)
+APP = "desktop-recorder"
+DEFAULT_HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.json"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "recordings.sqlite3"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    @classmethod
+    def resolve(cls) -> AppPaths:
+        """``DESKTOP_RECORDER_HOME`` relocates everything; else the platform's own dirs."""
+        home = os.environ.get("DESKTOP_RECORDER_HOME")
+        if home:
+            root = Path(home).expanduser()
+            paths = cls(root / "config", root / "data", root / "logs")
+        else:
+            paths = cls(
+                Path(platformdirs.user_config_dir(APP)),
+                Path(platformdirs.user_data_dir(APP)),
+                Path(platformdirs.user_log_dir(APP)),
+            )
+        for d in (paths.config_dir, paths.data_dir, paths.log_dir, paths.audio_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        return paths
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str | None = None
+    project_id: str = "@current"
+    user_name: str | None = None
+    others_name: str = "Others"
+    default_platform: str = "desktop_audio"
+    model: str = "auto"
+    language: str = "en"
+    mic: str = "auto"
+    system: str = "auto"
+
+    def with_env(self) -> Settings:
+        """Environment overrides (not saved): ``POSTHOG_HOST``, ``POSTHOG_PROJECT_ID``."""
+        host = os.environ.get("POSTHOG_HOST") or self.host
+        project = os.environ.get("POSTHOG_PROJECT_ID") or self.project_id
+        return replace(self, host=host or None, project_id=project)
+
+
+def load_settings(paths: AppPaths) -> Settings:
+    """Settings from the file, with env overrides. A corrupt file is set aside, never lost."""
+    path = paths.settings_file
+    data: dict[str, object] = {}
+    if path.exists():
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(loaded, dict):
+                raise ValueError("not a JSON object")
+            data = loaded
+        except (ValueError, OSError) as exc:
+            backup = path.with_suffix(f".corrupt-{int(time.time())}.json")
+            log.error("settings file %s is unreadable (%s); moved to %s, using defaults", path, exc, backup)
+            path.replace(backup)
+    known = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in data.items() if k in known and (v is None or isinstance(v, str))}
+    return Settings(**values).with_env()  # type: ignore[arg-type]
+
+
+def save_settings(paths: AppPaths, settings: Settings) -> None:
+    """Atomic write: a crash mid-save leaves the old file intact."""
+    tmp = paths.settings_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
+    os.replace(tmp, paths.settings_file)

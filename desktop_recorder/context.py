@@ -1,0 +1,73 @@
+"""What every front end (CLI, tray app) opens first: paths, settings, store, PostHog client."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import sys
+from dataclasses import dataclass
+
+from api.client import PostHogClient, validate_host
+from api.errors import InvalidHost
+from desktop_recorder.config import AppPaths, Settings, load_settings
+from desktop_recorder.secrets import ENV_KEY, get_api_key
+from desktop_recorder.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class SyncNotConfigured(Exception):
+    """No host or no key: the app works locally; the message says how to enable sync."""
+
+
+@dataclass
+class AppContext:
+    paths: AppPaths
+    settings: Settings
+    store: Store
+
+    @classmethod
+    def open(cls) -> AppContext:
+        paths = AppPaths.resolve()
+        return cls(paths, load_settings(paths), Store(paths.database))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def make_client(self) -> PostHogClient:
+        host = self.settings.host
+        if not host:
+            raise SyncNotConfigured(
+                "PostHog sync is off: no host configured (set POSTHOG_HOST or run 'desktop-recorder configure')."
+            )
+        try:
+            host = validate_host(host)
+        except InvalidHost as exc:
+            raise SyncNotConfigured(str(exc)) from exc
+        key = get_api_key(host)
+        if not key:
+            raise SyncNotConfigured(
+                f"PostHog sync is off: no personal API key for {host} (set {ENV_KEY} or run "
+                "'desktop-recorder configure')."
+            )
+        return PostHogClient(host, key, self.settings.project_id)
+
+
+def setup_logging(paths: AppPaths, *, verbose: bool = False) -> None:
+    """One rotating log file under the log dir; warnings (or everything with -v) on stderr."""
+    import faulthandler
+
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    file_handler = logging.handlers.RotatingFileHandler(
+        paths.log_dir / "desktop-recorder.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+    )
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    for noisy in ("httpx", "httpcore", "faster_whisper"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    faulthandler.enable()

@@ -1,0 +1,352 @@
+"""The local store: recordings, final segments and the sync outbox, in one SQLite file (WAL).
+
+Every server-bound change is written in the same transaction as the data it carries:
+- a new recording enqueues its ``create`` op (and a ``patch`` with its title);
+- a final segment is stored with ``synced = 0``: unsynced segments *are* the append outbox;
+- finishing a recording enqueues a ``patch`` that may only be sent once every segment stored
+  before it has been appended (``after_segment``).
+So a killed process loses nothing that was committed, and the sync worker resumes where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS recordings (
+    id TEXT PRIMARY KEY,
+    server_id TEXT,
+    platform TEXT NOT NULL,
+    title TEXT,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    completed_at TEXT,
+    duration_s REAL,
+    participants TEXT NOT NULL DEFAULT '[]',
+    audio_path TEXT,
+    owner_pid INTEGER,
+    remote_state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT,
+    error_message TEXT
+);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recording_id TEXT NOT NULL REFERENCES recordings(id),
+    timestamp_ms REAL NOT NULL,
+    end_ms REAL NOT NULL,
+    source TEXT NOT NULL,
+    speaker TEXT,
+    text TEXT NOT NULL,
+    confidence REAL,
+    synced INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (recording_id, timestamp_ms)
+);
+CREATE INDEX IF NOT EXISTS segments_unsynced ON segments (recording_id, synced, id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recording_id TEXT NOT NULL REFERENCES recordings(id),
+    op TEXT NOT NULL CHECK (op IN ('create', 'patch', 'delete')),
+    payload TEXT NOT NULL DEFAULT '{}',
+    after_segment INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+"""
+
+LIVE_STATUSES = ("recording", "processing")
+# Nudge for colliding start times: the server drops a segment whose timestamp it already has.
+TIMESTAMP_NUDGE_MS = 0.001
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class LocalRecording:
+    id: str
+    server_id: str | None
+    platform: str
+    title: str | None
+    status: str
+    started_at: str
+    completed_at: str | None
+    duration_s: float | None
+    participants: list[str]
+    audio_path: str | None
+    owner_pid: int | None
+    remote_state: str
+    last_error: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> LocalRecording:
+        return cls(
+            id=row["id"], server_id=row["server_id"], platform=row["platform"], title=row["title"],
+            status=row["status"], started_at=row["started_at"], completed_at=row["completed_at"],
+            duration_s=row["duration_s"], participants=json.loads(row["participants"]),
+            audio_path=row["audio_path"], owner_pid=row["owner_pid"], remote_state=row["remote_state"],
+            last_error=row["last_error"],
+        )
+
+
+@dataclass(frozen=True)
+class StoredSegment:
+    id: int
+    recording_id: str
+    timestamp_ms: float
+    end_ms: float
+    source: str
+    speaker: str | None
+    text: str
+    confidence: float | None
+    synced: bool
+
+
+@dataclass(frozen=True)
+class OutboxOp:
+    id: int
+    recording_id: str
+    op: str
+    payload: dict[str, Any]
+    after_segment: int
+    attempts: int
+
+
+class Store:
+    """Thread-safe access to the database (one connection, serialised by a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self._lock:
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- recordings --------------------------------------------------------------------------
+
+    def create_recording(
+        self, *, platform: str, title: str | None, participants: list[str], audio_path: str | None
+    ) -> LocalRecording:
+        rid = str(uuid.uuid4())
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO recordings (id, platform, title, status, started_at, participants, audio_path,"
+                " owner_pid) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?)",
+                (rid, platform, title, utc_now(), json.dumps(participants), audio_path, os.getpid()),
+            )
+            db.execute("INSERT INTO outbox (recording_id, op) VALUES (?, 'create')", (rid,))
+            first_patch: dict[str, Any] = {"participants": participants}
+            if title:
+                first_patch["meeting_title"] = title
+            self._enqueue_patch(db, rid, first_patch)
+        return self.get_recording(rid)
+
+    def get_recording(self, recording_id: str) -> LocalRecording:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+        if row is None:
+            raise KeyError(recording_id)
+        return LocalRecording.from_row(row)
+
+    def list_recordings(self) -> list[LocalRecording]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM recordings ORDER BY started_at DESC").fetchall()
+        return [LocalRecording.from_row(r) for r in rows]
+
+    def finish_recording(
+        self,
+        recording_id: str,
+        *,
+        status: str,
+        duration_s: float,
+        title: str | None,
+        participants: list[str],
+        error_message: str | None = None,
+    ) -> None:
+        """Mark the recording done locally and enqueue the finalising PATCH (after every segment)."""
+        completed = utc_now()
+        with self._tx() as db:
+            db.execute(
+                "UPDATE recordings SET status = ?, duration_s = ?, completed_at = ?, title = ?,"
+                " participants = ?, error_message = ?, owner_pid = NULL WHERE id = ?",
+                (status, duration_s, completed, title, json.dumps(participants), error_message, recording_id),
+            )
+            patch: dict[str, Any] = {
+                "status": status,
+                "duration_seconds": round(duration_s),
+                "participants": participants,
+                "completed_at": completed,
+            }
+            if title:
+                patch["meeting_title"] = title
+            if error_message:
+                patch["error_message"] = error_message
+            self._enqueue_patch(db, recording_id, patch)
+
+    def set_audio_path(self, recording_id: str, path: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET audio_path = ? WHERE id = ?", (path, recording_id))
+
+    def set_status(self, recording_id: str, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET status = ? WHERE id = ?", (status, recording_id))
+            self._enqueue_patch(db, recording_id, {"status": status})
+
+    def _enqueue_patch(self, db: sqlite3.Connection, recording_id: str, patch: dict[str, Any]) -> None:
+        last = db.execute(
+            "SELECT COALESCE(MAX(id), 0) FROM segments WHERE recording_id = ?", (recording_id,)
+        ).fetchone()[0]
+        db.execute(
+            "INSERT INTO outbox (recording_id, op, payload, after_segment) VALUES (?, 'patch', ?, ?)",
+            (recording_id, json.dumps(patch), last),
+        )
+
+    def interrupted_recordings(self) -> list[LocalRecording]:
+        """Recordings still marked live whose owning process is gone (killed or crashed)."""
+        return [
+            r for r in self.list_recordings()
+            if r.status in LIVE_STATUSES and not (r.owner_pid and _pid_alive(r.owner_pid))
+        ]
+
+    # -- segments ----------------------------------------------------------------------------
+
+    def add_segment(
+        self,
+        recording_id: str,
+        *,
+        start_ms: float,
+        end_ms: float,
+        source: str,
+        speaker: str | None,
+        text: str,
+        confidence: float | None,
+    ) -> StoredSegment:
+        """Store a final segment under a timestamp unique within the recording."""
+        with self._tx() as db:
+            ts = round(float(start_ms), 3)
+            while db.execute(
+                "SELECT 1 FROM segments WHERE recording_id = ? AND timestamp_ms = ?", (recording_id, ts)
+            ).fetchone():
+                ts = round(ts + TIMESTAMP_NUDGE_MS, 3)
+            cur = db.execute(
+                "INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (recording_id, ts, end_ms, source, speaker, text, confidence),
+            )
+            seg_id = int(cur.lastrowid or 0)
+        return StoredSegment(seg_id, recording_id, ts, end_ms, source, speaker, text, confidence, False)
+
+    def segments(self, recording_id: str) -> list[StoredSegment]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM segments WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)
+            ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def unsynced_segments(self, recording_id: str, limit: int) -> list[StoredSegment]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM segments WHERE recording_id = ? AND synced = 0 ORDER BY id LIMIT ?",
+                (recording_id, limit),
+            ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def mark_synced(self, segment_ids: list[int]) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE segments SET synced = 1 WHERE id = ?", [(i,) for i in segment_ids])
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def pending_ops(self, recording_id: str) -> list[OutboxOp]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM outbox WHERE recording_id = ? ORDER BY id", (recording_id,)
+            ).fetchall()
+        return [
+            OutboxOp(r["id"], r["recording_id"], r["op"], json.loads(r["payload"]), r["after_segment"],
+                     r["attempts"])
+            for r in rows
+        ]
+
+    def complete_ops(self, op_ids: list[int]) -> None:
+        with self._tx() as db:
+            db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in op_ids])
+
+    def replace_op_payload(self, op_id: int, payload: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload), op_id))
+
+    def set_server_id(self, recording_id: str, server_id: str, create_op_id: int) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET server_id = ? WHERE id = ?", (server_id, recording_id))
+            db.execute("DELETE FROM outbox WHERE id = ?", (create_op_id,))
+
+    def set_remote_state(self, recording_id: str, state: str, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE recordings SET remote_state = ?, last_error = ? WHERE id = ?", (state, error, recording_id)
+            )
+
+    def forget_server_work(self, recording_id: str) -> None:
+        """The recording is gone on the server: drop its queued ops, keep every local byte."""
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
+            db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
+
+    def pending_counts(self) -> dict[str, tuple[int, int]]:
+        """recording id -> (queued ops, unsynced segments), only for recordings with work left."""
+        with self._lock:
+            ops = dict(self._db.execute(
+                "SELECT recording_id, COUNT(*) FROM outbox GROUP BY recording_id").fetchall())
+            segs = dict(self._db.execute(
+                "SELECT recording_id, COUNT(*) FROM segments WHERE synced = 0 GROUP BY recording_id"
+            ).fetchall())
+        return {rid: (ops.get(rid, 0), segs.get(rid, 0)) for rid in set(ops) | set(segs)}
+
+
+def _segment(r: sqlite3.Row) -> StoredSegment:
+    return StoredSegment(r["id"], r["recording_id"], r["timestamp_ms"], r["end_ms"], r["source"], r["speaker"],
+                         r["text"], r["confidence"], bool(r["synced"]))
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
