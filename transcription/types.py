@@ -1,0 +1,64 @@
+"""Domain objects of transcription: what the model returns and what the engine emits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Source = Literal["mic", "system"]
+SAMPLE_RATE_HZ = 16_000
+Audio = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class AsrWord:
+    start_s: float
+    end_s: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class AsrSegment:
+    """One segment as the model produced it, times relative to the audio passed in."""
+
+    start_s: float
+    end_s: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    words: tuple[AsrWord, ...] = ()
+
+
+class Transcriber(Protocol):
+    """The model behind a small interface: the real one, or a scripted one in unit tests."""
+
+    def transcribe(self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False) -> list[AsrSegment]:
+        ...
+
+
+@dataclass(frozen=True)
+class FinalSegment:
+    """Committed text: stored, shown, sent to the server. Times in ms from recording start."""
+
+    source: Source
+    start_ms: float
+    end_ms: float
+    text: str
+    confidence: float | None
+
+
+@dataclass(frozen=True)
+class PartialText:
+    """Interim text of the utterance in progress: shown live, replaced, never sent."""
+
+    source: Source
+    start_ms: float
+    text: str
+
+
+TranscriptEvent = FinalSegment | PartialText
