@@ -1,0 +1,157 @@
+"""From callbacks to disk and to transcription, on one clock.
+
+Capture callbacks → one bounded queue → this thread: resample to 16 kHz, place on the
+recording clock, write the stereo file, and hand each source's audio to ``on_audio``. Audio
+never waits for transcription: ``on_audio`` must only enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recorder.capture import QUEUE_BLOCKS, AudioBlock, CaptureStats, SourceCapture
+from recorder.devices import InputDevice
+from recorder.timeline import SourceTimeline
+from recorder.wavfile import StereoWavWriter
+from transcription.types import SAMPLE_RATE_HZ, Audio, Source
+
+log = logging.getLogger(__name__)
+TICK_S = 0.1
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    source: Source
+    device: str
+    level_dbfs: float
+    stats: CaptureStats
+    gap_s: float
+
+
+class CapturePipeline:
+    def __init__(
+        self,
+        devices: dict[Source, InputDevice],
+        wav_path: Path,
+        on_audio: Callable[[Source, Audio], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not devices:
+            raise ValueError("at least one source is needed")
+        self._clock = clock
+        self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._captures = {s: SourceCapture(s, d, self._queue, clock=clock) for s, d in devices.items()}
+        self._on_audio = on_audio
+        self._writer = StereoWavWriter(wav_path)
+        self._pending: dict[Source, list[Audio]] = {"mic": [], "system": []}
+        self._levels: dict[Source, float] = {"mic": -120.0, "system": -120.0}
+        self._timelines: dict[Source, SourceTimeline] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="capture-pipeline", daemon=True)
+        self.t0 = 0.0
+
+    @property
+    def sources(self) -> list[Source]:
+        return list(self._captures)
+
+    @property
+    def duration_s(self) -> float:
+        return self._writer.frames / SAMPLE_RATE_HZ
+
+    def start(self) -> None:
+        self.t0 = self._clock()
+        self._timelines = {s: SourceTimeline(self.t0) for s in self._captures}
+        started = []
+        try:
+            for capture in self._captures.values():
+                capture.start()
+                started.append(capture)
+        except Exception:
+            for capture in started:
+                capture.stop()
+            self._writer.close()
+            raise
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the devices, write everything still queued, close (and fsync) the file."""
+        for capture in self._captures.values():
+            capture.stop()
+        self._stop.set()
+        self._thread.join()
+        self._drain_queue()
+        self._write(final=True)
+        self._writer.close()
+
+    def health(self) -> list[SourceHealth]:
+        return [
+            SourceHealth(s, c.device.name, self._levels[s], c.stats,
+                         self._timelines[s].gap_samples / SAMPLE_RATE_HZ if s in self._timelines else 0.0)
+            for s, c in self._captures.items()
+        ]
+
+    # -- thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                block = self._queue.get(timeout=TICK_S)
+            except queue.Empty:
+                block = None
+            if block is not None:
+                self._take(block)
+            self._pad_stalled()
+            self._write(final=False)
+
+    def _drain_queue(self) -> None:
+        while True:
+            try:
+                self._take(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _take(self, block: AudioBlock) -> None:
+        pieces = self._timelines[block.source].place(block.samples, block.sample_rate_hz, block.captured_at)
+        self._levels[block.source] = _dbfs(block.samples)
+        for piece in pieces:
+            self._emit(block.source, piece)
+
+    def _pad_stalled(self) -> None:
+        now = self._clock()
+        for source, timeline in self._timelines.items():
+            silence = timeline.pad_to_clock(now)
+            if silence is not None:
+                self._levels[source] = -120.0
+                self._emit(source, silence)
+
+    def _emit(self, source: Source, audio: Audio) -> None:
+        if len(audio):
+            self._pending[source].append(audio)
+            self._on_audio(source, audio)
+
+    def _write(self, *, final: bool) -> None:
+        """Write the frames both sources have; a missing source is silence."""
+        buffers = {s: np.concatenate(p) if p else np.zeros(0, np.float32) for s, p in self._pending.items()}
+        active = [s for s in self._captures]
+        n = max(len(buffers[s]) for s in active) if final else min(len(buffers[s]) for s in active)
+        if n == 0:
+            return
+        cols = {s: np.pad(buffers[s][:n], (0, max(0, n - len(buffers[s])))) for s in ("mic", "system")}
+        self._writer.write(cols["mic"], cols["system"])
+        self._pending = {s: [buffers[s][n:]] if len(buffers[s]) > n else [] for s in ("mic", "system")}
+
+
+def _dbfs(samples: Audio) -> float:
+    if not len(samples):
+        return -120.0
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return max(-120.0, 20 * float(np.log10(rms + 1e-12)))

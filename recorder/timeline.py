@@ -1,0 +1,60 @@
+"""Placing a source's samples on the recording clock.
+
+A monitor of an idle or suspended sink delivers no frames at all, and devices stall; counting
+delivered frames would then slide one source against the other. Each block is placed where
+the clock says it was captured: a gap longer than ``max_gap_s`` is filled with silence, and a
+source silent for longer than ``stall_s`` is padded up to the clock so the file keeps moving.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from transcription.types import SAMPLE_RATE_HZ
+
+F32 = npt.NDArray[np.float32]
+
+
+class SourceTimeline:
+    def __init__(self, t0: float, *, max_gap_s: float = 0.25, stall_s: float = 1.0) -> None:
+        self.t0 = t0
+        self.position = 0  # 16 kHz samples placed so far
+        self.gap_samples = 0  # silence inserted for missing audio
+        self._max_gap = int(max_gap_s * SAMPLE_RATE_HZ)
+        self._stall = int(stall_s * SAMPLE_RATE_HZ)
+        self._resampler: soxr.ResampleStream | None = None
+        self._rate = 0
+
+    def _resample(self, samples: F32, rate: int) -> F32:
+        if rate == SAMPLE_RATE_HZ:
+            return samples
+        if self._resampler is None or rate != self._rate:
+            self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ")
+            self._rate = rate
+        out: F32 = self._resampler.resample_chunk(samples)
+        return out
+
+    def place(self, samples: F32, rate: int, captured_at: float) -> list[F32]:
+        """Resampled audio to append, preceded by silence if the clock says frames are missing."""
+        audio = self._resample(samples, rate)
+        start = int((captured_at - self.t0) * SAMPLE_RATE_HZ) - int(len(samples) * SAMPLE_RATE_HZ / rate)
+        out = []
+        if start - self.position > self._max_gap:
+            out.append(self._silence(start - self.position))
+        out.append(audio)
+        self.position += len(audio)
+        return out
+
+    def pad_to_clock(self, now: float) -> F32 | None:
+        """Silence for a stalled source (no frames for ``stall_s``), up to ``stall_s`` before now."""
+        behind = int((now - self.t0) * SAMPLE_RATE_HZ) - self.position
+        if behind <= self._stall:
+            return None
+        return self._silence(behind - self._stall)
+
+    def _silence(self, n: int) -> F32:
+        self.position += n
+        self.gap_samples += n
+        return np.zeros(n, np.float32)
