@@ -1,0 +1,104 @@
+"""``desktop-recorder``: the command line front end of the same core the tray app uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+from api.models import PLATFORMS
+from desktop_recorder import __version__
+from desktop_recorder.context import AppContext, setup_logging
+from transcription.formats import FORMATS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="desktop-recorder", description="Record, transcribe locally, sync to PostHog.")
+    p.add_argument("--version", action="version", version=f"desktop-recorder {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log everything to stderr")
+    sub = p.add_subparsers(dest="command")
+
+    rec = sub.add_parser("record", help="record the microphone and the system audio, transcribing live")
+    rec.add_argument("--mic", default=None, help="auto | none | DEVICE (default: settings, else auto)")
+    rec.add_argument("--system", default=None, help="auto | none | DEVICE (default: settings, else auto)")
+    rec.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    rec.add_argument("--title", default=None, help="meeting title")
+    rec.add_argument("--platform", choices=PLATFORMS, default=None)
+    rec.add_argument("--participant", action="append", default=[], metavar="NAME",
+                     help="a participant (repeat); the first names the microphone's speaker")
+    rec.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
+
+    tr = sub.add_parser("transcribe", help="transcribe an audio file")
+    tr.add_argument("file", type=Path)
+    tr.add_argument("--format", choices=FORMATS, default="txt")
+    tr.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
+
+    sub.add_parser("devices", help="list inputs, marking the microphone and the system-audio source")
+    sub.add_parser("sync", help="push everything pending; exit 1 if anything is still unsynced")
+    ls = sub.add_parser("list", help="local recordings with their sync state and server id")
+    ls.add_argument("--json", action="store_true")
+    sub.add_parser("doctor", help="check audio, devices, model, keyring, server and scopes")
+    cfg = sub.add_parser("configure", help="set the PostHog host and project; store the API key in the keyring")
+    cfg.add_argument("--host", help="https://us.posthog.com, https://eu.posthog.com or your instance's URL")
+    cfg.add_argument("--project", help="numeric project id or @current")
+    cfg.add_argument("--name", help="your name, the speaker label of the microphone")
+    cfg.add_argument("--api-key-stdin", action="store_true", help="read the personal API key from stdin")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command
+    if command is None:
+        build_parser().print_help()
+        return 0
+    ctx = AppContext.open()
+    setup_logging(ctx.paths, verbose=args.verbose)
+    try:
+        from desktop_recorder import commands
+
+        handler = getattr(commands, f"cmd_{command}")
+        return int(handler(ctx, args))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        ctx.close()
+
+
+class StopSignal:
+    """Ctrl-C / SIGTERM (or the duration) set one event; the main thread waits on it."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handler)
+        signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        self.reason = signal.Signals(signum).name
+        self.event.set()
+
+    def wait(self, duration_s: float | None) -> None:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not self.event.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.reason = "duration reached"
+                return
+            self.event.wait(0.2 if remaining is None else min(0.2, remaining))
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2))
+

@@ -1,0 +1,246 @@
+"""The CLI's commands, each a small function over the shared core."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from dataclasses import replace
+
+from api.client import PostHogClient
+from api.errors import ApiError, CredentialsRejected, MissingScope
+from api.sync import SyncWorker
+from desktop_recorder.cli import StopSignal, print_json, say
+from desktop_recorder.config import save_settings
+from desktop_recorder.context import AppContext, SyncNotConfigured
+from desktop_recorder.recovery import recover_interrupted
+from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
+from desktop_recorder.session import FinalLine, Notice, Partial, RecordingSession, SessionEvent, SessionOptions
+from recorder.capture import CaptureError
+from recorder.devices import NoAudioDevice, device_table, resolve
+from transcription.formats import clock, render
+from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
+from transcription.offline import UnreadableAudio, transcribe_file
+from transcription.vad import silero_scorer
+
+FINAL_SYNC_WAIT_S = 30.0
+
+
+def _load_model(ctx: AppContext, spec: str | None, *, beam_size: int = 1) -> WhisperTranscriber:
+    choice = resolve_model(spec or ctx.settings.model)
+    return WhisperTranscriber(choice, language=ctx.settings.language, beam_size=beam_size,
+                              download_root=ctx.paths.data_dir / "models")
+
+
+def _sync_worker(ctx: AppContext) -> SyncWorker | None:
+    try:
+        client = ctx.make_client()
+    except SyncNotConfigured as exc:
+        say(str(exc) + " Recordings are kept locally.")
+        return None
+    return SyncWorker(ctx.store, client)
+
+
+def _print_event(event: SessionEvent) -> None:
+    if isinstance(event, FinalLine):
+        seg = event.segment
+        print(f"[{clock(seg.timestamp_ms)}] {seg.speaker}: {seg.text}", flush=True)
+    elif isinstance(event, Notice):
+        say(f"{event.level}: {event.message}" if event.level != "info" else event.message)
+    elif isinstance(event, Partial):
+        pass  # the CLI prints committed lines only; the tray app shows partials
+
+
+def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
+    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir):
+        say(f"Recovered an interrupted recording ({rec.id}, {rec.duration_s or 0:.0f} s).")
+    s = ctx.settings
+    options = SessionOptions(
+        mic=args.mic or s.mic, system=args.system or s.system, title=args.title,
+        platform=args.platform or s.default_platform, participants=tuple(args.participant),
+        user_name=s.user_name, others_name=s.others_name,
+    )
+    try:
+        started = time.perf_counter()
+        model = _load_model(ctx, args.model)
+        say(f"Model {model.choice.spec} loaded in {time.perf_counter() - started:.1f} s.")
+    except ModelUnavailable as exc:
+        say(f"error: {exc}")
+        return 2
+    worker = _sync_worker(ctx)
+    session = RecordingSession(
+        store=ctx.store, data_dir=ctx.paths.data_dir, transcriber=model, scorer_factory=silero_scorer,
+        options=options, on_event=_print_event, on_segment_stored=worker.wake if worker else (lambda: None),
+    )
+    stop = StopSignal()
+    stop.install()
+    try:
+        recording = session.start()
+    except (NoAudioDevice, CaptureError) as exc:
+        say(f"error: {exc}")
+        return 2
+    if worker:
+        worker.start()
+    say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")
+    stop.wait(args.duration)
+    say(f"Stopping ({stop.reason}); transcribing the rest…")
+    recording = session.stop()
+    say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
+        f"audio in {recording.audio_path}.")
+    if worker is None:
+        return 0
+    worker.stop()
+    return _final_sync(ctx, worker, recording.id)
+
+
+def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str) -> int:
+    if worker.drain(FINAL_SYNC_WAIT_S):
+        rec = ctx.store.get_recording(recording_id)
+        say(f"Synced to PostHog as {rec.server_id}.")
+        return 0
+    ops, segs = ctx.store.pending_counts().get(recording_id, (0, 0))
+    problem = worker.status.blocked or worker.status.last_error or "server not reachable"
+    say(f"Not synced yet ({problem}): {ops} operations and {segs} segments pending. The recording is safe "
+        "locally; run 'desktop-recorder sync' later.")
+    return 0
+
+
+def cmd_transcribe(ctx: AppContext, args: argparse.Namespace) -> int:
+    try:
+        model = _load_model(ctx, args.model, beam_size=5)
+        lines = transcribe_file(model, args.file)
+    except (ModelUnavailable, UnreadableAudio) as exc:
+        say(f"error: {exc}")
+        return 2
+    sys.stdout.write(render(lines, args.format, title=args.file.name))
+    return 0
+
+
+def cmd_devices(_ctx: AppContext, _args: argparse.Namespace) -> int:
+    table = device_table()
+    print(f"Audio backend: {table.server or 'PortAudio (no PulseAudio/PipeWire server found)'}")
+    if not table.devices:
+        print("No input devices. Is PulseAudio or PipeWire running, and is a microphone connected?")
+        return 1
+    for dev in table.devices:
+        marks = [m for m, name in (("MIC", table.default_mic), ("SYSTEM", table.default_system)) if name == dev.name]
+        print(f"{'/'.join(marks) or '-':<10} {dev.label}")
+    return 0
+
+
+def cmd_sync(ctx: AppContext, _args: argparse.Namespace) -> int:
+    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir):
+        say(f"Recovered an interrupted recording ({rec.id}).")
+    try:
+        worker = SyncWorker(ctx.store, ctx.make_client())
+    except SyncNotConfigured as exc:
+        say(f"error: {exc}")
+        return 1 if ctx.store.pending_counts() else 0
+    done = worker.drain(FINAL_SYNC_WAIT_S)
+    pending = worker.pending()
+    if done:
+        say("Everything is synced.")
+        return 0
+    say(f"Still pending: {len(pending)} recordings "
+        f"({sum(o for o, _ in pending.values())} operations, {sum(s for _, s in pending.values())} segments). "
+        f"{worker.status.blocked or worker.status.last_error or ''}")
+    return 1
+
+
+def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
+    pending = ctx.store.pending_counts()
+    rows = []
+    for rec in ctx.store.list_recordings():
+        ops, segs = pending.get(rec.id, (0, 0))
+        rows.append({
+            "id": rec.id, "server_id": rec.server_id, "title": rec.title, "status": rec.status,
+            "started_at": rec.started_at, "duration_seconds": rec.duration_s,
+            "segments": len(ctx.store.segments(rec.id)), "sync_state": rec.remote_state,
+            "pending_operations": ops, "pending_segments": segs, "last_error": rec.last_error,
+            "audio_path": rec.audio_path,
+        })
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("No recordings yet. Start one with: desktop-recorder record")
+    for r in rows:
+        print(f"{r['started_at']}  {r['status']:<10} {r['sync_state']:<17} {r['duration_seconds'] or 0:7.1f} s  "
+              f"{r['segments']:4d} seg  {r['server_id'] or '(not on server)'}  {r['title'] or ''}")
+    return 0
+
+
+def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
+    settings = ctx.settings
+    if args.host:
+        settings = replace(settings, host=args.host)
+    if args.project:
+        settings = replace(settings, project_id=args.project)
+    if args.name:
+        settings = replace(settings, user_name=args.name)
+    save_settings(ctx.paths, settings)
+    if args.api_key_stdin or (settings.host and sys.stdin.isatty()):
+        key = sys.stdin.readline().strip() if args.api_key_stdin else getpass.getpass("Personal API key: ")
+        if key and settings.host:
+            try:
+                set_api_key(settings.host, key)
+            except SecretStoreUnavailable as exc:
+                say(f"error: {exc}")
+                return 1
+            say("API key stored in the OS keyring.")
+    say(f"Settings saved to {ctx.paths.settings_file}.")
+    return 0
+
+
+def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
+    ok = True
+
+    def check(name: str, good: bool, detail: str) -> None:
+        nonlocal ok
+        ok &= good
+        print(f"[{'ok' if good else 'FAIL'}] {name}: {detail}")
+
+    table = device_table()
+    check("audio backend", table.server is not None or bool(table.devices),
+          table.server or "no PulseAudio/PipeWire server; PortAudio inputs only")
+    for role in ("mic", "system"):
+        try:
+            dev = resolve(table, role, getattr(ctx.settings, role))
+            check(role, True, dev.label if dev else "disabled")
+        except NoAudioDevice as exc:
+            check(role, False, str(exc).splitlines()[0])
+    try:
+        started = time.perf_counter()
+        model = _load_model(ctx, None)
+        check("model", True, f"{model.choice.path_or_name} (loaded in {time.perf_counter() - started:.2f} s)")
+    except ModelUnavailable as exc:
+        check("model", False, str(exc))
+    check("keyring", True, keyring_backend_name())
+    check("data", True, str(ctx.paths.data_dir))
+    try:
+        client = ctx.make_client()
+    except SyncNotConfigured as exc:
+        print(f"[off] sync: {exc}")
+        return 0 if ok else 1
+    check("server", *_server_check(client))
+    return 0 if ok else 1
+
+
+def _server_check(client: PostHogClient) -> tuple[bool, str]:
+    try:
+        me = client.me()
+        project = client.resolve_project()
+        next(iter(client.list_recordings(page_size=1)), None)
+        writable = client.probe_write_scope()
+    except (CredentialsRejected, MissingScope) as exc:
+        return False, str(exc)
+    except ApiError as exc:
+        return False, f"{client.host} unreachable: {exc}"
+    finally:
+        client.close()
+    who = me.get("email") or me.get("first_name") or "?"
+    scope = "desktop_recording:write granted" if writable else "MISSING desktop_recording:write"
+    return writable, f"{client.host} as {who}, project {project}, {scope}"
+
+

@@ -1,0 +1,222 @@
+"""One meeting being recorded: capture → streaming transcription → store (→ sync worker).
+
+Plain callbacks out (``on_event``); the tray app's bridge turns them into Qt signals, the CLI
+prints them. Threads: the capture pipeline (audio to disk), one transcription worker that owns
+the model, and the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from desktop_recorder.store import LocalRecording, Store, StoredSegment
+from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
+from recorder.pipeline import CapturePipeline
+from transcription.stream import StreamingEngine
+from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
+from transcription.vad import SpeechScorer, StreamingVad
+
+log = logging.getLogger(__name__)
+_STOP = None
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    mic: str = "auto"
+    system: str = "auto"
+    title: str | None = None
+    platform: str = "desktop_audio"
+    participants: tuple[str, ...] = ()
+    user_name: str | None = None
+    others_name: str = "Others"
+
+    @property
+    def mic_label(self) -> str:
+        return self.user_name or (self.participants[0] if self.participants else "Me")
+
+
+@dataclass(frozen=True)
+class FinalLine:
+    segment: StoredSegment
+
+
+@dataclass(frozen=True)
+class Partial:
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    level: str  # "info" | "warning" | "error"
+    message: str
+
+
+SessionEvent = FinalLine | Partial | Notice
+
+
+def recording_lock(data_dir: Path, recording_id: str) -> FileLock:
+    """Held by the process recording it; free once that process ends, however it ends."""
+    (data_dir / "locks").mkdir(exist_ok=True)
+    return FileLock(str(data_dir / "locks" / f"{recording_id}.lock"))
+
+
+def is_owned(data_dir: Path, recording_id: str) -> bool:
+    lock = recording_lock(data_dir, recording_id)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
+@dataclass
+class RecordingSession:
+    store: Store
+    data_dir: Path
+    transcriber: Transcriber
+    scorer_factory: Callable[[], SpeechScorer]
+    options: SessionOptions
+    on_event: Callable[[SessionEvent], None]
+    on_segment_stored: Callable[[], None] = lambda: None
+    table_factory: Callable[[], DeviceTable] = device_table
+    recording: LocalRecording | None = None
+    _audio: queue.Queue[tuple[Source, Audio] | None] = field(default_factory=queue.Queue)
+    _engines: dict[Source, StreamingEngine] = field(default_factory=dict)
+    _speakers_heard: dict[str, None] = field(default_factory=dict)
+    _pipeline: CapturePipeline | None = None
+    _worker: threading.Thread | None = None
+    _lock: FileLock | None = None
+
+    def resolve_devices(self) -> dict[Source, InputDevice]:
+        table = self.table_factory()
+        devices: dict[Source, InputDevice] = {}
+        for role, spec in (("mic", self.options.mic), ("system", self.options.system)):
+            try:
+                dev = resolve(table, role, spec)  # type: ignore[arg-type]
+            except NoAudioDevice as exc:
+                if spec != "auto":
+                    raise
+                self.on_event(Notice("warning", f"{exc} Recording without it."))
+                continue
+            if dev is not None:
+                devices[role] = dev  # type: ignore[index]
+        if not devices:
+            raise NoAudioDevice("Nothing to record: no microphone and no system-audio source.")
+        return devices
+
+    def start(self) -> LocalRecording:
+        devices = self.resolve_devices()
+        self.recording = self.store.create_recording(
+            platform=self.options.platform, title=self.options.title,
+            participants=list(self.options.participants), audio_path=None,
+        )
+        rid = self.recording.id
+        self._lock = recording_lock(self.data_dir, rid)
+        self._lock.acquire()
+        wav = self.data_dir / "audio" / f"{rid}.wav"
+        self.store.set_audio_path(rid, str(wav))
+        for source, dev in devices.items():
+            self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
+            self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
+        self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)))
+        try:
+            self._pipeline.start()
+        except Exception as exc:
+            self.store.finish_recording(rid, status="error", duration_s=0, title=self.options.title,
+                                        participants=list(self.options.participants), error_message=str(exc))
+            self._lock.release()
+            raise
+        self._worker = threading.Thread(target=self._transcribe_loop, name="transcriber", daemon=True)
+        self._worker.start()
+        return self.recording
+
+    @property
+    def elapsed_s(self) -> float:
+        return self._pipeline.duration_s if self._pipeline else 0.0
+
+    def stop(self, *, title: str | None = None, participants: list[str] | None = None) -> LocalRecording:
+        """Stop capture, transcribe the tail, store the last finals, enqueue the final PATCH."""
+        assert self.recording is not None and self._pipeline is not None and self._worker is not None
+        rid = self.recording.id
+        started = time.monotonic()
+        self._pipeline.stop()
+        self.store.set_status(rid, "processing")
+        self._audio.put(_STOP)
+        self._worker.join()
+        names = participants if participants is not None else list(self.options.participants)
+        if not names:
+            names = list(self._speakers_heard)
+        self.store.finish_recording(rid, status="ready", duration_s=self._pipeline.duration_s,
+                                    title=title or self.options.title, participants=names)
+        self.on_segment_stored()
+        if self._lock:
+            self._lock.release()
+        log.info("recording %s finalised in %.2f s after stop", rid, time.monotonic() - started)
+        self.recording = self.store.get_recording(rid)
+        return self.recording
+
+    # -- transcription worker ------------------------------------------------------------------
+
+    def _transcribe_loop(self) -> None:
+        try:
+            while self._feed(block=not any(e.has_work() for e in self._engines.values())):
+                engine = self._next_engine()
+                if engine is not None:
+                    self._handle(engine.poll())
+            for engine in self._engines.values():
+                self._handle(engine.finish())
+        except Exception as exc:  # keep the audio file; say what happened
+            log.exception("transcription failed")
+            self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
+            while self._audio.get() is not _STOP:
+                pass
+
+    def _feed(self, *, block: bool) -> bool:
+        """Move all queued audio into the engines; False once the stop sentinel is seen."""
+        try:
+            item = self._audio.get(timeout=0.2) if block else self._audio.get_nowait()
+        except queue.Empty:
+            return True
+        while True:
+            if item is _STOP:
+                return False
+            source, audio = item
+            self._engines[source].insert_audio(audio)
+            try:
+                item = self._audio.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _next_engine(self) -> StreamingEngine | None:
+        """Finals first (closed utterances), then the partial that waited longest."""
+        engines = [e for e in self._engines.values() if e.has_work()]
+        engines.sort(key=lambda e: (not e.has_final_work(), -e.backlog_s))
+        return engines[0] if engines else None
+
+    def _speaker(self, source: Source) -> str:
+        return self.options.mic_label if source == "mic" else self.options.others_name
+
+    def _handle(self, events: list[FinalSegment | PartialText]) -> None:
+        assert self.recording is not None
+        for ev in events:
+            speaker = self._speaker(ev.source)
+            if isinstance(ev, PartialText):
+                self.on_event(Partial(speaker, ev.text))
+                continue
+            stored = self.store.add_segment(
+                self.recording.id, start_ms=ev.start_ms, end_ms=ev.end_ms, source=ev.source,
+                speaker=speaker, text=ev.text, confidence=ev.confidence,
+            )
+            self._speakers_heard[speaker] = None
+            self.on_event(FinalLine(stored))
+            self.on_segment_stored()

@@ -1,0 +1,1 @@
+"""Everything Qt: the tray app, live transcript window, recordings browser and settings."""
