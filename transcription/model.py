@@ -52,7 +52,8 @@ class WhisperTranscriber:
         choice: ModelChoice,
         *,
         language: str | None = "en",
-        beam_size: int = 1,
+        beam_size: int = 5,
+        partial_beam_size: int = 1,
         download_root: Path | None = None,
         cpu_threads: int | None = None,
     ) -> None:
@@ -76,13 +77,16 @@ class WhisperTranscriber:
         self.choice = choice
         self.language = "en" if choice.english_only else language
         self.beam_size = beam_size
+        self.partial_beam_size = partial_beam_size
         log.info("model %s loaded in %.2f s", choice.spec, self.load_seconds)
 
-    def transcribe(self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False) -> list[AsrSegment]:
+    def transcribe(
+        self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False, final: bool = True
+    ) -> list[AsrSegment]:
         segments, _info = self._model.transcribe(
             audio,
             language=self.language,
-            beam_size=self.beam_size,
+            beam_size=self.beam_size if final else self.partial_beam_size,
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
@@ -94,7 +98,7 @@ class WhisperTranscriber:
     def transcribe_file(self, audio: Audio) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD."""
         segments, _info = self._model.transcribe(
-            audio, language=self.language, beam_size=max(self.beam_size, 5), temperature=0.0, vad_filter=True
+            audio, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=True
         )
         return [_segment(s) for s in segments]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -192,22 +193,52 @@ class StreamingEngine:
     def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
         """Decode the utterance after up to ``context_s`` of earlier audio; keep only its own words."""
         context_start = max(self._buf_start, utt.start - self.config.samples(self.config.context_s * 1000))
-        if not self._committed or context_start >= utt.boundary:
-            segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
-            return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
-        segments = self._asr.transcribe(
-            self._audio(context_start, utt.end), prompt=self._prompt(context_start), word_timestamps=True
-        )
-        boundary_s = (utt.boundary - context_start) / SR
+        if self._committed and context_start < utt.boundary:
+            segments = self._asr.transcribe(
+                self._audio(context_start, utt.end), prompt=self._prompt(context_start), word_timestamps=True
+            )
+            kept = [s for s in segments if not is_hallucination(s)]
+            words = [(i, w) for i, s in enumerate(kept) for w in s.words]
+            cut = self._after_context([w for _, w in words], context_start, (utt.start - context_start) / SR)
+            if cut is not None:
+                return self._finals_after(kept, words, cut, context_start, utt.start)
+            # The hypothesis does not repeat the context (Whisper sometimes skips it, and then
+            # often the first new words too): decode the utterance on its own instead.
+        segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
+        return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
+
+    def _finals_after(
+        self, kept: list[AsrSegment], words: list[tuple[int, AsrWord]], cut: int, offset: int, floor: int
+    ) -> list[TranscriptEvent]:
         events: list[TranscriptEvent] = []
-        for seg in segments:
-            words = [w for w in seg.words if (w.start_s + w.end_s) / 2 >= boundary_s]
-            if not words or is_hallucination(seg):
-                continue
-            final = self._final(context_start, _from_words(seg, words), floor=utt.start)
-            if final is not None:
-                events.append(final)
+        for i, seg in enumerate(kept):
+            own = [w for j, (k, w) in enumerate(words) if k == i and j >= cut]
+            if own:
+                final = self._final(offset, _from_words(seg, own), floor=floor)
+                if final is not None:
+                    events.append(final)
         return events
+
+    def _after_context(self, words: list[AsrWord], context_start: int, new_audio_s: float) -> int | None:
+        """Index of the first new word: the hypothesis is aligned with the committed text it repeats.
+
+        Only matches whose words lie in the context audio count (a phrase can recur in new speech).
+        """
+        said = [k for end, text in self._committed if end > context_start for k in map(_norm, text.split()) if k]
+        if not said:
+            return None
+        matcher = SequenceMatcher(a=said, b=[_norm(w.text) for w in words], autojunk=False)
+        blocks = [
+            b for b in matcher.get_matching_blocks()
+            if b.size and words[b.b + b.size - 1].start_s < new_audio_s
+        ]
+        if not blocks:
+            return None
+        last = blocks[-1]
+        missing = len(said) - (last.a + last.size)  # committed words after the match the hypothesis lacks
+        if missing > 1:
+            return None
+        return last.b + last.size + missing
 
     def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0) -> FinalSegment | None:
         if is_hallucination(seg):
@@ -228,7 +259,7 @@ class StreamingEngine:
         self._partial_at = self._vad_pos
         long = (self._vad_pos - start) >= c.samples(c.long_utterance_s * 1000)
         segments = self._asr.transcribe(self._audio(start, self._vad_pos), prompt=self._prompt(start),
-                                        word_timestamps=long)
+                                        word_timestamps=long, final=False)
         events: list[TranscriptEvent] = []
         if long:
             events.extend(self._commit_agreed(start, segments))

@@ -37,7 +37,10 @@ class AsrSegment:
 class Transcriber(Protocol):
     """The model behind a small interface: the real one, or a scripted one in unit tests."""
 
-    def transcribe(self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False) -> list[AsrSegment]:
+    def transcribe(
+        self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False, final: bool = True
+    ) -> list[AsrSegment]:
+        """``final=False`` asks for a cheap interim pass (greedy); finals may use beam search."""
         ...
 
 
