@@ -27,10 +27,9 @@ from transcription.vad import silero_scorer
 FINAL_SYNC_WAIT_S = 30.0
 
 
-def _load_model(ctx: AppContext, spec: str | None, *, beam_size: int = 1) -> WhisperTranscriber:
+def _load_model(ctx: AppContext, spec: str | None) -> WhisperTranscriber:
     choice = resolve_model(spec or ctx.settings.model)
-    return WhisperTranscriber(choice, language=ctx.settings.language, beam_size=beam_size,
-                              download_root=ctx.paths.data_dir / "models")
+    return WhisperTranscriber(choice, language=ctx.settings.language, download_root=ctx.paths.data_dir / "models")
 
 
 def _sync_worker(ctx: AppContext) -> SyncWorker | None:
@@ -108,7 +107,7 @@ def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str) -> int:
 
 def cmd_transcribe(ctx: AppContext, args: argparse.Namespace) -> int:
     try:
-        model = _load_model(ctx, args.model, beam_size=5)
+        model = _load_model(ctx, args.model)
         lines = transcribe_file(model, args.file)
     except (ModelUnavailable, UnreadableAudio) as exc:
         say(f"error: {exc}")

@@ -1,0 +1,105 @@
+"""Shared fixtures: the real PostHog test server, the virtual audio rig, an isolated app home."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.posthog_server import PostHogTestServer
+
+DATA = Path(__file__).parent / "data"
+RIG = Path(__file__).parent / "rig" / "audio.sh"
+JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+LEFT_TEXT = "He began a confused complaint against the wizard, who had vanished behind the curtain on the left."
+RIGHT_TEXT = "The horizon seems extremely distant."
+WRITE_KEY = "phx_test_write"
+READ_KEY = "phx_test_read"
+
+
+def normalize(text: str) -> str:
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"[-–—/]", " ", text)
+    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(normalize(reference), normalize(hypothesis)))
+
+
+@pytest.fixture
+def server() -> Iterator[PostHogTestServer]:
+    srv = PostHogTestServer(keys={WRITE_KEY: {"desktop_recording:write"}, READ_KEY: {"desktop_recording:read"}})
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty DESKTOP_RECORDER_HOME, with no PostHog configuration leaking in from outside."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DESKTOP_RECORDER_HOME", str(home))
+    for var in ("POSTHOG_HOST", "POSTHOG_PROJECT_ID", "POSTHOG_PERSONAL_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def audio_rig() -> dict[str, str]:
+    """The virtual PulseAudio devices (tests/rig/audio.sh), started if .ci/run has not already."""
+    for tool in ("pulseaudio", "pactl", "paplay"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: install pulseaudio and pulseaudio-utils (see .ci/run)")
+    out = subprocess.run(["bash", str(RIG), "up"], check=True, capture_output=True, text=True).stdout
+    env = dict(re.findall(r"export (\w+)='([^']*)'", out))
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture(scope="session")
+def model():  # type: ignore[no-untyped-def]
+    from transcription.model import WhisperTranscriber, resolve_model
+
+    return WhisperTranscriber(resolve_model("auto"))
+
+
+@pytest.fixture(scope="session")
+def playable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """16-bit WAV copies of the test speech (paplay misplays 24-bit FLAC): jfk, left, right."""
+    out = tmp_path_factory.mktemp("playable")
+    jfk, rate = sf.read(DATA / "jfk.flac", dtype="float32")
+    stereo, srate = sf.read(DATA / "stereo_diarization.wav", dtype="float32")
+    files = {"jfk": (jfk.mean(axis=1) if jfk.ndim == 2 else jfk, rate),
+             "left": (stereo[:, 0], srate), "right": (stereo[:, 1], srate)}
+    paths = {}
+    for name, (audio, sr) in files.items():
+        paths[name] = out / f"{name}.wav"
+        sf.write(paths[name], np.asarray(audio), sr, subtype="PCM_16")
+    return paths
+
+
+def cli_env(home: Path, server: PostHogTestServer | None, key: str = WRITE_KEY) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTHOG_")}
+    env["DESKTOP_RECORDER_HOME"] = str(home)
+    if server is not None:
+        env["POSTHOG_HOST"] = server.url
+        env["POSTHOG_PERSONAL_API_KEY"] = key
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "desktop_recorder", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,180 @@
+"""End to end, as a user runs it: `desktop-recorder record` on real virtual devices, the real
+model, and the local PostHog server; plus the offline and killed-process paths."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, normalize, run_cli, wer
+from tests.posthog_server import PostHogTestServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.audio]
+
+
+class Recorder:
+    """A `desktop-recorder record` process whose stderr is read as it comes."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "record", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stderr: list[str] = []
+        self.recording = threading.Event()
+        self.started_at = 0.0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr.append(line)
+            if line.startswith("Recording ") and not self.recording.is_set():
+                self.started_at = time.monotonic()
+                self.recording.set()
+
+    def wait_recording(self, timeout: float = 60) -> None:
+        if not self.recording.wait(timeout):
+            self.proc.kill()
+            pytest.fail("recorder never started:\n" + "".join(self.stderr))
+
+    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
+        assert self.proc.stdout is not None
+        self.proc.wait(timeout)
+        out = self.proc.stdout.read()  # small: one line per final segment
+        self._reader.join(5)
+        self.proc.stdout.close()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        return self.proc.returncode, out, "".join(self.stderr)
+
+
+def play(path: Path, device: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["paplay", f"--device={device}", str(path)])
+
+
+def only_recording(server: PostHogTestServer) -> dict:  # type: ignore[type-arg]
+    recordings = list(server.state.recordings.values())
+    assert len(recordings) == 1, f"expected one recording on the server, got {len(recordings)}"
+    return recordings[0]
+
+
+def test_record_transcribes_both_sources_and_syncs(audio_rig, server, app_home, playable):
+    rec = Recorder(["--duration", "20", "--title", "Weekly sync", "--participant", "Alice",
+                    "--participant", "Bob", "--platform", "zoom"], cli_env(app_home, server))
+    rec.wait_recording()
+    time.sleep(1.0)
+    played_system_at = time.monotonic() - rec.started_at
+    play(playable["jfk"], "meet_speakers").wait()
+    time.sleep(0.5)
+    played_mic_at = time.monotonic() - rec.started_at
+    play(playable["left"], "meet_mic_in").wait()
+    code, out, err = rec.finish()
+    assert code == 0, err
+
+    remote = only_recording(server)
+    segs = remote["transcript_segments"]
+    others = " ".join(s["text"] for s in segs if s["speaker"] == "Others")
+    alice = " ".join(s["text"] for s in segs if s["speaker"] == "Alice")
+    assert wer(JFK_TEXT, others) <= 0.1, others
+    assert wer(LEFT_TEXT, alice) <= 0.35, alice
+    timestamps = [s["timestamp"] for s in segs]
+    assert len(set(timestamps)) == len(timestamps)
+    assert all(0 <= t <= 20_000 for t in timestamps)
+    first_system = min(s["timestamp"] for s in segs if s["speaker"] == "Others")
+    first_mic = min(s["timestamp"] for s in segs if s["speaker"] == "Alice")
+    # The recording clock starts shortly before "Recording" is printed; speech starts ~0.3 s in.
+    assert played_system_at * 1000 - 500 <= first_system <= played_system_at * 1000 + 2000
+    assert played_mic_at * 1000 - 500 <= first_mic <= played_mic_at * 1000 + 2000
+    assert all(s["is_final"] is True and 0 <= s["confidence"] <= 1 for s in segs)
+    assert remote["status"] == "ready"
+    assert abs(remote["duration_seconds"] - 20) <= 2
+    assert remote["participants"] == ["Alice", "Bob"]
+    assert remote["meeting_title"] == "Weekly sync"
+    assert remote["platform"] == "zoom"
+    assert remote["completed_at"]
+    # The CLI printed the committed lines as `[mm:ss] Speaker: text`.
+    assert "] Others: " in out and "] Alice: " in out
+    assert normalize(remote["transcript_text"]) == normalize(" ".join(s["text"] for s in segs))
+    # Batched, not one request per segment, and nothing appended empty.
+    appends = [b for m, p, b in server.state.requests if p.endswith("append_segments/")]
+    assert appends and all(b["segments"] for b in appends)
+
+    listed = json.loads(run_cli("list", "--json", env=cli_env(app_home, server)).stdout)
+    assert listed[0]["server_id"] == remote["id"] and listed[0]["sync_state"] == "synced"
+    assert listed[0]["pending_operations"] == 0 and listed[0]["pending_segments"] == 0
+
+
+def test_offline_recording_syncs_later(audio_rig, server, app_home, playable):
+    """No host configured: records locally; once PostHog is configured, `sync` pushes it."""
+    rec = Recorder(["--duration", "14", "--system", "auto", "--mic", "none"], cli_env(app_home, None))
+    rec.wait_recording()
+    time.sleep(0.5)
+    play(playable["jfk"], "meet_speakers").wait()
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    assert "sync is off" in err
+    assert server.state.recordings == {}
+
+    result = run_cli("sync", env=cli_env(app_home, server))
+    assert result.returncode == 0, result.stderr
+    remote = only_recording(server)
+    assert remote["status"] == "ready"
+    assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1
+    assert remote["participants"] == ["Others"]
+
+
+def test_unreachable_server_exits_in_bounded_time_with_recording_safe(audio_rig, app_home, playable):
+    env = cli_env(app_home, None)
+    env.update(POSTHOG_HOST="http://127.0.0.1:9", POSTHOG_PERSONAL_API_KEY="phx_x")  # nothing listens on 9
+    rec = Recorder(["--duration", "3", "--mic", "none"], env)
+    rec.wait_recording()
+    started = time.monotonic()
+    code, _out, err = rec.finish(timeout=120)
+    assert code == 0, err
+    assert time.monotonic() - started < 60
+    assert "Not synced yet" in err and "desktop-recorder sync" in err
+    listed = json.loads(run_cli("list", "--json", env=env).stdout)
+    assert listed[0]["status"] == "ready" and listed[0]["server_id"] is None
+    assert listed[0]["pending_operations"] >= 1
+    assert run_cli("sync", env=env, timeout=120).returncode == 1
+
+
+def test_killed_recorder_is_finalised_by_sync(audio_rig, server, app_home, playable):
+    """kill -9 mid-meeting: `desktop-recorder sync` finalises it as ready with the real duration."""
+    rec = Recorder(["--mic", "none"], cli_env(app_home, server))
+    rec.wait_recording()
+    time.sleep(0.5)
+    play(playable["jfk"], "meet_speakers").wait()
+    time.sleep(3.0)  # the last utterance is final and its batch is due
+    rec.proc.send_signal(signal.SIGKILL)
+    rec.finish()
+    killed_after = time.monotonic() - rec.started_at
+
+    result = run_cli("sync", env=cli_env(app_home, server))
+    assert result.returncode == 0, result.stderr
+    assert "Recovered an interrupted recording" in result.stderr
+    remote = only_recording(server)
+    assert remote["status"] == "ready"
+    assert abs(remote["duration_seconds"] - killed_after) <= 3
+    assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1
+    timestamps = [s["timestamp"] for s in remote["transcript_segments"]]
+    assert len(set(timestamps)) == len(timestamps)
+
+
+def test_sigterm_finalises_gracefully(audio_rig, server, app_home):
+    rec = Recorder(["--mic", "none"], cli_env(app_home, server))
+    rec.wait_recording()
+    time.sleep(2.0)
+    rec.proc.send_signal(signal.SIGTERM)
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    assert "Stopping (SIGTERM)" in err
+    remote = only_recording(server)
+    assert remote["status"] == "ready" and remote["duration_seconds"] >= 1
