@@ -27,8 +27,8 @@ READ_KEY = "phx_test_read"
 
 
 def normalize(text: str) -> str:
-    text = text.lower().replace("’", "'")
-    text = re.sub(r"[-–—/]", " ", text)
+    text = text.lower().replace("\u2019", "'")
+    text = re.sub("[-\u2013\u2014/]", " ", text)
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()
 
