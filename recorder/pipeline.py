@@ -89,6 +89,8 @@ class CapturePipeline:
         self._stop.set()
         self._thread.join()
         self._drain_queue()
+        for source, timeline in self._timelines.items():
+            self._emit(source, timeline.flush())
         self._write(final=True)
         self._writer.close()
 

@@ -39,7 +39,7 @@ class SourceTimeline:
     def place(self, samples: F32, rate: int, captured_at: float) -> list[F32]:
         """Resampled audio to append, preceded by silence if the clock says frames are missing."""
         audio = self._resample(samples, rate)
-        start = int((captured_at - self.t0) * SAMPLE_RATE_HZ) - int(len(samples) * SAMPLE_RATE_HZ / rate)
+        start = round((captured_at - self.t0) * SAMPLE_RATE_HZ - len(samples) * SAMPLE_RATE_HZ / rate)
         out = []
         if start - self.position > self._max_gap:
             out.append(self._silence(start - self.position))
@@ -47,9 +47,17 @@ class SourceTimeline:
         self.position += len(audio)
         return out
 
+    def flush(self) -> F32:
+        """The resampler's last samples (it holds ~20 ms back), at the end of the recording."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        tail: F32 = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+        self.position += len(tail)
+        return tail
+
     def pad_to_clock(self, now: float) -> F32 | None:
         """Silence for a stalled source (no frames for ``stall_s``), up to ``stall_s`` before now."""
-        behind = int((now - self.t0) * SAMPLE_RATE_HZ) - self.position
+        behind = round((now - self.t0) * SAMPLE_RATE_HZ) - self.position
         if behind <= self._stall:
             return None
         return self._silence(behind - self._stall)

@@ -1,0 +1,99 @@
+"""The CLI as a user runs it (subprocesses, real model, real test server, virtual devices)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import DATA, JFK_TEXT, READ_KEY, cli_env, run_cli, wer
+
+
+@pytest.mark.slow
+def test_transcribe_prints_the_jfk_sentence(app_home):
+    result = run_cli("transcribe", str(DATA / "jfk.flac"), env=cli_env(app_home, None))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("[00:00] ")
+    assert wer(JFK_TEXT, result.stdout.replace("[00:00]", "").replace("[00:08]", "")) == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["json", "srt", "vtt", "md"])
+def test_transcribe_formats(app_home, fmt):
+    result = run_cli("transcribe", str(DATA / "jfk.flac"), "--format", fmt, env=cli_env(app_home, None))
+    assert result.returncode == 0, result.stderr
+    if fmt == "json":
+        assert "country" in json.loads(result.stdout)["segments"][-1]["text"]
+    else:
+        assert {"srt": "00:00:00,000 --> ", "vtt": "WEBVTT", "md": "# jfk.flac"}[fmt] in result.stdout
+
+
+def test_transcribe_bad_file_is_a_clear_error(app_home, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    result = run_cli("transcribe", str(bad), env=cli_env(app_home, None))
+    assert result.returncode == 2 and "Cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.audio
+def test_devices_marks_the_mic_and_the_system_source(audio_rig, app_home):
+    result = run_cli("devices", env=cli_env(app_home, None))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("SYSTEM") and "[meet_speakers.monitor]" in line for line in lines)
+    assert any(line.startswith("MIC") and "[meet_mic]" in line for line in lines)
+
+
+def test_no_sound_server_is_a_clear_error(app_home):
+    env = cli_env(app_home, None)
+    env["PULSE_SERVER"] = "unix:/nonexistent/native"
+    result = run_cli("record", "--duration", "1", env=env)
+    assert result.returncode == 2
+    assert "Nothing to record" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.audio
+def test_doctor_against_the_test_server(audio_rig, server, app_home):
+    good = run_cli("doctor", env=cli_env(app_home, server))
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "desktop_recording:write granted" in good.stdout and "project 1" in good.stdout
+    read_only = run_cli("doctor", env=cli_env(app_home, server, key=READ_KEY))
+    assert read_only.returncode == 1 and "MISSING desktop_recording:write" in read_only.stdout
+    revoked = run_cli("doctor", env=cli_env(app_home, server, key="phx_revoked"))
+    assert revoked.returncode == 1 and "rejected the personal API key" in revoked.stdout
+    assert server.state.recordings == {}  # the scope probe changed nothing
+
+
+def test_plain_http_hosts_are_refused_except_localhost(app_home):
+    env = cli_env(app_home, None)
+    env.update(POSTHOG_HOST="http://posthog.example.com", POSTHOG_PERSONAL_API_KEY="phx_x")
+    result = run_cli("sync", env=env)
+    assert "must be an https:// URL" in result.stderr
+
+
+def test_list_and_sync_with_nothing_recorded(app_home, server):
+    assert json.loads(run_cli("list", "--json", env=cli_env(app_home, None)).stdout) == []
+    assert run_cli("sync", env=cli_env(app_home, server)).returncode == 0
+
+
+def test_configure_saves_settings_without_the_key(app_home):
+    env = cli_env(app_home, None)
+    result = run_cli("configure", "--host", "https://eu.posthog.com", "--project", "42", "--name", "Ana", env=env)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((app_home / "config" / "settings.json").read_text())
+    assert saved["host"] == "https://eu.posthog.com" and saved["project_id"] == "42" and saved["user_name"] == "Ana"
+    assert "phx" not in (app_home / "config" / "settings.json").read_text()
+
+
+def test_corrupt_settings_are_set_aside_not_fatal(app_home):
+    (app_home / "config").mkdir(parents=True)
+    (app_home / "config" / "settings.json").write_text("{not json")
+    result = run_cli("list", env=cli_env(app_home, None))
+    assert result.returncode == 0 and "unreadable" in result.stderr
+    assert list((app_home / "config").glob("settings.corrupt-*.json"))
+
+
+def test_version_and_help(app_home):
+    env = cli_env(app_home, None)
+    assert run_cli("--version", env=env).stdout.startswith("desktop-recorder ")
+    assert "record" in run_cli(env=env).stdout

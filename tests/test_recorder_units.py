@@ -1,0 +1,107 @@
+"""Device selection (recorded server tables), the clock timeline, and WAV repair after a crash."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from recorder.devices import NO_SOURCE, NoAudioDevice, resolve, table_from_pulse
+from recorder.timeline import SourceTimeline
+from recorder.wavfile import StereoWavWriter, repair_wav
+
+
+def source(name, description, monitor_of=NO_SOURCE, rate=48000, driver="module-alsa-card.c"):
+    return NS(name=name, description=description, monitor_of_sink=monitor_of, driver=driver,
+              sample_spec=NS(rate=rate))
+
+
+# A laptop on PipeWire-pulse with headphones (Bluetooth) as the default output.
+LAPTOP = dict(
+    info=NS(default_sink_name="bluez_output.AA_BB.1", default_source_name="alsa_input.pci.analog-stereo",
+            server_name="PulseAudio (on PipeWire 1.0.5)", server_version="15.0.0"),
+    sources=[
+        source("alsa_output.pci.analog-stereo.monitor", "Monitor of Built-in Audio", monitor_of=0),
+        source("alsa_input.pci.analog-stereo", "Built-in Audio Analog Stereo"),
+        source("bluez_output.AA_BB.1.monitor", "Monitor of WH-1000XM4", monitor_of=1, rate=44100),
+    ],
+    sinks=[NS(name="alsa_output.pci.analog-stereo", monitor_source_name="alsa_output.pci.analog-stereo.monitor"),
+           NS(name="bluez_output.AA_BB.1", monitor_source_name="bluez_output.AA_BB.1.monitor")],
+)
+
+
+def test_system_audio_is_the_monitor_of_the_default_sink_not_the_first_monitor():
+    table = table_from_pulse(LAPTOP["info"], LAPTOP["sources"], LAPTOP["sinks"])
+    assert table.default_system == "bluez_output.AA_BB.1.monitor"
+    assert table.default_mic == "alsa_input.pci.analog-stereo"
+    system = resolve(table, "system", "auto")
+    assert system is not None and system.kind == "system" and system.sample_rate_hz == 44100
+    mic = resolve(table, "mic", "auto")
+    assert mic is not None and mic.kind == "mic"
+    assert "PipeWire" in (table.server or "")
+
+
+def test_a_monitor_as_default_source_is_not_taken_for_the_mic():
+    info = NS(default_sink_name="alsa_output.pci.analog-stereo",
+              default_source_name="alsa_output.pci.analog-stereo.monitor", server_name="pulseaudio",
+              server_version="16.1")
+    table = table_from_pulse(info, LAPTOP["sources"], LAPTOP["sinks"])
+    assert table.default_mic == "alsa_input.pci.analog-stereo"
+
+
+def test_explicit_devices_none_and_unknown():
+    table = table_from_pulse(LAPTOP["info"], LAPTOP["sources"], LAPTOP["sinks"])
+    assert resolve(table, "mic", "none") is None
+    assert resolve(table, "mic", "alsa_input.pci.analog-stereo").kind == "mic"  # by exact name
+    with pytest.raises(NoAudioDevice, match="matches several inputs"):
+        resolve(table, "system", "Built-in Audio")  # the mic and a monitor both match
+    with pytest.raises(NoAudioDevice, match="matches no input"):
+        resolve(table, "mic", "usb headset")
+
+
+def test_no_sound_server_gives_a_clear_error():
+    table = table_from_pulse(NS(default_sink_name=None, default_source_name=None), [], [])
+    with pytest.raises(NoAudioDevice, match="PulseAudio/PipeWire running"):
+        resolve(table, "mic", "auto")
+
+
+def test_timeline_fills_gaps_from_the_clock_and_pads_a_stalled_source():
+    tl = SourceTimeline(t0=100.0)
+    block = np.ones(1600, np.float32)  # 100 ms at 16 kHz
+    assert sum(map(len, tl.place(block, 16000, captured_at=100.1))) == 1600  # on time: no gap
+    pieces = tl.place(block, 16000, captured_at=101.1)  # 900 ms of frames never arrived
+    assert len(pieces) == 2 and not pieces[0].any() and len(pieces[0]) == 14400
+    assert tl.position == 16000 * 1 + 1600 and tl.gap_samples == 14400
+    assert tl.pad_to_clock(101.5) is None  # 0.4 s behind: within tolerance
+    silence = tl.pad_to_clock(104.1)
+    assert silence is not None and tl.position == int(3.1 * 16000)
+
+
+def test_timeline_resamples_48k_to_16k_continuously():
+    tl = SourceTimeline(t0=0.0)
+    t = np.arange(48000) / 48000
+    sine = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    pieces = [p for i in range(0, 48000, 480) for p in tl.place(sine[i:i + 480], 48000, (i + 480) / 48000)]
+    out = np.concatenate([*pieces, tl.flush()])
+    assert len(out) == 16000 and tl.position == 16000 and tl.gap_samples == 0
+    assert abs(np.sqrt(np.mean(out[2000:14000] ** 2)) - np.sqrt(0.5)) < 0.02  # no clicks or level loss
+
+
+def test_wav_cut_short_by_a_crash_is_repaired(tmp_path):
+    path = tmp_path / "rec.wav"
+    writer = StereoWavWriter(path)
+    tone = (0.5 * np.sin(np.arange(16000 * 3) / 10)).astype(np.float32)
+    writer.write(tone, -tone)
+    writer._file.flush()
+    data = path.read_bytes()
+    writer._file.close()
+    path.write_bytes(data[:44] + data[44:-1001])  # as a killed process leaves it: stale sizes, torn frame
+    header = bytearray(path.read_bytes())
+    header[40:44] = (0).to_bytes(4, "little")  # data size never written
+    path.write_bytes(bytes(header))
+    assert repair_wav(path) is True
+    audio, rate = sf.read(path)
+    assert rate == 16000 and audio.shape[1] == 2 and 2.9 < len(audio) / rate <= 3.0
+    assert repair_wav(path) is False  # idempotent

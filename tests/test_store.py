@@ -1,0 +1,94 @@
+"""The SQLite store and outbox, and crash recovery (real SQLite, real files)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+
+from desktop_recorder.recovery import recover_interrupted
+from desktop_recorder.session import recording_lock
+from desktop_recorder.store import Store
+
+
+def new_store(tmp_path):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    return Store(tmp_path / "data" / "db.sqlite3")
+
+
+def add(store, rid, ms, source="mic", text="hi"):
+    return store.add_segment(rid, start_ms=ms, end_ms=ms + 500, source=source, speaker=source, text=text,
+                             confidence=0.9)
+
+
+def test_colliding_start_times_get_unique_timestamps(tmp_path):
+    store = new_store(tmp_path)
+    rid = store.create_recording(platform="zoom", title="t", participants=[], audio_path=None).id
+    stamps = [add(store, rid, 1500.0, src).timestamp_ms for src in ("mic", "system", "mic")]
+    assert stamps == [1500.0, 1500.001, 1500.002]
+    assert [s.timestamp_ms for s in store.segments(rid)] == stamps
+    store.close()
+
+
+def test_create_enqueues_create_then_title_patch_and_finish_patch_waits_for_segments(tmp_path):
+    store = new_store(tmp_path)
+    rid = store.create_recording(platform="zoom", title="Standup", participants=["A"], audio_path=None).id
+    seg = add(store, rid, 10)
+    store.finish_recording(rid, status="ready", duration_s=61.6, title="Standup", participants=["A", "B"])
+    ops = store.pending_ops(rid)
+    assert [o.op for o in ops] == ["create", "patch", "patch"]
+    assert ops[1].payload == {"participants": ["A"], "meeting_title": "Standup"}
+    final = ops[2]
+    assert final.payload["status"] == "ready" and final.payload["duration_seconds"] == 62
+    assert final.payload["participants"] == ["A", "B"] and final.payload["completed_at"].endswith("Z")
+    assert final.after_segment == seg.id
+    assert store.pending_counts() == {rid: (3, 1)}
+    store.close()
+
+
+def test_store_survives_reopen(tmp_path):
+    store = new_store(tmp_path)
+    rid = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None).id
+    add(store, rid, 1)
+    store.close()
+    again = new_store(tmp_path)
+    assert len(again.unsynced_segments(rid, 10)) == 1 and again.get_recording(rid).status == "recording"
+    again.close()
+
+
+def test_interrupted_recording_is_finalised_from_its_audio_file(tmp_path):
+    store = new_store(tmp_path)
+    wav = tmp_path / "data" / "a.wav"
+    sf.write(wav, np.zeros((16000 * 7, 2), np.float32), 16000, subtype="PCM_16")
+    rec = store.create_recording(platform="meet", title="x", participants=[], audio_path=str(wav))
+    add(store, rec.id, 100, "system")
+    recovered = recover_interrupted(store, tmp_path / "data")
+    assert [r.id for r in recovered] == [rec.id]
+    after = store.get_recording(rec.id)
+    assert after.status == "ready" and round(after.duration_s) == 7
+    assert store.pending_ops(rec.id)[-1].payload["participants"] == ["system"]
+    store.close()
+
+
+def test_recording_owned_by_a_live_process_is_left_alone_until_it_dies(tmp_path):
+    store = new_store(tmp_path)
+    rec = store.create_recording(platform="meet", title=None, participants=[], audio_path=None)
+    lock_file = recording_lock(tmp_path / "data", rec.id).lock_file
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from filelock import FileLock; l = FileLock({lock_file!r}); l.acquire();"
+                               " print('held', flush=True); import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert recover_interrupted(store, tmp_path / "data") == []
+        assert store.get_recording(rec.id).status == "recording"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()  # type: ignore[union-attr]
+    recovered = recover_interrupted(store, tmp_path / "data")
+    assert recovered[0].status == "error"  # the owner died and no audio was ever written
+    assert "no audio" in store.pending_ops(rec.id)[-1].payload["error_message"]
+    store.close()

@@ -1,0 +1,153 @@
+"""The commit policy of the streaming engine, with a scripted transcriber and an energy VAD."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from transcription.stream import StreamConfig, StreamingEngine
+from transcription.types import AsrSegment, AsrWord, FinalSegment, PartialText
+from transcription.vad import WINDOW, StreamingVad
+
+SR = 16_000
+
+
+def energy_scorer(audio: np.ndarray) -> np.ndarray:
+    """1.0 for a window with signal, 0.0 for silence: a deterministic stand-in for Silero."""
+    windows = audio.reshape(-1, WINDOW)
+    return (np.abs(windows).max(axis=1) > 0.01).astype(np.float32)
+
+
+@dataclass
+class Call:
+    seconds: float
+    prompt: str | None
+    word_timestamps: bool
+    final: bool
+
+
+@dataclass
+class ScriptedTranscriber:
+    """Answers each call with words spread over the audio it got; records what it was asked."""
+
+    words_per_call: list[list[str]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    no_speech: float = 0.0
+    avg_logprob: float = -0.1
+
+    def transcribe(self, audio, *, prompt=None, word_timestamps=False, final=True):
+        self.calls.append(Call(len(audio) / SR, prompt, word_timestamps, final))
+        words = self.words_per_call.pop(0) if self.words_per_call else ["hello"]
+        step = len(audio) / SR / max(len(words), 1)
+        ws = tuple(AsrWord(i * step, (i + 1) * step, f" {w}", 0.9) for i, w in enumerate(words))
+        return [AsrSegment(0.0, len(audio) / SR, " ".join(words), self.avg_logprob, self.no_speech, 1.2, ws)]
+
+
+def tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SR), np.float32)
+
+
+def run(engine: StreamingEngine, audio: np.ndarray, block: int = 1600) -> list:
+    events = []
+    for i in range(0, len(audio), block):
+        engine.insert_audio(audio[i: i + block])
+        while engine.has_work():
+            events += engine.poll()
+    return events
+
+
+def make(asr: ScriptedTranscriber, **config) -> StreamingEngine:
+    return StreamingEngine("system", asr, StreamingVad(energy_scorer), StreamConfig(**config))
+
+
+def test_silence_is_never_transcribed():
+    asr = ScriptedTranscriber()
+    engine = make(asr)
+    assert run(engine, silence(10)) == [] and engine.finish() == []
+    assert asr.calls == []
+
+
+def test_utterance_is_final_after_its_trailing_silence_with_its_start_time():
+    asr = ScriptedTranscriber()
+    engine = make(asr, partial_every_ms=10_000)
+    events = run(engine, np.concatenate([silence(2), tone(1.5), silence(0.4)]))
+    assert events == []  # 400 ms of silence is not yet the end of the utterance
+    events = run(engine, silence(0.3))
+    finals = [e for e in events if isinstance(e, FinalSegment)]
+    assert [f.text for f in finals] == ["hello"]
+    assert 2000 - 300 <= finals[0].start_ms <= 2000  # pre-roll before the onset
+    assert asr.calls[0].final and 1.5 <= asr.calls[0].seconds <= 2.2
+
+
+def test_partials_while_speaking_are_cheap_and_never_final():
+    asr = ScriptedTranscriber(words_per_call=[["par"], ["partial"], ["the", "final"]])
+    engine = make(asr, partial_every_ms=700)
+    events = run(engine, np.concatenate([tone(1.6), silence(0.8)]))
+    partials = [e for e in events if isinstance(e, PartialText)]
+    finals = [e for e in events if isinstance(e, FinalSegment)]
+    assert [p.text for p in partials] == ["par", "partial"]
+    assert [f.text for f in finals] == ["the final"]
+    assert [c.final for c in asr.calls] == [False, False, True]
+
+
+def test_finish_makes_speech_in_progress_final():
+    engine = make(ScriptedTranscriber(words_per_call=[["cut", "off"]]), partial_every_ms=60_000)
+    assert run(engine, tone(2.0)) == []
+    assert [e.text for e in engine.finish() if isinstance(e, FinalSegment)] == ["cut off"]
+
+
+def test_context_is_decoded_but_only_new_words_become_final_and_prompt_excludes_them():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["first", "part", "second", "bit"]])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second bit"]
+    second = asr.calls[1]
+    assert second.word_timestamps and second.seconds > 2.0  # the first utterance's audio is context
+    assert second.prompt is None  # its text must not be in the prompt: its audio is being decoded
+
+
+def test_falls_back_to_decoding_alone_when_the_model_skips_the_context():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["unrelated"], ["second", "bit"]])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second bit"]
+    assert asr.calls[2].prompt == "first part" and not asr.calls[2].word_timestamps
+
+
+def test_long_monologue_commits_agreed_words_before_it_ends():
+    words = [f"w{i}" for i in range(40)]
+    script = [words[: 8 + i] for i in range(30)]  # each partial pass hears a bit more
+    asr = ScriptedTranscriber(words_per_call=script)
+    engine = make(asr, partial_every_ms=700, long_utterance_s=5.0)
+    events = run(engine, tone(14.0))
+    finals = [e for e in events if isinstance(e, FinalSegment)]
+    assert finals, "a 14 s monologue must not wait for its end to become final"
+    assert all(e.start_ms < 14_000 for e in finals)
+    assert engine.backlog_s < 14.0
+
+
+def test_hallucination_from_noise_is_dropped():
+    asr = ScriptedTranscriber(words_per_call=[["thanks", "for", "watching"]], no_speech=0.9, avg_logprob=-1.5)
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(0.5), silence(1.0)]))
+    assert len(asr.calls) == 1
+    assert [e for e in events if isinstance(e, FinalSegment)] == []
+
+
+def test_vad_scores_each_window_once_with_context():
+    seen = []
+
+    def scorer(audio):
+        seen.append(len(audio))
+        return np.zeros(len(audio) // WINDOW, np.float32)
+
+    vad = StreamingVad(scorer)
+    assert vad.push(np.zeros(500, np.float32)) == []
+    assert len(vad.push(np.zeros(600, np.float32))) == 2  # 1100 samples = 2 windows
+    assert seen == [3 * WINDOW]  # previous window prepended for context, its score dropped
