@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install the test dependencies (system packages included), start the virtual audio devices and
+# a virtual screen, then run the linters and the whole test suite (real model, real audio, real
+# local PostHog server). Arguments go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
+ensure_system_packages "${APP_PACKAGES[@]}" pulseaudio pulseaudio-utils xvfb xauth
+ensure_venv "test"
+cd "$ROOT"
+
+eval "$(bash tests/rig/audio.sh up)"
+export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
+
+log "ruff"; "$VENV/bin/ruff" check .
+log "mypy --strict (core)"; "$VENV/bin/mypy"
+log "pytest"; exec "$VENV/bin/python" -m pytest "$@"
