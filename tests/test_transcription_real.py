@@ -61,7 +61,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     with pytest.raises(UnreadableAudio, match="No such file"):
         load_channels(tmp_path / "missing.wav")
     (tmp_path / "model").mkdir()
-    with pytest.raises(ModelUnavailable, match="no model.bin"):
+    with pytest.raises(ModelUnavailable, match=r"no model\.bin"):
         resolve_model(str(tmp_path / "model"))
 
 
