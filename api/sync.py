@@ -110,6 +110,9 @@ class SyncWorker:
                 return True
             if self.status.blocked or self._clock() >= deadline:
                 return False
+            pending = self.pending()
+            if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
+                return False  # nothing can be retried before the deadline (e.g. the instance can't create)
             waits = [t - self._clock() for t in self.status.backoff_until.values()]
             time.sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 2.0))
 

@@ -96,6 +96,7 @@ class RecordingSession:
     _pipeline: CapturePipeline | None = None
     _worker: threading.Thread | None = None
     _lock: FileLock | None = None
+    _write_error_told: bool = False
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -170,6 +171,7 @@ class RecordingSession:
     def _transcribe_loop(self) -> None:
         try:
             while self._feed(block=not any(e.has_work() for e in self._engines.values())):
+                self._check_health()
                 engine = self._next_engine()
                 if engine is not None:
                     self._handle(engine.poll())
@@ -180,6 +182,11 @@ class RecordingSession:
             self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
             while self._audio.get() is not _STOP:
                 pass
+
+    def _check_health(self) -> None:
+        if self._pipeline and self._pipeline.write_error and not self._write_error_told:
+            self._write_error_told = True
+            self.on_event(Notice("error", self._pipeline.write_error))
 
     def _feed(self, *, block: bool) -> bool:
         """Move all queued audio into the engines; False once the stop sentinel is seen."""

@@ -58,6 +58,7 @@ class CapturePipeline:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-pipeline", daemon=True)
         self.t0 = 0.0
+        self.write_error: str | None = None  # set once the audio file cannot be written (disk full, ...)
 
     @property
     def sources(self) -> list[Source]:
@@ -65,7 +66,8 @@ class CapturePipeline:
 
     @property
     def duration_s(self) -> float:
-        return self._writer.frames / SAMPLE_RATE_HZ
+        """Length of the recording on the clock (also right when the file could not be written)."""
+        return max(t.position for t in self._timelines.values()) / SAMPLE_RATE_HZ if self._timelines else 0.0
 
     def start(self) -> None:
         self.t0 = self._clock()
@@ -92,7 +94,11 @@ class CapturePipeline:
         for source, timeline in self._timelines.items():
             self._emit(source, timeline.flush())
         self._write(final=True)
-        self._writer.close()
+        try:
+            self._writer.close()
+        except (OSError, RuntimeError) as exc:
+            self.write_error = self.write_error or f"Cannot finish the audio file: {exc}"
+            log.error("%s", self.write_error)
 
     def health(self) -> list[SourceHealth]:
         return [
@@ -148,7 +154,12 @@ class CapturePipeline:
         if n == 0:
             return
         cols = {s: np.pad(buffers[s][:n], (0, max(0, n - len(buffers[s])))) for s in ("mic", "system")}
-        self._writer.write(cols["mic"], cols["system"])
+        if self.write_error is None:
+            try:
+                self._writer.write(cols["mic"], cols["system"])
+            except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
+                self.write_error = f"Cannot write the audio file ({exc}); transcription continues."
+                log.error("%s", self.write_error)
         self._pending = {s: [buffers[s][n:]] if len(buffers[s]) > n else [] for s in ("mic", "system")}
 
 

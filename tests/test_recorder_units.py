@@ -105,3 +105,31 @@ def test_wav_cut_short_by_a_crash_is_repaired(tmp_path):
     audio, rate = sf.read(path)
     assert rate == 16000 and audio.shape[1] == 2 and 2.9 < len(audio) / rate <= 3.0
     assert repair_wav(path) is False  # idempotent
+
+
+def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
+    """The file cannot be written any more: say so once, keep transcribing, keep the clock."""
+    from recorder.capture import AudioBlock
+    from recorder.devices import InputDevice
+    from recorder.pipeline import CapturePipeline
+
+    class FullDisk:
+        frames = 0
+
+        def write(self, mic, system):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    heard = []
+    device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
+    pipeline = CapturePipeline({"system": device}, tmp_path / "a.wav", lambda s, a: heard.append(len(a)))
+    pipeline._writer = FullDisk()  # type: ignore[assignment]
+    pipeline._timelines = {"system": SourceTimeline(0.0)}
+    for i in range(1, 4):
+        pipeline._take(AudioBlock("system", i * 0.1, 16000, np.ones(1600, np.float32)))
+        pipeline._write(final=False)
+    assert heard == [1600, 1600, 1600]
+    assert pipeline.write_error is not None and "No space left" in pipeline.write_error
+    assert pipeline.duration_s == 0.3
