@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -70,6 +71,7 @@ class ServerState:
     keys: dict[str, set[str]] = field(default_factory=dict)
     recordings: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    arrived_at: list[float] = field(default_factory=list)  # time.monotonic() of each of ``requests``
     faults: Faults = field(default_factory=Faults)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -227,6 +229,7 @@ class Handler(BaseHTTPRequestHandler):
                 except ValueError:
                     body = "<invalid json>"
             state.requests.append((method, url.path, body))
+            state.arrived_at.append(time.monotonic())
             if self._inject_fault(url.path):
                 return
             try:
