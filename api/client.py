@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from api.errors import (
     MissingScope,
     NetworkError,
     NotFound,
+    ProjectNotFound,
     RateLimited,
     ServerUnavailable,
     ValidationFailed,
@@ -80,6 +82,12 @@ def error_from_response(response: httpx.Response) -> ApiError:
     if status == 400:
         attr = body.get("attr")
         return ValidationFailed(f"PostHog rejected field {attr!r}: {detail}", attr=attr, code=code)
+    if status == 404 and detail.strip() == "Project not found.":
+        return ProjectNotFound(
+            "PostHog has no such project for this key: check the project id (POSTHOG_PROJECT_ID or "
+            "'desktop-recorder configure --project').",
+            status=404,
+        )
     if status == 404:
         return NotFound(f"Not found on the server: {detail}", status=404)
     if status == 429:
@@ -157,6 +165,18 @@ class PostHogClient:
             log.info("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay)
             self._sleep(delay)
 
+    @property
+    def project(self) -> str:
+        return self._project
+
+    def in_project(self, project_id: str) -> PostHogClient:
+        """The same connection, addressing another project (a recording stays in its own)."""
+        if project_id == self._project:
+            return self
+        other = copy.copy(self)
+        other._project = project_id
+        return other
+
     def _base(self) -> str:
         return f"/api/environments/{self._project}/desktop_recordings/"
 
@@ -226,7 +246,12 @@ class PostHogClient:
 
     def append_segments(self, recording_id: str, segments: Sequence[WireSegment]) -> RemoteRecording:
         """Append final segments; an empty batch is never sent, duplicates in a batch are dropped."""
-        unique = list({s.timestamp_ms: s for s in segments}.values())
+        unique: list[WireSegment] = []
+        seen: set[float] = set()
+        for seg in segments:  # the first of a timestamp wins, as on the server
+            if seg.timestamp_ms not in seen:
+                seen.add(seg.timestamp_ms)
+                unique.append(seg)
         if not unique:
             raise ValueError("append_segments needs at least one segment")
         payload = {"segments": [s.to_json() for s in unique]}

@@ -66,6 +66,10 @@ class NotFound(ApiError):
     """404: the recording (or project) does not exist on the server."""
 
 
+class ProjectNotFound(ApiError):
+    """404 "Project not found.": the project id is wrong (a setting to fix, not a deleted recording)."""
+
+
 class ValidationFailed(ApiError):
     """400: the server rejected a field (``attr``, e.g. ``meeting_title`` or ``segments__0__text``)."""
 

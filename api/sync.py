@@ -22,6 +22,7 @@ from api.errors import (
     CredentialsRejected,
     MissingScope,
     NotFound,
+    ProjectNotFound,
     RateLimited,
     ServerUnavailable,
     ValidationFailed,
@@ -55,13 +56,16 @@ class SyncWorker:
         *,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[SyncStatus], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.client = client
         self.status = SyncStatus()
         self._clock = clock
+        self._sleep = sleep
         self._on_change = on_change
         self._failures: dict[str, int] = {}
+        self._pinned = False
         self._first_unsynced_seen: dict[str, float] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -114,7 +118,7 @@ class SyncWorker:
             if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
                 return False  # nothing can be retried before the deadline (e.g. the instance can't create)
             waits = [t - self._clock() for t in self.status.backoff_until.values()]
-            time.sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 2.0))
+            self._sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 2.0))
 
     def sync_pass(self, *, flush: bool = False) -> None:
         """One pass over every recording with work; returns when each has done what it can now."""
@@ -128,7 +132,7 @@ class SyncWorker:
                 continue
             try:
                 self._sync_recording(rec, flush=flush)
-            except (CredentialsRejected, MissingScope) as exc:
+            except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
                 self._set_blocked(str(exc))
                 return
             except ApiError as exc:
@@ -145,16 +149,18 @@ class SyncWorker:
             if create is None:
                 log.error("recording %s has no server id and no create op; nothing to sync", rec.id)
                 return
+            self._pin_project()
             remote = self.client.create_recording(rec.platform)
-            self.store.set_server_id(rec.id, remote.id, create.id)
+            self.store.set_server_id(rec.id, remote.id, self.client.project, create.id)
             self.store.set_remote_state(rec.id, "syncing")
             log.info("recording %s created on the server as %s", rec.id, remote.id)
             rec = self.store.get_recording(rec.id)
         server_id = rec.server_id
         assert server_id is not None
+        client = self.client.in_project(rec.server_project) if rec.server_project else self.client
         try:
-            self._append_segments(rec, server_id, flush=flush or rec.status not in LIVE_STATUSES)
-            self._send_patches(rec, server_id, self.store.pending_ops(rec.id))
+            self._append_segments(client, rec, server_id, flush=flush or rec.status not in LIVE_STATUSES)
+            self._send_patches(client, rec, server_id, self.store.pending_ops(rec.id))
         except NotFound:
             log.warning("recording %s (%s) was deleted on the server; keeping it locally", rec.id, server_id)
             self.store.forget_server_work(rec.id)
@@ -163,7 +169,18 @@ class SyncWorker:
         done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
         self.store.set_remote_state(rec.id, "synced" if done else "syncing")
 
-    def _append_segments(self, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
+    def _pin_project(self) -> None:
+        """Resolve ``@current`` once, so a later switch of the user's current project doesn't
+        split a recording across projects. Keys without access to ``users/@me`` keep ``@current``."""
+        if self.client.project != "@current" or self._pinned:
+            return
+        self._pinned = True
+        try:
+            self.client = self.client.in_project(str(self.client.resolve_project()))
+        except (MissingScope, CredentialsRejected, KeyError, TypeError, ValueError) as exc:
+            log.info("keeping project @current (%s)", exc)
+
+    def _append_segments(self, client: PostHogClient, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
         while True:
             batch = self.store.unsynced_segments(rec.id, FLUSH_MAX_SEGMENTS if flush else BATCH_MAX_SEGMENTS)
             if not batch:
@@ -172,7 +189,7 @@ class SyncWorker:
             if not flush and not self._batch_due(rec.id, len(batch)):
                 return
             try:
-                self.client.append_segments(server_id, [_wire(s) for s in batch])
+                client.append_segments(server_id, [_wire(s) for s in batch])
             except ValidationFailed as exc:
                 bad = _bad_segment_index(exc, len(batch))
                 if bad is None:
@@ -187,7 +204,7 @@ class SyncWorker:
         first_seen = self._first_unsynced_seen.setdefault(rid, self._clock())
         return count >= BATCH_MAX_SEGMENTS or self._clock() - first_seen >= BATCH_MAX_AGE_S
 
-    def _send_patches(self, rec: LocalRecording, server_id: str, ops: list[OutboxOp]) -> None:
+    def _send_patches(self, client: PostHogClient, rec: LocalRecording, server_id: str, ops: list[OutboxOp]) -> None:
         unsynced = self.store.unsynced_segments(rec.id, 1)
         first_unsynced = unsynced[0].id if unsynced else None
         ready: list[OutboxOp] = []
@@ -201,7 +218,7 @@ class SyncWorker:
         for op in ready:
             body.update(op.payload)
         try:
-            self.client.update_recording(server_id, body)
+            client.update_recording(server_id, body)
         except ValidationFailed as exc:
             field_name = exc.attr if exc.attr in body else None
             if field_name is None:
@@ -210,7 +227,7 @@ class SyncWorker:
             for op in ready:
                 op.payload.pop(field_name, None)
                 self.store.replace_op_payload(op.id, op.payload)
-            return self._send_patches(rec, server_id, self.store.pending_ops(rec.id))
+            return self._send_patches(client, rec, server_id, self.store.pending_ops(rec.id))
         self.store.complete_ops([op.id for op in ready])
 
     # -- failure bookkeeping -----------------------------------------------------------------

@@ -26,6 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY,
     server_id TEXT,
+    server_project TEXT,
     platform TEXT NOT NULL,
     title TEXT,
     status TEXT NOT NULL,
@@ -76,6 +77,7 @@ def utc_now() -> str:
 class LocalRecording:
     id: str
     server_id: str | None
+    server_project: str | None
     platform: str
     title: str | None
     status: str
@@ -91,7 +93,8 @@ class LocalRecording:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> LocalRecording:
         return cls(
-            id=row["id"], server_id=row["server_id"], platform=row["platform"], title=row["title"],
+            id=row["id"], server_id=row["server_id"], server_project=row["server_project"],
+            platform=row["platform"], title=row["title"],
             status=row["status"], started_at=row["started_at"], completed_at=row["completed_at"],
             duration_s=row["duration_s"], participants=json.loads(row["participants"]),
             audio_path=row["audio_path"], owner_pid=row["owner_pid"], remote_state=row["remote_state"],
@@ -135,6 +138,13 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added after a database was created (stores from earlier versions keep working)."""
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(recordings)")}
+        if "server_project" not in columns:
+            self._db.execute("ALTER TABLE recordings ADD COLUMN server_project TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -305,9 +315,12 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload), op_id))
 
-    def set_server_id(self, recording_id: str, server_id: str, create_op_id: int) -> None:
+    def set_server_id(self, recording_id: str, server_id: str, project: str, create_op_id: int) -> None:
         with self._tx() as db:
-            db.execute("UPDATE recordings SET server_id = ? WHERE id = ?", (server_id, recording_id))
+            db.execute(
+                "UPDATE recordings SET server_id = ?, server_project = ? WHERE id = ?",
+                (server_id, project, recording_id),
+            )
             db.execute("DELETE FROM outbox WHERE id = ?", (create_op_id,))
 
     def set_remote_state(self, recording_id: str, state: str, error: str | None = None) -> None:

@@ -347,7 +347,8 @@ class PostHogTestServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
     def start(self) -> PostHogTestServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="posthog-test-server", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="posthog-test-server",
+                                        daemon=True)
         self._thread.start()
         return self
 
