@@ -1,0 +1,316 @@
+"""SyncWorker: a real SQLite Store drained by a real PostHogClient into the local PostHog test server."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from api.client import PostHogClient
+from api.ratelimit import RateBudget
+from api.retry import RetryPolicy
+from api.sync import BATCH_MAX_AGE_S, SyncWorker
+from desktop_recorder.store import Store
+from tests.conftest import READ_KEY, WRITE_KEY
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def db_path(tmp_path) -> Path:
+    return tmp_path / "recorder.sqlite3"
+
+
+@pytest.fixture
+def store(db_path):
+    s = Store(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def worker_for(server, store):
+    """Builds SyncWorkers on a real client (no sleeping, two attempts per request); closes the clients."""
+    clients: list[PostHogClient] = []
+
+    def make(key: str = WRITE_KEY, *, on: Store | None = None, clock=None, project: int = 1) -> SyncWorker:
+        clients.append(PostHogClient(server.url, key, project, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
+                                     budget=RateBudget(10_000), sleep=lambda s: None))
+        return SyncWorker(on or store, clients[-1], clock=clock or time.monotonic)
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def new_recording(store: Store, participants: tuple[str, ...] = ("Ann",)) -> str:
+    return store.create_recording(platform="zoom", title="Weekly sync", participants=list(participants),
+                                  audio_path=None).id
+
+
+def add_segments(store: Store, rid: str, count: int, start: int = 0) -> list[float]:
+    return [store.add_segment(rid, start_ms=(start + i) * 1000, end_ms=(start + i) * 1000 + 900, source="mic",
+                              speaker="Ann", text=f"line {start + i}", confidence=0.9).timestamp_ms
+            for i in range(count)]
+
+
+def finish(store: Store, rid: str, **overrides) -> None:
+    args = {"status": "ready", "duration_s": 61.6, "title": "Weekly sync", "participants": ["Ann", "Bob"]}
+    store.finish_recording(rid, **{**args, **overrides})
+
+
+def drain_in_passes(worker: SyncWorker, passes: int = 10) -> int:
+    """drain(0) is one flush pass with back-off cleared; returns how many passes it took."""
+    for n in range(1, passes + 1):
+        if worker.drain(0):
+            return n
+    raise AssertionError(f"still pending after {passes} passes: {worker.pending()} ({worker.status})")
+
+
+def appended(server) -> list[list[float]]:
+    """The timestamps of every append_segments request the server received, in order."""
+    return [[s["timestamp"] for s in body["segments"]]
+            for method, path, body in server.state.requests if path.endswith("/append_segments/")]
+
+
+def kinds(server) -> list[str]:
+    """Every request the server received, named: create, append, patch, get..."""
+    names = {"POST": "create", "PATCH": "patch", "GET": "get", "PUT": "put", "DELETE": "delete"}
+    return ["append" if path.endswith("/append_segments/") else names[method]
+            for method, path, _ in server.state.requests]
+
+
+def only_recording(server) -> dict:
+    (rec,) = server.state.recordings.values()
+    return rec
+
+
+def assert_each_once_on_server(server, stamps: list[float]) -> None:
+    assert [s["timestamp"] for s in only_recording(server)["transcript_segments"]] == stamps
+
+
+def test_finished_recording_is_created_appended_in_batches_then_finalised(server, store, worker_for):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 30)
+    worker = worker_for()
+    worker.sync_pass()  # live: full batches of 12 go, the 6 left wait
+    assert [len(b) for b in appended(server)] == [12, 12]
+    finish(store, rid)
+    assert worker.drain(5)
+    batches = appended(server)
+    assert [len(b) for b in batches] == [12, 12, 6]
+    assert [t for b in batches for t in b] == stamps
+    assert_each_once_on_server(server, stamps)
+    assert kinds(server) == ["create", "append", "append", "patch", "append", "patch"]
+    final = server.state.requests[-1][2]
+    local = store.get_recording(rid)
+    assert final["status"] == "ready" and final["completed_at"] == local.completed_at
+    assert final["duration_seconds"] == 62 and type(final["duration_seconds"]) is int
+    assert final["participants"] == ["Ann", "Bob"]
+    remote = only_recording(server)
+    assert (remote["status"], remote["duration_seconds"], remote["participants"]) == ("ready", 62, ["Ann", "Bob"])
+    assert local.remote_state == "synced" and local.server_id == remote["id"]
+    assert store.pending_ops(rid) == [] and store.unsynced_segments(rid, 100) == []
+
+
+def test_mic_and_system_segments_starting_together_all_reach_the_server(server, store, worker_for):
+    rid = new_recording(store)
+    for source in ("mic", "system", "mic"):
+        store.add_segment(rid, start_ms=1500, end_ms=2500, source=source, speaker=source, text=f"{source} words",
+                          confidence=None)
+    finish(store, rid)
+    assert worker_for().drain(5)
+    remote = only_recording(server)["transcript_segments"]
+    assert [s["timestamp"] for s in remote] == [1500.0, 1500.001, 1500.002]
+    assert [s["text"] for s in remote] == ["mic words", "system words", "mic words"]
+
+
+def test_failures_mid_way_are_survived_and_every_segment_lands_once(server, store, worker_for):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 30)
+    worker = worker_for()
+    worker.sync_pass()
+    faults = server.state.faults
+    faults.fail_next, faults.drop_next, faults.throttle_next = 3, 1, 1
+    stamps += add_segments(store, rid, 20, start=30)
+    finish(store, rid)
+    passes = drain_in_passes(worker)
+    assert passes >= 3  # each pass gives up after 2 attempts: the 5 faults reached the worker
+    assert (faults.fail_next, faults.drop_next, faults.throttle_next) == (0, 0, 0)
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["status"] == "ready"
+    assert store.get_recording(rid).remote_state == "synced"
+
+
+def forget_acknowledgements(db_path: Path, stamps: list[float]) -> None:
+    """What kill -9 between the server's 200 and the local commit leaves: segments sent but unsynced."""
+    with sqlite3.connect(db_path) as db:
+        db.executemany("UPDATE segments SET synced = 0 WHERE timestamp_ms = ?", [(t,) for t in stamps])
+    db.close()
+
+
+def test_a_new_process_resumes_after_a_crash_without_duplicates(server, store, db_path, worker_for):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 30)
+    worker_for().sync_pass()
+    assert [len(b) for b in appended(server)] == [12, 12]
+    store.close()  # the process dies; everything it committed is in the file
+    forget_acknowledgements(db_path, stamps[12:24])
+    reopened = Store(db_path)
+    try:
+        assert worker_for(on=reopened).drain(5)
+        assert [len(b) for b in appended(server)] == [12, 12, 18]  # the unacknowledged batch went again
+        assert_each_once_on_server(server, stamps)
+        assert reopened.unsynced_segments(rid, 100) == []
+    finally:
+        reopened.close()
+
+
+def test_recording_deleted_on_the_server_is_kept_locally_and_not_recreated(server, store, worker_for):
+    rid = new_recording(store)
+    add_segments(store, rid, 24)
+    worker = worker_for()
+    worker.sync_pass()
+    server.state.recordings.clear()
+    add_segments(store, rid, 5, start=24)
+    finish(store, rid)
+    assert worker.drain(5)
+    local = store.get_recording(rid)
+    assert local.remote_state == "deleted_on_server" and local.server_id is not None
+    assert len(store.segments(rid)) == 29
+    sent = len(server.state.requests)
+    worker.sync_pass(flush=True)
+    assert len(server.state.requests) == sent
+    assert kinds(server).count("create") == 1
+    assert server.state.recordings == {}
+    assert store.pending_counts() == {}  # no stale work queued for a recording the server no longer has
+
+
+@pytest.mark.parametrize(("key", "words"), [("phx_revoked", ["rejected", "invalid"]),
+                                            (READ_KEY, ["scope", "desktop_recording:write"])])
+def test_bad_key_blocks_sync_without_losing_anything(server, store, worker_for, key, words):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 15)
+    finish(store, rid)
+    blocked = worker_for(key)
+    assert blocked.drain(5) is False
+    assert blocked.status.blocked and all(w in blocked.status.blocked for w in words)
+    assert store.get_recording(rid).server_id is None and server.state.recordings == {}
+    assert len(store.unsynced_segments(rid, 100)) == 15
+    assert [op.op for op in store.pending_ops(rid)] == ["create", "patch", "patch"]
+    assert worker_for().drain(5)
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["status"] == "ready"
+
+
+def test_instance_that_cannot_create_keeps_the_recording_local_until_it_can(server, store, worker_for):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 5)
+    finish(store, rid)
+    server.state.faults.create_unavailable = True
+    worker = worker_for()
+    assert worker.drain(0) is False
+    assert store.get_recording(rid).server_id is None
+    assert worker.pending() == {rid: (3, 5)}
+    assert worker.status.blocked is None and "Recall.ai" in (worker.status.last_error or "")
+    assert len(server.state.requests) == 1  # not retried
+    assert worker.status.backoff_until[rid] - time.monotonic() > 590  # retried in minutes, not seconds
+    worker.sync_pass()  # inside its back-off: nothing is sent
+    assert len(server.state.requests) == 1
+    server.state.faults.create_unavailable = False
+    assert worker.drain(5)  # drain ignores the back-off
+    assert_each_once_on_server(server, stamps)
+
+
+def test_live_recording_waits_for_a_full_batch_or_its_age(server, store, worker_for):
+    clock = FakeClock()
+    rid = new_recording(store)
+    worker = worker_for(clock=clock)
+    add_segments(store, rid, 5)
+    worker.sync_pass()
+    assert server.state.recordings and appended(server) == []
+    clock.now += BATCH_MAX_AGE_S - 0.1
+    worker.sync_pass()
+    assert appended(server) == []
+    clock.now += 0.1
+    worker.sync_pass()
+    assert [len(b) for b in appended(server)] == [5]
+    add_segments(store, rid, 12, start=5)
+    worker.sync_pass()  # a full batch goes at once
+    assert [len(b) for b in appended(server)] == [5, 12]
+    add_segments(store, rid, 3, start=17)
+    worker.sync_pass()
+    assert [len(b) for b in appended(server)] == [5, 12]
+
+
+def test_a_queued_patch_waits_for_the_segments_stored_before_it(server, store, worker_for):
+    clock = FakeClock()
+    rid = new_recording(store)
+    worker = worker_for(clock=clock)
+    add_segments(store, rid, 5)
+    store.set_status(rid, "processing")  # still live: segments keep batching
+    worker.sync_pass()
+    assert kinds(server) == ["create", "patch"]  # only the title: the status patch waits for the 5 segments
+    clock.now += BATCH_MAX_AGE_S
+    worker.sync_pass()
+    assert kinds(server) == ["create", "patch", "append", "patch"]
+    assert server.state.requests[-1][2] == {"status": "processing"}
+    assert only_recording(server)["status"] == "processing"
+
+
+def test_a_field_the_server_rejects_is_dropped_and_the_rest_applied(server, store, worker_for):
+    rid = new_recording(store)
+    (patch,) = [op for op in store.pending_ops(rid) if op.op == "patch"]
+    store.replace_op_payload(patch.id, {"meeting_title": 42, "meeting_url": "not a url", "notes": "kept"})
+    add_segments(store, rid, 2)
+    finish(store, rid, title=None)
+    assert worker_for().drain(5)
+    patches = [body for method, _, body in server.state.requests if method == "PATCH"]
+    assert len(patches) == 2
+    assert patches[0]["meeting_title"] == 42 and "meeting_url" not in patches[0]  # clean_patch dropped the URL
+    assert "meeting_title" not in patches[1] and patches[1]["notes"] == "kept"
+    remote = only_recording(server)
+    assert (remote["notes"], remote["status"], remote["meeting_url"]) == ("kept", "ready", None)
+    assert store.pending_ops(rid) == []
+
+
+def test_a_segment_the_server_rejects_is_skipped_and_the_rest_sent(server, store, worker_for):
+    rid = new_recording(store)
+    good = add_segments(store, rid, 2)
+    store.add_segment(rid, start_ms=5000, end_ms=5500, source="mic", speaker=None, text="   ", confidence=None)
+    good += add_segments(store, rid, 2, start=6)
+    finish(store, rid)
+    assert worker_for().drain(5)
+    assert_each_once_on_server(server, good)
+    assert only_recording(server)["status"] == "ready"
+
+
+def test_wrong_project_id_blocks_new_recordings_and_never_drops_work(server, store, worker_for):
+    """A wrong project id is a setting to fix: it must not look like a deleted recording."""
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 24)
+    worker_for().sync_pass()
+    add_segments(store, rid, 3, start=24)
+    finish(store, rid)
+    other = new_recording(store)
+    add_segments(store, other, 2)
+    finish(store, other)
+    wrong = worker_for(project=2)  # e.g. `configure --project 2` by mistake
+    assert not wrong.drain(0)
+    assert wrong.status.blocked and "project id" in wrong.status.blocked
+    assert store.get_recording(other).server_id is None and len(store.unsynced_segments(other, 10)) == 2
+    assert store.get_recording(rid).remote_state != "deleted_on_server"
+    # The first recording stays in the project it was created in, whatever the setting says now.
+    assert store.get_recording(rid).server_project == "1"
+    assert worker_for().drain(5)
+    assert len(server.state.recordings) == 2
+    first = server.state.recordings[store.get_recording(rid).server_id]
+    assert len(first["transcript_segments"]) == len(stamps) + 3 and first["status"] == "ready"
