@@ -145,7 +145,10 @@ class PostHogClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, only_retry: tuple[type[ApiError], ...] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with the retry policy; ``only_retry`` narrows which retryable errors are retried."""
         attempt = 0
         while True:
             attempt += 1
@@ -159,7 +162,7 @@ class PostHogClient:
                 error = NetworkError(f"PostHog at {self.host} did not answer in time ({exc.__class__.__name__})")
             except httpx.TransportError as exc:
                 error = NetworkError(f"Cannot reach PostHog at {self.host}: {exc}")
-            if not self._retry.should_retry(error, attempt):
+            if not self._retry.should_retry(error, attempt) or (only_retry and not isinstance(error, only_retry)):
                 raise error
             delay = self._retry.delay_s(error, attempt)
             log.info("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay)
@@ -221,7 +224,9 @@ class PostHogClient:
     def create_recording(self, platform: str = "desktop_audio") -> RemoteRecording:
         if platform not in PLATFORMS:
             platform = "desktop_audio"
-        data = self._request("POST", self._base(), json={"platform": platform}).json()
+        # Not idempotent: retry only a 429 (certainly not created). After a lost answer the caller
+        # looks for the orphan before creating again (see SyncWorker).
+        data = self._request("POST", self._base(), json={"platform": platform}, only_retry=(RateLimited,)).json()
         return RemoteRecording.from_json(data)
 
     def get_recording(self, recording_id: str) -> RemoteRecording:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from api.client import PostHogClient
@@ -27,7 +28,7 @@ from api.errors import (
     ServerUnavailable,
     ValidationFailed,
 )
-from api.models import WireSegment
+from api.models import RemoteRecording, WireSegment
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, OutboxOp, Store, StoredSegment
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ BATCH_MAX_AGE_S = 3.0
 FLUSH_MAX_SEGMENTS = 100
 RETRY_CAP_S = 120.0
 CANNOT_CREATE_RETRY_S = 600.0
+ORPHAN_WINDOW_S = 120.0
 
 
 @dataclass
@@ -150,10 +152,13 @@ class SyncWorker:
                 log.error("recording %s has no server id and no create op; nothing to sync", rec.id)
                 return
             self._pin_project()
-            remote = self.client.create_recording(rec.platform)
+            remote = self._adopt_orphan(rec, create) if create.attempts else None
+            if remote is None:
+                self.store.mark_attempt(create.id)
+                remote = self.client.create_recording(rec.platform)
+                log.info("recording %s created on the server as %s", rec.id, remote.id)
             self.store.set_server_id(rec.id, remote.id, self.client.project, create.id)
             self.store.set_remote_state(rec.id, "syncing")
-            log.info("recording %s created on the server as %s", rec.id, remote.id)
             rec = self.store.get_recording(rec.id)
         server_id = rec.server_id
         assert server_id is not None
@@ -168,6 +173,30 @@ class SyncWorker:
             return
         done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
         self.store.set_remote_state(rec.id, "synced" if done else "syncing")
+
+    def _adopt_orphan(self, rec: LocalRecording, create: OutboxOp) -> RemoteRecording | None:
+        """A create was sent before but its answer never stored (lost, or the process was killed).
+
+        The server may hold it: still ``recording``, untouched (no title, no segments, nobody's
+        recording locally), started within ``ORPHAN_WINDOW_S`` of our attempt. Adopt the closest
+        one instead of leaving an empty duplicate behind.
+        """
+        assert create.attempted_at is not None
+        attempted = _parse_time(create.attempted_at)
+        known = self.store.known_server_ids()
+        best: tuple[float, RemoteRecording] | None = None
+        for remote in self.client.list_recordings(status="recording", platform=rec.platform):
+            if remote.id in known or remote.meeting_title or remote.transcript_segments or remote.participants:
+                continue
+            if remote.started_at is None:
+                continue
+            gap = abs((_parse_time(remote.started_at) - attempted).total_seconds())
+            if gap <= ORPHAN_WINDOW_S and (best is None or gap < best[0]):
+                best = (gap, remote)
+        if best:
+            log.warning("recording %s: adopting %s, created by an earlier attempt whose answer was lost",
+                        rec.id, best[1].id)
+        return best[1] if best else None
 
     def _pin_project(self) -> None:
         """Resolve ``@current`` once, so a later switch of the user's current project doesn't
@@ -255,6 +284,11 @@ class SyncWorker:
     def _notify(self) -> None:
         if self._on_change:
             self._on_change(self.status)
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _wire(s: StoredSegment) -> WireSegment:

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL DEFAULT '{}',
     after_segment INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
+    attempted_at TEXT,
     last_error TEXT
 );
 """
@@ -123,6 +124,7 @@ class OutboxOp:
     payload: dict[str, Any]
     after_segment: int
     attempts: int
+    attempted_at: str | None
 
 
 class Store:
@@ -145,6 +147,8 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(recordings)")}
         if "server_project" not in columns:
             self._db.execute("ALTER TABLE recordings ADD COLUMN server_project TEXT")
+        if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -303,9 +307,22 @@ class Store:
             ).fetchall()
         return [
             OutboxOp(r["id"], r["recording_id"], r["op"], json.loads(r["payload"]), r["after_segment"],
-                     r["attempts"])
+                     r["attempts"], r["attempted_at"])
             for r in rows
         ]
+
+    def mark_attempt(self, op_id: int) -> None:
+        """Committed *before* a non-idempotent request is sent, so a crash leaves a trace of it."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, attempted_at = COALESCE(attempted_at, ?) WHERE id = ?",
+                (utc_now(), op_id),
+            )
+
+    def known_server_ids(self) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT server_id FROM recordings WHERE server_id IS NOT NULL").fetchall()
+        return {r[0] for r in rows}
 
     def complete_ops(self, op_ids: list[int]) -> None:
         with self._tx() as db:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +65,14 @@ class Faults:
     drop_next: int = 0
     create_unavailable: bool = False
     only_path_contains: str | None = None
+    fail_rate: float = 0.0  # share of requests answered with ``fail_status`` (seeded, repeatable)
+    throttle_every: int = 0  # every Nth request answers 429 with Retry-After
+    drop_until: float = 0.0  # time.monotonic() before which every connection is dropped
+    hold: Callable[[str, str, Any], bool] | None = None  # (method, path, body) -> process, then stall
+    held: threading.Event = field(default_factory=threading.Event)  # set while an answer is stalled
+    release: threading.Event = field(default_factory=threading.Event)
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    count: int = 0
 
 
 @dataclass
@@ -236,26 +246,35 @@ class Handler(BaseHTTPRequestHandler):
                 status, payload, headers = self._route(method, url.path, url.query, body)
             except HttpError as err:
                 status, payload, headers = err.status, err.body, err.headers
-        self._send(status, payload, headers)
+        hold = state.faults.hold
+        if hold and hold(method, url.path, body):
+            state.faults.hold = None
+            state.faults.held.set()  # done on the server; the client has no answer yet
+            state.faults.release.wait(60)
+        try:
+            self._send(status, payload, headers)
+        except OSError:  # the client is gone (killed while waiting)
+            self.close_connection = True
 
     def _inject_fault(self, path: str) -> bool:
         f = self.server.state.faults
         if f.only_path_contains and f.only_path_contains not in path:
             return False
-        if f.drop_next > 0:
-            f.drop_next -= 1
+        f.count += 1
+        if f.drop_next > 0 or time.monotonic() < f.drop_until:
+            f.drop_next = max(0, f.drop_next - 1)
             self.close_connection = True
             self.connection.shutdown(2)
             return True
-        if f.throttle_next > 0:
-            f.throttle_next -= 1
+        if f.throttle_next > 0 or (f.throttle_every and f.count % f.throttle_every == 0):
+            f.throttle_next = max(0, f.throttle_next - 1)
             headers = {"Retry-After": str(f.throttle_seconds)} if f.throttle_header else {}
             detail = f"Request was throttled. Expected available in {f.throttle_seconds} seconds."
             self._send(429, {"type": "throttled_error", "code": "throttled", "detail": detail,
                              "attr": None}, headers)
             return True
-        if f.fail_next > 0:
-            f.fail_next -= 1
+        if f.fail_next > 0 or (f.fail_rate and f.rng.random() < f.fail_rate):
+            f.fail_next = max(0, f.fail_next - 1)
             self._send(f.fail_status, {"type": "server_error", "code": "error",
                                        "detail": "A server error occurred.", "attr": None}, {})
             return True

@@ -76,11 +76,11 @@ class Wire:
         return json.loads(self.requests[index].content)
 
 
-def create_with(*answers: httpx.Response | Exception, max_attempts: int = 3) -> Wire:
-    """Run create_recording over ``answers``; the caller checks what happened on the wire."""
+def patch_with(*answers: httpx.Response | Exception, max_attempts: int = 3) -> Wire:
+    """Run an (idempotent) PATCH over ``answers``; the caller checks what happened on the wire."""
     wire = Wire(*answers)
     with wire.client(max_attempts) as client:
-        client.create_recording()
+        client.update_recording("rec-1", {"notes": "n"})
     return wire
 
 
@@ -92,7 +92,7 @@ def create_with(*answers: httpx.Response | Exception, max_attempts: int = 3) -> 
     (reply(503, {"type": "server_error", "code": "database_unavailable", "detail": "db"}, {"Retry-After": "1"}), 1.0),
 ], ids=["429-header-wins", "429-seconds-in-detail", "503-retry-after"])
 def test_the_servers_wait_is_honoured_exactly(answer, wait):
-    wire = create_with(answer, reply(201))
+    wire = patch_with(answer, reply(201))
     assert wire.sleeps == [wait]
     assert len(wire.requests) == 2
 
@@ -100,7 +100,7 @@ def test_the_servers_wait_is_honoured_exactly(answer, wait):
 def test_5xx_is_retried_with_growing_backoff_then_raises_server_unavailable():
     wire = Wire(reply(500, {"type": "server_error", "detail": "A server error occurred."}))
     with wire.client(max_attempts=3) as client, pytest.raises(ServerUnavailable) as err:
-        client.create_recording()
+        client.update_recording("rec-1", {"notes": "n"})
     assert err.value.status == 500
     assert len(wire.requests) == 3
     assert len(wire.sleeps) == 2
@@ -141,18 +141,18 @@ def test_missing_scope_names_the_scope():
 def test_non_json_502_from_a_proxy_is_a_retryable_server_error():
     wire = Wire(reply(502, "<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"}))
     with wire.client(max_attempts=2) as client, pytest.raises(ServerUnavailable) as err:
-        client.create_recording()
+        client.update_recording("rec-1", {"notes": "n"})
     assert err.value.status == 502
     assert "502" in str(err.value)
     assert len(wire.requests) == 2
 
 
 def test_connection_errors_are_retried_then_raise_network_error():
-    wire = create_with(httpx.ConnectError("connection refused"), httpx.ReadTimeout("slow"), reply(201))
+    wire = patch_with(httpx.ConnectError("connection refused"), httpx.ReadTimeout("slow"), reply(201))
     assert len(wire.requests) == 3
     failing = Wire(httpx.ConnectError("connection refused"))
     with failing.client(max_attempts=2) as client, pytest.raises(NetworkError) as err:
-        client.create_recording()
+        client.update_recording("rec-1", {"notes": "n"})
     assert "us.posthog.com" in str(err.value)
     assert len(failing.requests) == 2
 
@@ -161,7 +161,7 @@ def test_every_attempt_waits_for_the_rate_budget():
     clock = FakeClock()
     wire = Wire(reply(500, {"detail": "boom"}), reply(500, {"detail": "boom"}), reply(201))
     with wire.client(max_attempts=3, budget=RateBudget(2, clock=clock, sleep=clock.sleep)) as client:
-        client.create_recording()
+        client.update_recording("rec-1", {"notes": "n"})
     assert clock.slept == [60.0]  # the third attempt in the same minute waits for the window
 
 
@@ -323,14 +323,28 @@ def test_server_throttling_is_waited_out(server, connect, sleeps, header, second
 
 def test_server_failures_and_dropped_connections_are_retried(server, connect, sleeps):
     client = connect(max_attempts=4)
+    rid = client.create_recording().id
     server.state.faults.fail_next, server.state.faults.drop_next = 2, 1
-    client.create_recording()
-    assert len(requests_to(server, "POST")) == 4 and len(sleeps) == 3
-    assert len(server.state.recordings) == 1
+    assert client.update_recording(rid, {"notes": "kept"}).raw["notes"] == "kept"
+    assert len(requests_to(server, "PATCH")) == 4 and len(sleeps) == 3
     server.state.faults.fail_next = 10
     with pytest.raises(ServerUnavailable):
         next(client.list_recordings())
 
+
+def test_create_is_not_retried_when_it_may_have_happened(server, connect, sleeps):
+    """A 5xx or a lost answer may hide a created recording: the caller decides (orphan adoption)."""
+    client = connect(max_attempts=4)
+    server.state.faults.fail_next = 1
+    with pytest.raises(ServerUnavailable):
+        client.create_recording()
+    server.state.faults.drop_next = 1
+    with pytest.raises(NetworkError):
+        client.create_recording()
+    assert len(requests_to(server, "POST")) == 2 and sleeps == []
+    server.state.faults.throttle_next = 1  # a 429 certainly created nothing: retried
+    client.create_recording()
+    assert len(server.state.recordings) == 1
 
 def test_throttle_outlasting_the_attempts_raises_rate_limited(server, connect):
     server.state.faults.throttle_next = 5

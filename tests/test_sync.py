@@ -314,3 +314,30 @@ def test_wrong_project_id_blocks_new_recordings_and_never_drops_work(server, sto
     assert len(server.state.recordings) == 2
     first = server.state.recordings[store.get_recording(rid).server_id]
     assert len(first["transcript_segments"]) == len(stamps) + 3 and first["status"] == "ready"
+
+
+def test_create_whose_answer_was_lost_is_adopted_not_duplicated(server, store, worker_for):
+    """kill -9 (or a dropped answer) after the server created the recording, before we stored its id."""
+    rid = new_recording(store)
+    add_segments(store, rid, 5)
+    finish(store, rid)
+    create = store.pending_ops(rid)[0]
+    store.mark_attempt(create.id)  # what the worker commits before sending the create
+    worker_for().client.create_recording("zoom")  # the server did create it; the answer never arrived
+    someone_elses = worker_for().client.create_recording("zoom")  # a live recording of another device ...
+    worker_for().client.update_recording(someone_elses.id, {"meeting_title": "Other device"})  # ... in use
+    assert worker_for().drain(5)
+    assert len(server.state.recordings) == 2  # adopted the orphan, created nothing new
+    mine = server.state.recordings[store.get_recording(rid).server_id]
+    assert mine["id"] != someone_elses.id and mine["status"] == "ready"
+    assert len(mine["transcript_segments"]) == 5
+
+
+def test_create_that_never_reached_the_server_is_sent_again(server, store, worker_for):
+    rid = new_recording(store)
+    finish(store, rid)
+    server.state.faults.drop_next = 1
+    assert not worker_for().drain(0)  # the answer (and the recording) were lost
+    assert store.pending_ops(rid)[0].attempts == 1 and server.state.recordings == {}
+    assert worker_for().drain(5)
+    assert len(server.state.recordings) == 1
