@@ -5,64 +5,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, normalize, run_cli, wer
-from tests.posthog_server import PostHogTestServer
+from tests.recording import Recorder, only_recording, play
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio]
-
-
-class Recorder:
-    """A `desktop-recorder record` process whose stderr is read as it comes."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "record", *args], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.stderr: list[str] = []
-        self.recording = threading.Event()
-        self.started_at = 0.0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr.append(line)
-            if line.startswith("Recording ") and not self.recording.is_set():
-                self.started_at = time.monotonic()
-                self.recording.set()
-
-    def wait_recording(self, timeout: float = 60) -> None:
-        if not self.recording.wait(timeout):
-            self.proc.kill()
-            pytest.fail("recorder never started:\n" + "".join(self.stderr))
-
-    def finish(self, timeout: float = 120) -> tuple[int, str, str]:
-        assert self.proc.stdout is not None
-        self.proc.wait(timeout)
-        out = self.proc.stdout.read()  # small: one line per final segment
-        self._reader.join(5)
-        self.proc.stdout.close()
-        if self.proc.stderr:
-            self.proc.stderr.close()
-        return self.proc.returncode, out, "".join(self.stderr)
-
-
-def play(path: Path, device: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["paplay", f"--device={device}", str(path)])
-
-
-def only_recording(server: PostHogTestServer) -> dict:  # type: ignore[type-arg]
-    recordings = list(server.state.recordings.values())
-    assert len(recordings) == 1, f"expected one recording on the server, got {len(recordings)}"
-    return recordings[0]
 
 
 def test_record_transcribes_both_sources_and_syncs(audio_rig, server, app_home, playable):

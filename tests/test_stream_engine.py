@@ -120,6 +120,14 @@ def test_falls_back_to_decoding_alone_when_the_model_skips_the_context():
     assert asr.calls[2].prompt == "first part" and not asr.calls[2].word_timestamps
 
 
+def test_falls_back_when_the_model_repeats_the_context_but_skips_the_new_phrase():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["first", "part"], ["ask", "not"]])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(0.6), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "ask not"]
+    assert len(asr.calls) == 3 and not asr.calls[2].word_timestamps
+
+
 def test_long_monologue_commits_agreed_words_before_it_ends():
     words = [f"w{i}" for i in range(40)]
     script = [words[: 8 + i] for i in range(30)]  # each partial pass hears a bit more

@@ -200,10 +200,10 @@ class StreamingEngine:
             kept = [s for s in segments if not is_hallucination(s)]
             words = [(i, w) for i, s in enumerate(kept) for w in s.words]
             cut = self._after_context([w for _, w in words], context_start, (utt.start - context_start) / SR)
-            if cut is not None:
+            if cut is not None and cut < len(words):
                 return self._finals_after(kept, words, cut, context_start, utt.start)
-            # The hypothesis does not repeat the context (Whisper sometimes skips it, and then
-            # often the first new words too): decode the utterance on its own instead.
+            # The hypothesis does not repeat the context, or repeats only the context (Whisper
+            # sometimes skips a short phrase after a long one): decode the utterance on its own.
         segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
         return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
 
