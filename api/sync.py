@@ -8,6 +8,7 @@ seconds); finished ones flush everything. Failures never lose data: the work sta
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -146,6 +147,9 @@ class SyncWorker:
 
     def _sync_recording(self, rec: LocalRecording, *, flush: bool) -> None:
         ops = self.store.pending_ops(rec.id)
+        if any(op.op == "delete" for op in ops):
+            self._delete(rec)
+            return
         if rec.server_id is None:
             create = next((op for op in ops if op.op == "create"), None)
             if create is None:
@@ -173,6 +177,14 @@ class SyncWorker:
             return
         done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
         self.store.set_remote_state(rec.id, "synced" if done else "syncing")
+
+    def _delete(self, rec: LocalRecording) -> None:
+        if rec.server_id is not None:
+            client = self.client.in_project(rec.server_project) if rec.server_project else self.client
+            with contextlib.suppress(NotFound):  # already gone: that is what was asked
+                client.delete_recording(rec.server_id)
+        self.store.remove_recording(rec.id)
+        log.info("recording %s deleted (server copy: %s)", rec.id, rec.server_id or "none")
 
     def _adopt_orphan(self, rec: LocalRecording, create: OutboxOp) -> RemoteRecording | None:
         """A create was sent before but its answer never stored (lost, or the process was killed).

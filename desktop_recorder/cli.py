@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="local recordings with their sync state and server id")
     ls.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check audio, devices, model, keyring, server and scopes")
+    rm = sub.add_parser("delete", help="delete a recording here and on the server (its audio file too)")
+    rm.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
     cfg = sub.add_parser("configure", help="set the PostHog host and project; store the API key in the keyring")
     cfg.add_argument("--host", help="https://us.posthog.com, https://eu.posthog.com or your instance's URL")
     cfg.add_argument("--project", help="numeric project id or @current")

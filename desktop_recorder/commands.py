@@ -7,6 +7,7 @@ import getpass
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from api.client import PostHogClient
 from api.errors import ApiError, CredentialsRejected, MissingScope
@@ -167,6 +168,37 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['started_at']}  {r['status']:<10} {r['sync_state']:<17} {r['duration_seconds'] or 0:7.1f} s  "
               f"{r['segments']:4d} seg  {r['server_id'] or '(not on server)'}  {r['title'] or ''}")
+    return 0
+
+
+def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
+    match = [r for r in ctx.store.list_recordings() if args.recording_id in (r.id, r.server_id)]
+    if not match:
+        say(f"error: no recording {args.recording_id!r}; see 'desktop-recorder list'")
+        return 2
+    rec = match[0]
+    if rec.status in ("recording", "processing") and rec.owner_pid:
+        from desktop_recorder.session import is_owned
+
+        if is_owned(ctx.paths.data_dir, rec.id):
+            say("error: that recording is still running; stop it first")
+            return 2
+    ctx.store.request_delete(rec.id)
+    if rec.audio_path:
+        Path(rec.audio_path).unlink(missing_ok=True)
+    if rec.server_id is None:
+        ctx.store.remove_recording(rec.id)
+        say("Deleted.")
+        return 0
+    try:
+        worker = SyncWorker(ctx.store, ctx.make_client())
+    except SyncNotConfigured as exc:
+        say(f"Deleted locally; the server copy will be deleted by the next sync ({exc})")
+        return 0
+    if worker.drain(FINAL_SYNC_WAIT_S):
+        say("Deleted here and on the server.")
+        return 0
+    say(f"Deleted locally; the server copy is queued for deletion ({worker.status.last_error}).")
     return 0
 
 

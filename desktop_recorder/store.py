@@ -244,6 +244,20 @@ class Store:
             (recording_id, json.dumps(patch), last),
         )
 
+    def request_delete(self, recording_id: str) -> None:
+        """The user deleted it: nothing else is sent, and the server copy goes too (if there is one)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
+            db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
+            db.execute("UPDATE recordings SET remote_state = 'deleting' WHERE id = ?", (recording_id,))
+            db.execute("INSERT INTO outbox (recording_id, op) VALUES (?, 'delete')", (recording_id,))
+
+    def remove_recording(self, recording_id: str) -> None:
+        with self._tx() as db:
+            for table in ("outbox", "segments"):
+                db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
+            db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+
     def interrupted_recordings(self) -> list[LocalRecording]:
         """Recordings still marked live whose owning process is gone (killed or crashed)."""
         return [

@@ -341,3 +341,24 @@ def test_create_that_never_reached_the_server_is_sent_again(server, store, worke
     assert store.pending_ops(rid)[0].attempts == 1 and server.state.recordings == {}
     assert worker_for().drain(5)
     assert len(server.state.recordings) == 1
+
+
+def test_delete_removes_the_server_copy_and_the_local_one(server, store, worker_for):
+    synced, gone = new_recording(store), new_recording(store)
+    for rid in (synced, gone):
+        add_segments(store, rid, 2)
+        finish(store, rid)
+    assert worker_for().drain(5)
+    never_synced = new_recording(store)
+    server_ids = {rid: store.get_recording(rid).server_id for rid in (synced, gone)}
+    del server.state.recordings[server_ids[gone]]  # someone deleted it in PostHog already
+    for rid in (synced, never_synced, gone):
+        store.request_delete(rid)
+    assert store.pending_ops(never_synced)[-1].op == "delete"
+    before = len(server.state.requests)
+    assert worker_for().drain(5)
+    assert server.state.recordings == {}
+    assert store.list_recordings() == [] and store.pending_counts() == {}
+    deletes = [(m, p) for m, p, _ in server.state.requests[before:] if m == "DELETE"]
+    assert len(deletes) == 2 and all(m == "DELETE" for m, _ in deletes)
+    assert not [1 for m, _p, _b in server.state.requests[before:] if m == "POST"]  # never created to delete
