@@ -1,0 +1,186 @@
+"""Live transcription benchmark: one or two sources at real-time pace through the app's engine.
+
+    python benchmarks/live_transcription.py --system FILE [--mic FILE] --reference TEXTFILE
+                                            [--model auto|PATH|NAME] [--speedup N]
+
+Each file is fed in 20 ms blocks on a clock (``--speedup 2`` = twice real time) while one worker
+thread owns the model and polls the engines as the recorder does (finals first). The last line
+printed is one JSON object:
+
+- ``final_latency_p50_s`` / ``p90``: audio clock from the end of a stretch of speech (offline
+  Silero VAD over the clean file, pauses >= 300 ms) to the final segment that ends in it.
+- ``partial_latency_p50_s``: for each word of an offline word-timestamped pass, audio clock from
+  its end to the moment the live view (finals + current partial) first shows it.
+- ``wer_live`` / ``wer_offline``: against the reference after normalising case and punctuation;
+  live finals merged by time; offline = the same model and beam transcribing each whole file.
+- ``cpu_percent``: process CPU time / (wall time x cores) while streaming; ``peak_rss_mb``.
+- ``dropped_audio_s``: audio fed but never given to an engine (0 unless the design drops audio);
+  ``max_lag_s``: the most audio waiting for the worker (how far transcription fell behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import numpy as np
+from faster_whisper import decode_audio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import normalize, wer
+from transcription.model import WhisperTranscriber, resolve_model
+from transcription.stream import StreamingEngine
+from transcription.types import FinalSegment, PartialText, Source
+from transcription.vad import StreamingVad, silero_scorer
+
+SR = 16_000
+BLOCK = 320
+
+
+def speech_ends(audio: np.ndarray) -> list[float]:
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    return [r["end"] / SR for r in get_speech_timestamps(audio, VadOptions(min_silence_duration_ms=300,
+                                                                            speech_pad_ms=0))]
+
+
+class Stream:
+    """One source: its audio, its engine, and what it showed when."""
+
+    def __init__(self, source: Source, audio: np.ndarray, model: WhisperTranscriber) -> None:
+        self.source, self.audio = source, audio
+        self.engine = StreamingEngine(source, model, StreamingVad(silero_scorer()))
+        self.inserted = 0
+        self.finals: list[tuple[float, FinalSegment]] = []
+        self.views: list[tuple[float, list[str]]] = []  # (audio clock, words shown)
+        self._partial: list[str] = []
+
+    def record(self, clock: float, events: list) -> None:  # type: ignore[type-arg]
+        for ev in events:
+            if isinstance(ev, FinalSegment):
+                self.finals.append((clock, ev))
+                self._partial = []
+            elif isinstance(ev, PartialText):
+                self._partial = normalize(ev.text).split()
+        shown = [w for _, f in self.finals for w in normalize(f.text).split()] + self._partial
+        self.views.append((clock, shown))
+
+
+def partial_latencies(stream: Stream, model: WhisperTranscriber) -> list[float]:
+    words = [w for s in model.transcribe(stream.audio, word_timestamps=True, prompt=None)
+             for w in s.words]
+    truth = [(normalize(w.text), w.end_s) for w in words if normalize(w.text)]
+    first_seen: dict[int, float] = {}
+    for clock, shown in stream.views:
+        matcher = SequenceMatcher(a=[t for t, _ in truth], b=shown, autojunk=False)
+        for block in matcher.get_matching_blocks():
+            for i in range(block.a, block.a + block.size):
+                first_seen.setdefault(i, clock)
+    return [first_seen[i] - truth[i][1] for i in first_seen]
+
+
+def run(streams: list[Stream], speedup: float) -> dict[str, float]:
+    total = max(len(s.audio) for s in streams)
+    fed = {"n": 0, "done": False}
+    cond = threading.Condition()
+    max_lag = [0.0]
+    t0 = time.perf_counter()
+
+    def clock() -> float:
+        return (time.perf_counter() - t0) * speedup
+
+    def worker() -> None:
+        while True:
+            with cond:
+                while not fed["done"] and all(s.inserted >= min(fed["n"], len(s.audio)) for s in streams) \
+                        and not any(s.engine.has_work() for s in streams):
+                    cond.wait(0.05)
+                target, done = fed["n"], fed["done"]
+            for s in streams:
+                end = min(target, len(s.audio))
+                max_lag[0] = max(max_lag[0], (end - s.inserted) / SR)
+                if end > s.inserted:
+                    s.engine.insert_audio(s.audio[s.inserted:end])
+                    s.inserted = end
+            busy = [s for s in streams if s.engine.has_work()]
+            if busy:
+                busy.sort(key=lambda s: (not s.engine.has_final_work(), -s.engine.backlog_s))
+                busy[0].record(clock(), busy[0].engine.poll())
+            elif done and all(s.inserted == len(s.audio) for s in streams):
+                for s in streams:
+                    s.record(clock(), s.engine.finish())
+                return
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    for i in range(0, total, BLOCK):
+        time.sleep(max(0.0, t0 + (i + BLOCK) / SR / speedup - time.perf_counter()))
+        with cond:
+            fed["n"] = min(i + BLOCK, total)
+            cond.notify()
+    with cond:
+        fed["done"] = True
+        cond.notify()
+    thread.join()
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return {"cpu_percent": 100 * cpu / (wall * (os.cpu_count() or 1)), "max_lag_s": max_lag[0],
+            "dropped_audio_s": sum(len(s.audio) - s.inserted for s in streams) / SR}
+
+
+def pct(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--system", type=Path, required=True)
+    parser.add_argument("--mic", type=Path)
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--model", default="auto")
+    parser.add_argument("--speedup", type=float, default=1.0)
+    args = parser.parse_args()
+
+    model = WhisperTranscriber(resolve_model(args.model))
+    model.transcribe(np.zeros(SR, np.float32))  # warm-up: load-time costs are not latency
+    files: list[tuple[Source, Path]] = [("system", args.system)] + ([("mic", args.mic)] if args.mic else [])
+    streams = [Stream(src, decode_audio(str(path)).astype(np.float32), model) for src, path in files]
+    measured = run(streams, args.speedup)
+
+    final_latency, partial_latency = [], []
+    for s in streams:
+        for end in speech_ends(s.audio):
+            done = [clock for clock, f in s.finals if end - 1.0 <= f.end_ms / 1000 <= end + 0.6]
+            if done:
+                final_latency.append(min(done) - end)
+        partial_latency += partial_latencies(s, model)
+    live = " ".join(f.text for _, f in sorted((f for s in streams for f in s.finals), key=lambda x: x[1].start_ms))
+    offline_segments = sorted((seg.start_s, seg.text) for s in streams for seg in model.transcribe_file(s.audio))
+    offline = " ".join(text for _, text in offline_segments)
+    reference = args.reference.read_text(encoding="utf-8")
+    print(json.dumps({
+        "audio_s": round(max(len(s.audio) for s in streams) / SR, 2),
+        "wer_live": round(wer(reference, live), 4),
+        "wer_offline": round(wer(reference, offline), 4),
+        "final_latency_p50_s": pct(final_latency, 50),
+        "final_latency_p90_s": pct(final_latency, 90),
+        "partial_latency_p50_s": pct(partial_latency, 50),
+        "cpu_percent": round(measured["cpu_percent"], 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "dropped_audio_s": round(measured["dropped_audio_s"], 3),
+        "max_lag_s": round(measured["max_lag_s"], 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()
