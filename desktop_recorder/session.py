@@ -19,13 +19,15 @@ from filelock import FileLock, Timeout
 
 from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
-from recorder.pipeline import CapturePipeline
+from recorder.health import HealthWatch
+from recorder.pipeline import CapturePipeline, SourceHealth
 from transcription.stream import StreamingEngine
 from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
 from transcription.vad import SpeechScorer, StreamingVad
 
 log = logging.getLogger(__name__)
 _STOP = None
+HEALTH_EVERY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class RecordingSession:
     _worker: threading.Thread | None = None
     _lock: FileLock | None = None
     _write_error_told: bool = False
+    _health_checked_at: float = 0.0
+    _watch: HealthWatch = field(default_factory=lambda: HealthWatch(()))
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -130,6 +134,7 @@ class RecordingSession:
             self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
             self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
         self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)))
+        self._watch = HealthWatch(tuple(devices))
         try:
             self._pipeline.start()
         except Exception as exc:
@@ -140,6 +145,15 @@ class RecordingSession:
         self._worker = threading.Thread(target=self._transcribe_loop, name="transcriber", daemon=True)
         self._worker.start()
         return self.recording
+
+    def health(self) -> list[SourceHealth]:
+        """Per source: level (dBFS) for meters, capture counters, silence inserted for gaps."""
+        return self._pipeline.health() if self._pipeline else []
+
+    @property
+    def backlog_s(self) -> float:
+        """Audio heard but not yet final, across sources: how far transcription is behind."""
+        return max((e.backlog_s for e in self._engines.values()), default=0.0)
 
     @property
     def elapsed_s(self) -> float:
@@ -184,9 +198,19 @@ class RecordingSession:
                 pass
 
     def _check_health(self) -> None:
-        if self._pipeline and self._pipeline.write_error and not self._write_error_told:
+        if self._pipeline is None:
+            return
+        if self._pipeline.write_error and not self._write_error_told:
             self._write_error_told = True
             self.on_event(Notice("error", self._pipeline.write_error))
+        now = time.monotonic()
+        if now - self._health_checked_at < HEALTH_EVERY_S:
+            return
+        self._health_checked_at = now
+        health = self._pipeline.health()
+        for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
+                                          {h.source: h.alive for h in health}):
+            self.on_event(Notice("warning", warning))
 
     def _feed(self, *, block: bool) -> bool:
         """Move all queued audio into the engines; False once the stop sentinel is seen."""

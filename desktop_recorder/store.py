@@ -244,6 +244,19 @@ class Store:
             (recording_id, json.dumps(patch), last),
         )
 
+    def edit_recording(self, recording_id: str, fields: dict[str, Any]) -> None:
+        """A user's edit (title, participants, platform, notes, summary, tasks, ...): kept locally
+        where the store has the field, and queued as a PATCH like every other server-bound change."""
+        with self._tx() as db:
+            if "meeting_title" in fields:
+                db.execute("UPDATE recordings SET title = ? WHERE id = ?", (fields["meeting_title"], recording_id))
+            if "participants" in fields:
+                db.execute("UPDATE recordings SET participants = ? WHERE id = ?",
+                           (json.dumps(list(fields["participants"])), recording_id))
+            if "platform" in fields:
+                db.execute("UPDATE recordings SET platform = ? WHERE id = ?", (fields["platform"], recording_id))
+            self._enqueue_patch(db, recording_id, dict(fields))
+
     def request_delete(self, recording_id: str) -> None:
         """The user deleted it: nothing else is sent, and the server copy goes too (if there is one)."""
         with self._tx() as db:

@@ -6,6 +6,7 @@ block, ``put_nowait``s it into a bounded queue and counts what it could not enqu
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -20,7 +21,10 @@ import numpy.typing as npt
 from recorder.devices import InputDevice
 from transcription.types import Source
 
+OPEN_ATTEMPTS = 4
+OPEN_RETRY_S = 0.25
 QUEUE_BLOCKS = 2000  # ≈ 40 s of 20 ms blocks: the writer only has to stall that long to drop anything
+log = logging.getLogger(__name__)
 _open_lock = threading.Lock()  # PULSE_SOURCE is process-wide: open one pulse stream at a time
 
 
@@ -74,19 +78,24 @@ class SourceCapture:
         self.stats.last_block_at = now
 
     def start(self) -> None:
+        """Open and start the stream. A sound server busy with another client can refuse an open
+        for a moment (seen as PortAudio's "Invalid sample rate"), so a few quick retries come first."""
         import sounddevice as sd
 
-        try:
-            if self.device.backend == "pulse":
-                self._stream = self._open_pulse(sd)
-            else:
-                self._stream = sd.InputStream(
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            try:
+                self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
                     device=self.device.portaudio_index, samplerate=self._rate, channels=1, dtype="float32",
                     callback=self._callback,
                 )
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as exc:
-            raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
+                self._stream.start()
+                return
+            except (sd.PortAudioError, ValueError) as exc:
+                self.stop()
+                if attempt == OPEN_ATTEMPTS:
+                    raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
+                log.warning("opening %s failed (%s); retrying", self.device.name, exc)
+                time.sleep(OPEN_RETRY_S * attempt)
 
     def _open_pulse(self, sd: Any) -> Any:
         """The ALSA ``pulse`` device, pointed at one source through ``PULSE_SOURCE``."""
@@ -103,6 +112,11 @@ class SourceCapture:
                     os.environ.pop("PULSE_SOURCE", None)
                 else:
                     os.environ["PULSE_SOURCE"] = previous
+
+    @property
+    def alive(self) -> bool:
+        """False once the stream has stopped on its own (device unplugged, server gone)."""
+        return self._stream is None or bool(self._stream.active)
 
     def stop(self) -> None:
         if self._stream is not None:

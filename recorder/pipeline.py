@@ -34,6 +34,7 @@ class SourceHealth:
     level_dbfs: float
     stats: CaptureStats
     gap_s: float
+    alive: bool
 
 
 class CapturePipeline:
@@ -103,7 +104,8 @@ class CapturePipeline:
     def health(self) -> list[SourceHealth]:
         return [
             SourceHealth(s, c.device.name, self._levels[s], c.stats,
-                         self._timelines[s].gap_samples / SAMPLE_RATE_HZ if s in self._timelines else 0.0)
+                         self._timelines[s].gap_samples / SAMPLE_RATE_HZ if s in self._timelines else 0.0,
+                         c.alive)
             for s, c in self._captures.items()
         ]
 

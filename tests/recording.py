@@ -38,6 +38,7 @@ class Recorder:
     def wait_recording(self, timeout: float = 60) -> None:
         if not self.recording.wait(timeout):
             self.proc.kill()
+            self.finish()  # closes the pipes: a leak would fail a later test with a ResourceWarning
             pytest.fail("recorder never started:\n" + "".join(self.stderr))
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:

@@ -1,0 +1,59 @@
+"""Health watchdog: tell the user, once, when a source looks wrong while the other one works.
+
+Pure logic over (time, per-source level, stream alive): the session feeds it every tick and
+shows what it returns. "Silent" is digital silence or near it; a source only counts as
+"active" when it carries sound, so a quiet meeting raises nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transcription.types import Source
+
+SILENT_DBFS = -70.0
+ACTIVE_DBFS = -45.0
+SILENT_FOR_S = 20.0
+
+MESSAGES = {
+    "system": ("System audio has been silent for {s:.0f} s while your microphone picks up sound. Is the right "
+               "output device selected, and may Desktop Recorder record it?"),
+    "mic": ("Your microphone has been silent for {s:.0f} s while the others can be heard. Is it muted, or is "
+            "another microphone selected?"),
+}
+LOST = {
+    "system": "System audio capture stopped (the output device went away?). Recording continues with the microphone.",
+    "mic": "The microphone stopped (unplugged?). Recording continues with the system audio.",
+}
+
+
+@dataclass
+class HealthWatch:
+    sources: tuple[Source, ...]
+    silent_for_s: float = SILENT_FOR_S
+    _silent_since: dict[str, float] = field(default_factory=dict)
+    _other_active_at: dict[str, float] = field(default_factory=dict)
+    _told: set[str] = field(default_factory=set)
+
+    def update(self, now: float, levels: dict[Source, float], alive: dict[Source, bool]) -> list[str]:
+        """New warnings (each said once per recording)."""
+        warnings = []
+        for source in self.sources:
+            if not alive.get(source, True) and f"lost:{source}" not in self._told:
+                self._told.add(f"lost:{source}")
+                warnings.append(LOST[source])
+        if len(self.sources) < 2:
+            return warnings
+        for source in self.sources:
+            other: Source = "mic" if source == "system" else "system"
+            if levels.get(other, -120.0) > ACTIVE_DBFS:
+                self._other_active_at[source] = now
+            if levels.get(source, -120.0) > SILENT_DBFS:
+                self._silent_since.pop(source, None)
+                continue
+            since = self._silent_since.setdefault(source, now)
+            other_recently = now - self._other_active_at.get(source, -1e9) < self.silent_for_s
+            if now - since >= self.silent_for_s and other_recently and f"silent:{source}" not in self._told:
+                self._told.add(f"silent:{source}")
+                warnings.append(MESSAGES[source].format(s=now - since))
+        return warnings

@@ -1,0 +1,45 @@
+"""The health watchdog's rules, on scripted levels."""
+
+from __future__ import annotations
+
+from recorder.health import HealthWatch
+
+
+def feed(watch, seconds, mic, system, alive=None, start=0.0):
+    said = []
+    t = start
+    while t < start + seconds:
+        said += watch.update(t, {"mic": mic, "system": system}, alive or {"mic": True, "system": True})
+        t += 0.5
+    return said
+
+
+def test_silent_system_audio_while_the_user_speaks_is_reported_once():
+    watch = HealthWatch(("mic", "system"))
+    assert feed(watch, 19, mic=-30, system=-120) == []
+    said = feed(watch, 30, mic=-30, system=-120, start=19)
+    assert len(said) == 1 and "System audio has been silent" in said[0]
+
+
+def test_a_quiet_meeting_raises_nothing():
+    watch = HealthWatch(("mic", "system"))
+    assert feed(watch, 120, mic=-120, system=-120) == []
+
+
+def test_muted_microphone_while_others_talk():
+    watch = HealthWatch(("mic", "system"))
+    said = feed(watch, 30, mic=-120, system=-25)
+    assert len(said) == 1 and "microphone has been silent" in said[0]
+
+
+def test_sound_in_between_resets_the_silence():
+    watch = HealthWatch(("mic", "system"))
+    feed(watch, 15, mic=-30, system=-120)
+    feed(watch, 1, mic=-30, system=-40, start=15)
+    assert feed(watch, 15, mic=-30, system=-120, start=16) == []
+
+
+def test_lost_device_is_reported_once_even_for_a_single_source():
+    watch = HealthWatch(("mic",))
+    said = feed(watch, 5, mic=-30, system=-120, alive={"mic": False})
+    assert said == ["The microphone stopped (unplugged?). Recording continues with the system audio."]
