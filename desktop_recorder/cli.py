@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
     if command is None:
-        build_parser().print_help()
-        return 0
+        from ui.app import run_app  # the tray app; Qt is imported only in ui/
+
+        return run_app()
     ctx = AppContext.open()
     setup_logging(ctx.paths, verbose=args.verbose)
     try:

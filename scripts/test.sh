@@ -3,7 +3,7 @@
 # a virtual screen, then run the linters and the whole test suite (real model, real audio, real
 # local PostHog server). Arguments go to pytest.
 source "$(dirname "${BASH_SOURCE[0]}")/_setup.sh"
-ensure_system_packages "${APP_PACKAGES[@]}" pulseaudio pulseaudio-utils xvfb xauth
+ensure_system_packages "${APP_PACKAGES[@]}" pulseaudio pulseaudio-utils xvfb xauth trayer x11-utils
 ensure_venv "test"
 cd "$ROOT"
 

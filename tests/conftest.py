@@ -16,6 +16,8 @@ import soundfile as sf
 
 from tests.posthog_server import PostHogTestServer
 
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # real widgets, no screen needed
+
 DATA = Path(__file__).parent / "data"
 RIG = Path(__file__).parent / "rig" / "audio.sh"
 JFK_TEXT = ("And so my fellow Americans, ask not what your country can do for you, "

@@ -1,0 +1,158 @@
+"""The desktop app in real Qt widgets: start-up, the live window, the tray flow, quitting."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from desktop_recorder.context import AppContext
+from desktop_recorder.store import StoredSegment
+from tests.conftest import JFK_TEXT, WRITE_KEY, wer
+from tests.recording import play
+from ui.app import DesktopApp
+from ui.controller import load_transcriber
+from ui.tray import tray_state
+
+
+def segment(i: int, speaker: str = "Others", source: str = "system", text: str = "hello there") -> StoredSegment:
+    return StoredSegment(i, "rec", i * 1000.0, i * 1000.0 + 800, source, speaker, f"{text} {i}", 0.9, False)
+
+
+@pytest.fixture
+def ctx(app_home):
+    context = AppContext.open()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def make_app(qtbot, qapp, ctx):
+    apps: list[DesktopApp] = []
+
+    def make(**kwargs) -> DesktopApp:
+        quits: list[bool] = []
+        app = DesktopApp(qapp, ctx, force_no_tray=True, quit_app=lambda: quits.append(True), **kwargs)
+        app.quits = quits  # type: ignore[attr-defined]
+        qtbot.addWidget(app.live)
+        qtbot.addWidget(app.window)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.controller.shutdown()
+
+
+def test_window_appears_before_the_model_is_loaded(make_app, qtbot):
+    gate = threading.Event()
+
+    def slow_model(context):
+        gate.wait(30)
+        return load_transcriber(context)
+
+    app = make_app(controller_kwargs={"transcriber_factory": slow_model})
+    app.start()
+    assert app.window.isVisible()  # no tray offscreen: the fallback window, never nothing
+    assert app.controller.state == "loading"
+    assert not app.actions.record.isEnabled() and "Loading" in app.window.status_label.text()
+    gate.set()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    assert app.actions.record.isEnabled() and app.window.buttons["record"].text() == "Start recording"
+
+
+def test_live_window_shows_partials_greyed_then_replaces_them_with_finals(make_app):
+    app = make_app()
+    live = app.live
+    app.controller.partial.emit("Others", "and so my fel")
+    app.controller.partial.emit("Me", "hi every")
+    assert "Others: and so my fel…" in live.partial_label.text() and "Me: hi every…" in live.partial_label.text()
+    app.controller.final_line.emit(segment(1, text="And so my fellow Americans."))
+    assert "Others" not in live.partial_label.text() and "Me: hi every…" in live.partial_label.text()
+    assert "[00:01] Others: And so my fellow Americans. 1" in live.transcript.toPlainText()
+    live.copy_transcript()
+    assert live.transcript_text() == "[00:01] Others: And so my fellow Americans. 1\n"
+
+
+def test_auto_scroll_pauses_when_scrolled_up_and_jump_to_live_resumes(make_app, qtbot):
+    app = make_app()
+    live = app.live
+    live.resize(500, 300)
+    live.show()
+    for i in range(60):
+        app.controller.final_line.emit(segment(i))
+    bar = live.transcript.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == bar.maximum()  # following the live end
+    bar.setValue(0)  # the user scrolls up to reread
+    assert live.jump_button.isVisible()
+    app.controller.final_line.emit(segment(61))
+    assert bar.value() == 0  # not yanked back down
+    live.jump_button.click()
+    assert bar.value() == bar.maximum() and not live.jump_button.isVisible()
+
+
+@pytest.mark.parametrize(("app_state", "sync", "icon"), [
+    ("recording", "offline", "recording"), ("idle", "blocked", "error"), ("error", "synced", "error"),
+    ("finishing", "synced", "syncing"), ("idle", "pending", "syncing"), ("idle", "offline", "offline"),
+    ("idle", "synced", "idle"), ("idle", "off", "idle"),
+])
+def test_tray_icon_state(app_state, sync, icon):
+    assert tray_state(app_state, sync) == icon
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtbot, monkeypatch, playable):
+    """Start from the menu → live lines appear → stop → the recording is stored, synced, browsable."""
+    monkeypatch.setenv("POSTHOG_HOST", server.url)
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", WRITE_KEY)
+    app = make_app()
+    app.ctx.settings = app.ctx.settings.with_env()
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.live.title_edit.setText("Tray flow")
+    app.actions.record.trigger()
+    qtbot.waitUntil(lambda: app.controller.state == "recording", timeout=10_000)
+    assert app.actions.record.text() == "Stop recording"
+    play(playable["jfk"], "meet_speakers").wait()
+    qtbot.waitUntil(lambda: "country" in " ".join(s.text for s in app.live.lines[-1:]), timeout=20_000)
+    with qtbot.waitSignal(app.controller.recording_finished, timeout=60_000) as finished:
+        app.actions.record.trigger()
+    recording = finished.args[0]
+    assert recording.status == "ready" and recording.title == "Tray flow"
+    assert wer(JFK_TEXT, " ".join(s.text for s in app.live.lines)) <= 0.1
+    qtbot.waitUntil(lambda: any(r["status"] == "ready" for r in server.state.recordings.values()), timeout=30_000)
+    remote = next(iter(server.state.recordings.values()))
+    assert remote["meeting_title"] == "Tray flow" and len(remote["transcript_segments"]) == len(app.live.lines)
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+@pytest.mark.parametrize("confirm", [True, False])
+def test_quit_while_recording_asks_then_finalises(audio_rig, make_app, qtbot, confirm):
+    app = make_app(confirm_quit=lambda _parent: confirm)
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.actions.record.trigger()
+    qtbot.waitUntil(lambda: app.controller.state == "recording", timeout=10_000)
+    app.actions.quit.trigger()
+    if not confirm:
+        assert app.controller.state == "recording" and app.quits == []
+        app.actions.record.trigger()
+        qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=60_000)
+        return
+    assert app.controller.state == "finishing"  # finalising without blocking the GUI thread
+    qtbot.waitUntil(lambda: app.quits == [True], timeout=60_000)
+    assert [r.status for r in app.ctx.store.list_recordings()] == ["ready"]
+
+
+def test_recording_without_any_audio_device_says_so_and_stays_usable(make_app, qtbot, monkeypatch):
+    monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/native")
+    app = make_app()
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    with qtbot.waitSignal(app.controller.notice) as notice:
+        app.actions.record.trigger()
+    assert notice.args[0] == "warning" or "Could not start" in notice.args[1]
+    qtbot.waitUntil(lambda: "Could not start recording" in app.window.notice_label.text(), timeout=5_000)
+    assert app.controller.state == "idle" and app.actions.record.isEnabled()

@@ -1,0 +1,233 @@
+"""The settings dialog with real widgets, the real PostHog test server and real settings files."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+from keyring.errors import KeyringError
+from PySide6.QtWidgets import QDialog, QDialogButtonBox
+
+from desktop_recorder.config import Settings, load_settings
+from desktop_recorder.context import AppContext
+from desktop_recorder.secrets import ENV_KEY, SERVICE, get_api_key
+from tests.conftest import READ_KEY, WRITE_KEY
+from ui.settings_dialog import SettingsDialog
+from ui.settings_posthog import CUSTOM
+
+
+@pytest.fixture
+def ctx(app_home: Path) -> Iterator[AppContext]:
+    context = AppContext.open()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[dict[tuple[str, str], str]]:
+    """An in-memory OS keyring; yields its contents."""
+    stored: dict[tuple[str, str], str] = {}
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return stored.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            stored[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            stored.pop((service, username), None)
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    yield stored
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def broken_keyring() -> Iterator[None]:
+    """A keyring whose every call fails, as on a desktop without a secret service."""
+
+    class BrokenKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            raise KeyringError("no secret service on the session bus")
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise KeyringError("no secret service on the session bus")
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise KeyringError("no secret service on the session bus")
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(BrokenKeyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def saved() -> list[Settings]:
+    return []
+
+
+@pytest.fixture
+def dialog(qtbot, ctx: AppContext, saved: list[Settings]) -> SettingsDialog:
+    dlg = SettingsDialog(ctx, saved.append)
+    qtbot.addWidget(dlg)
+    qtbot.waitSignal(dlg.audio.devices_loaded, timeout=15_000).wait()  # the scan the constructor started
+    return dlg
+
+
+def point_at(dlg: SettingsDialog, url: str, key: str = "", project: str = "@current") -> None:
+    dlg.posthog.region_combo.setCurrentIndex(dlg.posthog.region_combo.findData(CUSTOM))
+    dlg.posthog.custom_edit.setText(url)
+    dlg.posthog.project_edit.setText(project)
+    dlg.posthog.key_edit.setText(key)
+
+
+def check(qtbot, dlg: SettingsDialog) -> str:
+    """Click 'Test connection' and return what the dialog says."""
+    with qtbot.waitSignal(dlg.posthog.connection_checked, timeout=10_000) as checked:
+        dlg.posthog.test_button.click()
+    assert dlg.posthog.result_label.text() == checked.args[0]
+    return str(checked.args[0])
+
+
+def save_button(dlg: SettingsDialog):  # type: ignore[no-untyped-def]
+    return dlg.buttons.button(QDialogButtonBox.StandardButton.Save)
+
+
+# -- test connection -----------------------------------------------------------------------------
+
+
+def test_connection_with_a_write_key_shows_who_which_project_and_the_write_scope(qtbot, server, ctx, dialog,
+                                                                               saved):
+    point_at(dialog, server.url, WRITE_KEY)
+    message = check(qtbot, dialog)
+    assert message == (f"Connected to {server.url} as tester@example.com, project 1. "
+                       "desktop_recording:write granted: recordings will sync.")
+    assert saved == [] and not ctx.paths.settings_file.exists()  # testing saves nothing
+    assert server.state.recordings == {}  # and changes nothing on the server
+
+
+def test_connection_with_a_read_key_says_the_write_scope_is_missing(qtbot, server, dialog):
+    point_at(dialog, server.url, READ_KEY, project="1")
+    message = check(qtbot, dialog)
+    assert "tester@example.com" in message and "project 1" in message
+    assert "desktop_recording:write missing" in message
+
+
+def test_connection_with_a_bad_key_or_project_shows_the_error(qtbot, server, dialog):
+    point_at(dialog, server.url, "phx_not_a_key")
+    message = check(qtbot, dialog)
+    assert message.startswith("Connection failed: PostHog rejected the personal API key (403")
+
+    point_at(dialog, server.url, WRITE_KEY, project="42")
+    assert "no such project" in check(qtbot, dialog)
+
+
+def test_connection_with_an_empty_key_field_uses_the_stored_key(qtbot, server, dialog, memory_keyring):
+    memory_keyring[(SERVICE, server.url)] = WRITE_KEY
+    point_at(dialog, server.url)
+    assert "tester@example.com" in check(qtbot, dialog)
+
+    other_host = server.url.replace("127.0.0.1", "localhost")  # no key stored for this one
+    point_at(dialog, other_host)
+    assert check(qtbot, dialog) == f"Connection failed: Enter a personal API key: none is stored for {other_host}."
+
+
+def test_plain_http_hosts_other_than_localhost_are_refused(qtbot, ctx, dialog, saved):
+    point_at(dialog, "http://posthog.example.com", WRITE_KEY)
+    with qtbot.waitSignal(dialog.posthog.connection_checked) as checked:
+        dialog.posthog.test_button.click()
+    assert "must be an https:// URL" in checked.args[0]
+
+    save_button(dialog).click()
+
+    assert not dialog.error_label.isHidden() and "https://" in dialog.error_label.text()
+    assert "posthog.example.com" in dialog.error_label.text()
+    assert saved == [] and not ctx.paths.settings_file.exists() and dialog.result() != QDialog.DialogCode.Accepted
+
+
+# -- saving --------------------------------------------------------------------------------------
+
+
+def test_save_writes_settings_without_the_key_and_the_key_to_the_keyring(qtbot, server, ctx, dialog, saved,
+                                                                       memory_keyring):
+    point_at(dialog, server.url, WRITE_KEY, project="1")
+    audio = dialog.audio
+    audio.name_edit.setText("Ana")
+    audio.platform_combo.setCurrentIndex(audio.platform_combo.findData("zoom"))
+    audio.model_combo.setCurrentText("base.en")
+    audio.language_combo.setCurrentText("de")
+    audio.mic_combo.setCurrentIndex(audio.mic_combo.findData("none"))
+
+    save_button(dialog).click()
+
+    expected = Settings(host=server.url, project_id="1", user_name="Ana", default_platform="zoom", model="base.en",
+                        language="de", mic="none", system="auto")
+    assert saved == [expected] and dialog.result() == QDialog.DialogCode.Accepted
+    text = ctx.paths.settings_file.read_text()
+    assert WRITE_KEY not in text and json.loads(text)["host"] == server.url
+    assert load_settings(ctx.paths) == expected
+    assert memory_keyring == {(SERVICE, server.url): WRITE_KEY}
+
+
+def test_sync_can_be_switched_off(qtbot, ctx, dialog, saved, memory_keyring):
+    point_at(dialog, "https://posthog.example.com")
+    dialog.posthog.region_combo.setCurrentIndex(0)
+    assert not dialog.posthog.key_edit.isEnabled() and dialog.posthog.custom_edit.isHidden()
+
+    save_button(dialog).click()
+
+    assert saved[0].host is None and load_settings(ctx.paths).host is None and memory_keyring == {}
+
+
+def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, server, ctx, dialog, saved,
+                                                                   broken_keyring, request):
+    request.addfinalizer(lambda: os.environ.pop(ENV_KEY, None))
+    dialog.show()
+    point_at(dialog, server.url, WRITE_KEY)
+
+    save_button(dialog).click()
+
+    assert dialog.keyring_warning.isVisible() and dialog.session_button.isVisible()
+    assert "No OS keyring is available" in dialog.keyring_label.text()
+    assert saved == [] and not ctx.paths.settings_file.exists() and ENV_KEY not in os.environ
+
+    dialog.session_button.click()
+
+    assert os.environ[ENV_KEY] == WRITE_KEY and get_api_key(server.url) == WRITE_KEY
+    assert [s.host for s in saved] == [server.url] and WRITE_KEY not in ctx.paths.settings_file.read_text()
+    assert dialog.result() == QDialog.DialogCode.Accepted
+
+
+# -- audio devices -------------------------------------------------------------------------------
+
+
+@pytest.mark.audio
+def test_device_combos_list_the_sound_servers_sources(qtbot, audio_rig, ctx, saved):
+    dlg = SettingsDialog(ctx, saved.append)
+    qtbot.addWidget(dlg)
+    qtbot.waitSignal(dlg.audio.devices_loaded, timeout=15_000).wait()
+
+    mic, system = dlg.audio.mic_combo, dlg.audio.system_combo
+    for combo in (mic, system):
+        names = [combo.itemData(i) for i in range(combo.count())]
+        assert names[:2] == ["auto", "none"]
+        assert {"meet_mic", "meet_speakers.monitor"} <= set(names[2:])
+    assert mic.itemText(0) == "Automatic (Meet_Virtual_Mic)"
+    assert system.itemText(0).startswith("Automatic (Monitor of Meet_Speakers")
+    assert "inputs found on pulseaudio" in dlg.audio.devices_label.text().lower()
+
+    mic.setCurrentIndex(mic.findData("meet_mic"))
+    save_button(dlg).click()
+    assert saved[0].mic == "meet_mic" and load_settings(ctx.paths).mic == "meet_mic"

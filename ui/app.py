@@ -1,0 +1,162 @@
+"""``desktop-recorder`` with no arguments: the tray app (or a small window where there is no tray)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
+
+from desktop_recorder.config import Settings
+from desktop_recorder.context import AppContext, setup_logging
+from ui.actions import AppActions
+from ui.controller import RecorderController
+from ui.icons import app_icon
+from ui.live_window import LiveTranscriptWindow
+from ui.tray import ControlWindow, TrayIcon
+
+if TYPE_CHECKING:
+    from ui.browser import RecordingsBrowser
+
+log = logging.getLogger(__name__)
+
+
+def ask_quit_while_recording(parent: QWidget | None) -> bool:
+    answer = QMessageBox.question(
+        parent, "Quit Desktop Recorder",
+        "A recording is running. Stop it, save it and quit?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+class DesktopApp:
+    def __init__(
+        self,
+        qapp: QApplication,
+        ctx: AppContext,
+        *,
+        confirm_quit: Callable[[QWidget | None], bool] = ask_quit_while_recording,
+        force_no_tray: bool = False,
+        controller_kwargs: dict[str, Any] | None = None,
+        quit_app: Callable[[], None] | None = None,
+    ) -> None:
+        self.qapp = qapp
+        self._quit_app = quit_app or qapp.quit
+        self.ctx = ctx
+        self.controller = RecorderController(ctx, **(controller_kwargs or {}))
+        self.actions = AppActions(self.controller)
+        self.live = LiveTranscriptWindow(self.controller)
+        self.browser: RecordingsBrowser | None = None
+        self.settings: QWidget | None = None
+        self._confirm_quit = confirm_quit
+        self._quitting = False
+        self.tray: TrayIcon | None = None
+        self.window: ControlWindow | None = None
+        if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
+            self.tray = TrayIcon(self.actions, self.toggle_live)
+            self.tray.show()
+        else:
+            log.warning("no system tray here: showing the control window instead")
+            self.window = ControlWindow(self.actions)
+            self.window.show()
+        a = self.actions
+        a.record.triggered.connect(self.live.toggle_recording)
+        a.show_live.triggered.connect(self.show_live)
+        a.recordings.triggered.connect(self.show_recordings)
+        a.settings.triggered.connect(self.show_settings)
+        a.quit.triggered.connect(self.request_quit)
+        self.controller.recording_finished.connect(self._after_recording)
+        self.controller.recording_finished.connect(self._refresh_browser)
+        self.controller.sync_changed.connect(self._refresh_browser)
+
+    def start(self) -> None:
+        """Everything visible first; the model then loads in the background."""
+        self.controller.start()
+
+    def toggle_live(self) -> None:
+        self.live.setVisible(not self.live.isVisible())
+        if self.live.isVisible():
+            self.live.raise_()
+            self.live.activateWindow()
+
+    def show_live(self) -> None:
+        self.live.show()
+        self.live.raise_()
+
+    def show_recordings(self) -> None:
+        if self.browser is None:
+            from ui.browser import RecordingsBrowser
+
+            self.browser = RecordingsBrowser(self.ctx, self.controller.make_client, self.controller.wake_sync)
+            self.browser.setWindowTitle("Desktop Recorder — Recordings")
+            self.browser.setWindowIcon(app_icon())
+            self.browser.resize(980, 640)
+        self.browser.show()
+        self.browser.raise_()
+
+    def _refresh_browser(self, *_: object) -> None:
+        if self.browser is not None and self.browser.isVisible():
+            self.browser.reload_local()
+
+    def show_settings(self) -> None:
+        from ui.settings_dialog import SettingsDialog
+
+        self.settings = SettingsDialog(self.ctx, self._settings_saved)
+        self.settings.setWindowIcon(app_icon())
+        self.settings.show()
+
+    def _settings_saved(self, settings: Settings) -> None:
+        self.controller.apply_settings(settings)
+
+    def request_quit(self) -> None:
+        """Quit; while recording, ask, then finalise without blocking the GUI and quit after."""
+        if self.controller.state in ("recording", "finishing"):
+            if not self._confirm_quit(self.window or self.live):
+                return
+            self._quitting = True
+            self.controller.stop_recording()
+            return
+        self._quit_now()
+
+    def quit_gracefully(self) -> None:
+        """SIGTERM / Ctrl-C / session logout: finalise a running recording without asking, then quit."""
+        if self.controller.state in ("recording", "finishing"):
+            self._quitting = True
+            self.controller.stop_recording()
+        else:
+            self._quit_now()
+
+    def _after_recording(self, _recording: object) -> None:
+        if self._quitting:
+            self._quit_now()
+
+    def _quit_now(self) -> None:
+        self.controller.shutdown()
+        if self.tray:
+            self.tray.hide()
+        self._quit_app()
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    qapp = QApplication.instance() or QApplication(argv or sys.argv)
+    assert isinstance(qapp, QApplication)
+    qapp.setApplicationName("Desktop Recorder")
+    qapp.setQuitOnLastWindowClosed(False)  # the tray keeps the app alive
+    qapp.setWindowIcon(app_icon())
+    ctx = AppContext.open()
+    setup_logging(ctx.paths)
+    app = DesktopApp(qapp, ctx)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: QTimer.singleShot(0, app.quit_gracefully))
+    wake = QTimer(interval=300)  # lets Python run its signal handlers while Qt's loop waits
+    wake.timeout.connect(lambda: None)
+    wake.start()
+    app.start()
+    try:
+        return qapp.exec()
+    finally:
+        ctx.close()

@@ -1,0 +1,240 @@
+"""The app's state and the one bridge from the core's threads to the GUI thread.
+
+Core components take plain callbacks; here they become Qt signals of a QObject that lives on
+the GUI thread, so every connected slot runs there (queued) whatever thread emitted.
+Slow work (loading the model, finalising a recording) runs through ``run_in_background``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from api.client import PostHogClient
+from api.sync import SyncStatus, SyncWorker
+from desktop_recorder.config import Settings
+from desktop_recorder.context import AppContext, SyncNotConfigured
+from desktop_recorder.recovery import recover_interrupted
+from desktop_recorder.session import (
+    FinalLine,
+    Notice,
+    Partial,
+    RecordingSession,
+    SessionEvent,
+    SessionOptions,
+)
+from desktop_recorder.store import LocalRecording
+from recorder.devices import device_table
+from transcription.model import WhisperTranscriber, resolve_model
+from transcription.types import Transcriber
+from transcription.vad import silero_scorer
+from ui.background import run_in_background
+
+log = logging.getLogger(__name__)
+TICK_MS = 100
+SYNC_POLL_MS = 2000
+
+
+def load_transcriber(ctx: AppContext) -> Transcriber:
+    s = ctx.settings
+    return WhisperTranscriber(resolve_model(s.model), language=s.language, download_root=ctx.paths.data_dir / "models")
+
+
+class RecorderController(QObject):
+    state_changed = Signal(str)  # loading | idle | recording | finishing | error
+    final_line = Signal(object)  # StoredSegment
+    partial = Signal(str, str)  # speaker, text ("" clears)
+    notice = Signal(str, str)  # level, message
+    sync_changed = Signal(str, str)  # kind (synced | pending | offline | blocked | off), text
+    levels = Signal(dict)  # source -> dBFS
+    elapsed = Signal(float)
+    recording_finished = Signal(object)  # LocalRecording
+    _sync_status = Signal()  # emitted from the sync thread, handled on the GUI thread
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        *,
+        transcriber_factory: Callable[[AppContext], Transcriber] = load_transcriber,
+        client_factory: Callable[[], PostHogClient] | None = None,
+        session_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.state = "loading"
+        self.session: RecordingSession | None = None
+        self.transcriber: Transcriber | None = None
+        self.sync: SyncWorker | None = None
+        self._transcriber_factory = transcriber_factory
+        self._client_factory = client_factory or ctx.make_client
+        self._session_kwargs = session_kwargs or {}
+        self._last_sync_kind = ""
+        self._tick = QTimer(self, interval=TICK_MS)
+        self._tick.timeout.connect(self._on_tick)
+        self._sync_poll = QTimer(self, interval=SYNC_POLL_MS)
+        self._sync_poll.timeout.connect(self.refresh_sync_state)
+        self._sync_status.connect(self.refresh_sync_state)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover crashed recordings, start syncing, load the model in the background."""
+        for rec in recover_interrupted(self.ctx.store, self.ctx.paths.data_dir):
+            self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
+        self.restart_sync()
+        self._sync_poll.start()
+        self._set_state("loading")
+        run_in_background(lambda: self._transcriber_factory(self.ctx), self._on_model_loaded,
+                          self._on_model_failed, name="model-loader")
+
+    def _on_model_loaded(self, transcriber: Transcriber) -> None:
+        self.transcriber = transcriber
+        self._set_state("idle")
+
+    def _on_model_failed(self, exc: Exception) -> None:
+        self.notice.emit("error", f"The speech model could not be loaded: {exc}")
+        self._set_state("error")
+
+    def shutdown(self) -> None:
+        self._tick.stop()
+        self._sync_poll.stop()
+        if self.sync:
+            self.sync.stop(timeout=5)
+            self.sync.client.close()
+            self.sync = None
+
+    def make_client(self) -> PostHogClient:
+        return self._client_factory()
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.ctx.settings = settings.with_env()
+        self.restart_sync()
+
+    # -- sync ----------------------------------------------------------------------------------
+
+    def restart_sync(self) -> None:
+        if self.sync:
+            self.sync.stop(timeout=5)
+            self.sync.client.close()
+            self.sync = None
+        try:
+            client = self._client_factory()
+        except SyncNotConfigured as exc:
+            self.sync_changed.emit("off", str(exc))
+            return
+        self.sync = SyncWorker(self.ctx.store, client, on_change=self._on_sync_status)
+        self.sync.start()
+        self.refresh_sync_state()
+
+    def wake_sync(self) -> None:
+        if self.sync:
+            self.sync.wake()
+
+    def _on_sync_status(self, _status: SyncStatus) -> None:  # sync thread
+        self._sync_status.emit()
+
+    def refresh_sync_state(self) -> None:
+        if self.sync is None:
+            return
+        pending = self.sync.pending()
+        ops = sum(o for o, _ in pending.values())
+        segs = sum(s for _, s in pending.values())
+        status = self.sync.status
+        if status.blocked:
+            kind, text = "blocked", status.blocked
+        elif pending and status.last_error and status.backoff_until:
+            kind, text = "offline", f"Offline: {ops} changes and {segs} segments wait ({status.last_error})"
+        elif pending:
+            kind, text = "pending", f"Syncing: {ops} changes and {segs} segments to send"
+        else:
+            kind, text = "synced", "Everything is synced"
+        if kind != self._last_sync_kind and kind == "synced" and self._last_sync_kind == "offline":
+            self.notice.emit("info", "Back online: everything is synced.")
+        if kind == "blocked" and self._last_sync_kind != "blocked":
+            self.notice.emit("error", f"Sync stopped: {text}")
+        self._last_sync_kind = kind
+        self.sync_changed.emit(kind, text)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def start_recording(self, *, title: str | None = None, platform: str | None = None,
+                        participants: tuple[str, ...] = ()) -> None:
+        if self.state != "idle" or self.transcriber is None:
+            return
+        s = self.ctx.settings
+        options = SessionOptions(mic=s.mic, system=s.system, title=title, platform=platform or s.default_platform,
+                                 participants=participants, user_name=s.user_name, others_name=s.others_name)
+        session = RecordingSession(
+            store=self.ctx.store, data_dir=self.ctx.paths.data_dir, transcriber=self.transcriber,
+            scorer_factory=silero_scorer, options=options, on_event=self._on_session_event,
+            on_segment_stored=self.wake_sync, **{"table_factory": device_table, **self._session_kwargs},
+        )
+        try:
+            session.start()
+        except Exception as exc:  # no device, device busy, disk: say it, stay usable
+            log.exception("could not start recording")
+            self.notice.emit("error", f"Could not start recording: {exc}")
+            return
+        self.session = session
+        self._set_state("recording")
+        self._tick.start()
+        self.notice.emit("info", "Recording started.")
+        self.wake_sync()
+
+    def stop_recording(self, *, title: str | None = None, participants: list[str] | None = None) -> None:
+        """Finalise in the background (tail transcription, final PATCH queued); the GUI stays live."""
+        session = self.session
+        if self.state != "recording" or session is None:
+            return
+        self._set_state("finishing")
+        self._tick.stop()
+        run_in_background(lambda: session.stop(title=title, participants=participants), self._on_stopped,
+                          self._on_stop_failed, name="finalise-recording")
+
+    def _on_stopped(self, recording: LocalRecording) -> None:
+        self.session = None
+        self.partial.emit("", "")
+        self._set_state("idle")
+        self.notice.emit("info", f"Recording stopped ({recording.duration_s or 0:.0f} s).")
+        self.recording_finished.emit(recording)
+        self.wake_sync()
+
+    def _on_stop_failed(self, exc: Exception) -> None:
+        self.session = None
+        self.notice.emit("error", f"Finishing the recording failed: {exc}. It will be recovered on the next start.")
+        self._set_state("idle")
+
+    def edit_live(self, fields: dict[str, Any]) -> None:
+        """Title/platform/participants edited during the meeting (also sent with the final PATCH)."""
+        if self.session and self.session.recording:
+            self.ctx.store.edit_recording(self.session.recording.id, fields)
+            if "meeting_title" in fields or "participants" in fields:
+                opts = self.session.options
+                self.session.options = replace(
+                    opts, title=fields.get("meeting_title", opts.title),
+                    participants=tuple(fields.get("participants", opts.participants)))
+            self.wake_sync()
+
+    # -- bridge: core threads → signals --------------------------------------------------------
+
+    def _on_session_event(self, event: SessionEvent) -> None:  # transcriber / capture threads
+        if isinstance(event, FinalLine):
+            self.final_line.emit(event.segment)
+        elif isinstance(event, Partial):
+            self.partial.emit(event.speaker, event.text)
+        elif isinstance(event, Notice):
+            self.notice.emit(event.level, event.message)
+
+    def _on_tick(self) -> None:
+        if self.session is None:
+            return
+        self.levels.emit({h.source: h.level_dbfs for h in self.session.health()})
+        self.elapsed.emit(self.session.elapsed_s)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.state_changed.emit(state)

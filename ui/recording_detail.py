@@ -1,0 +1,220 @@
+"""The detail pane of the recordings browser: header, actions, transcript and the edit form.
+
+It only shows what it is given and reports what the user asks for (signals); the browser owns
+the store, the server and the decisions.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from transcription.formats import TranscriptLine, clock
+from ui.browser_rows import (
+    BrowserRow,
+    format_date,
+    format_duration,
+    parse_participants,
+    parse_tasks,
+    tasks_to_text,
+)
+
+log = logging.getLogger(__name__)
+
+SPEAKER_COLOURS = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c")
+
+
+class RecordingDetail(QWidget):
+    save_requested = Signal(dict)  # every editable field, as the form now holds it
+    export_requested = Signal()
+    open_audio_requested = Signal()
+    delete_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._fields: dict[str, Any] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 0, 0, 0)
+        layout.addWidget(self._build_header())
+        layout.addLayout(self._build_actions())
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._build_transcript(), "Transcript")
+        self.tabs.addTab(self._build_form(), "Details && notes")
+        layout.addWidget(self.tabs, 1)
+        self.show_recording(None, [], {})
+
+    # -- builders ------------------------------------------------------------------------------
+
+    def _build_header(self) -> QWidget:
+        box = QWidget()
+        col = QVBoxLayout(box)
+        col.setContentsMargins(0, 0, 0, 4)
+        self.title_label = QLabel()
+        self.title_label.setStyleSheet("font-size: 16pt; font-weight: 600;")
+        self.title_label.setWordWrap(True)
+        self.meta_label = QLabel()
+        self.meta_label.setStyleSheet("color: #6b7280;")
+        self.meta_label.setWordWrap(True)
+        col.addWidget(self.title_label)
+        col.addWidget(self.meta_label)
+        return box
+
+    def _build_actions(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.export_button = self._action_button("Export transcript…", self.export_requested.emit)
+        self.audio_button = self._action_button("Open audio file", self.open_audio_requested.emit)
+        self.delete_button = self._action_button("Delete…", self.delete_requested.emit)
+        row.addWidget(self.export_button)
+        row.addWidget(self.audio_button)
+        row.addStretch(1)
+        row.addWidget(self.delete_button)
+        return row
+
+    def _action_button(self, text: str, slot: Any) -> QPushButton:
+        button = QPushButton(text)
+        button.clicked.connect(slot)
+        return button
+
+    def _build_transcript(self) -> QWidget:
+        self.transcript_view = QTextBrowser()
+        self.transcript_view.setOpenLinks(False)
+        return self.transcript_view
+
+    def _build_form(self) -> QWidget:
+        box = QWidget()
+        form = QFormLayout(box)
+        self.title_edit = QLineEdit()
+        self.participants_edit = QLineEdit()
+        self.participants_edit.setPlaceholderText("Comma-separated, e.g. Ana, Bo")
+        self.notes_edit = self._text_edit("Your notes")
+        self.summary_edit = self._text_edit("Meeting summary")
+        self.tasks_edit = self._text_edit("One task per line")
+        form.addRow("Title", self.title_edit)
+        form.addRow("Participants", self.participants_edit)
+        form.addRow("Notes", self.notes_edit)
+        form.addRow("Summary", self.summary_edit)
+        form.addRow("Tasks", self.tasks_edit)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.revert_button = self._action_button("Revert", self._fill_form)
+        self.save_button = self._action_button("Save changes", self._emit_save)
+        self.save_button.setDefault(True)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.save_button)
+        form.addRow(buttons)
+        return box
+
+    def _text_edit(self, placeholder: str) -> QPlainTextEdit:
+        edit = QPlainTextEdit()
+        edit.setPlaceholderText(placeholder)
+        edit.setTabChangesFocus(True)
+        return edit
+
+    # -- showing -------------------------------------------------------------------------------
+
+    def show_recording(self, row: BrowserRow | None, lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> None:
+        self._fields = dict(fields)
+        for widget in (self.export_button, self.delete_button, self.tabs):
+            widget.setEnabled(row is not None)
+        self.audio_button.setEnabled(bool(row and row.local and row.local.audio_path))
+        if row is None:
+            self.title_label.setText("No recording selected")
+            self.meta_label.setText("Pick a recording on the left to see its transcript.")
+            self.transcript_view.clear()
+        else:
+            self.title_label.setText(row.title or "Untitled recording")
+            self.meta_label.setText(self._meta(row))
+            self.transcript_view.setHtml(transcript_html(lines, fields))
+        self._fill_form()
+
+    def _meta(self, row: BrowserRow) -> str:
+        parts = [format_date(row.started_at), format_duration(row.duration_s), row.platform.replace("_", " "),
+                 row.status, row.sync_label]
+        if row.participants:
+            parts.append(", ".join(row.participants))
+        return "  ·  ".join(p for p in parts if p)
+
+    def _fill_form(self) -> None:
+        f = self._fields
+        self.title_edit.setText(f.get("meeting_title") or "")
+        self.participants_edit.setText(", ".join(f.get("participants") or []))
+        self.notes_edit.setPlainText(f.get("notes") or "")
+        self.summary_edit.setPlainText(f.get("summary") or "")
+        self.tasks_edit.setPlainText(tasks_to_text(f.get("extracted_tasks") or []))
+
+    def form_fields(self) -> dict[str, Any]:
+        """The editable fields as the form holds them (blank text → null)."""
+        return {
+            "meeting_title": self.title_edit.text().strip() or None,
+            "participants": parse_participants(self.participants_edit.text()),
+            "notes": self.notes_edit.toPlainText().strip() or None,
+            "summary": self.summary_edit.toPlainText().strip() or None,
+            "extracted_tasks": parse_tasks(self.tasks_edit.toPlainText(), self._fields.get("extracted_tasks") or []),
+        }
+
+    def _emit_save(self) -> None:
+        self.save_requested.emit(self.form_fields())
+
+
+def transcript_html(lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> str:
+    parts: list[str] = []
+    if fields.get("summary"):
+        parts.append(_section("Summary", f"<p>{_text(fields['summary'])}</p>"))
+    if fields.get("extracted_tasks"):
+        items = "".join(f"<li>{_task(t)}</li>" for t in fields["extracted_tasks"])
+        parts.append(_section("Tasks", f"<ul>{items}</ul>"))
+    if fields.get("notes"):
+        parts.append(_section("Notes", f"<p>{_text(fields['notes'])}</p>"))
+    parts.append(_section("Transcript", _lines_html(lines)))
+    return "".join(parts)
+
+
+def _section(title: str, body: str) -> str:
+    return f"<h3 style='margin-bottom:4px'>{title}</h3>{body}"
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value)).replace("\n", "<br>")
+
+
+def _task(task: Any) -> str:
+    if not isinstance(task, dict):
+        return _text(task)
+    text = f"<b>{_text(task.get('title') or '')}</b>"
+    if task.get("description"):
+        text += f" — {_text(task['description'])}"
+    if task.get("assignee"):
+        text += f" <i>({_text(task['assignee'])})</i>"
+    return text
+
+
+def _lines_html(lines: Sequence[TranscriptLine]) -> str:
+    if not lines:
+        return "<p><i>No transcript yet.</i></p>"
+    speakers: dict[str, str] = {}
+    rows = []
+    for line in lines:
+        who = line.speaker or ""
+        colour = speakers.setdefault(who, SPEAKER_COLOURS[len(speakers) % len(SPEAKER_COLOURS)])
+        rows.append(
+            f"<tr><td style='color:gray; padding-right:8px'>[{clock(line.start_ms)}]</td>"
+            f"<td style='color:{colour}; font-weight:600; padding-right:8px'>{html.escape(who)}</td>"
+            f"<td>{html.escape(line.text)}</td></tr>"
+        )
+    return f"<table cellspacing='2'>{''.join(rows)}</table>"

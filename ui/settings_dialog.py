@@ -1,0 +1,148 @@
+"""Settings: PostHog (server, project, key, test connection) and recording (devices, name, model).
+
+The key goes to the OS keyring (``set_api_key``), never to settings.json. Without a keyring the
+dialog says so and offers to use the key for this session only (``POSTHOG_PERSONAL_API_KEY`` in
+this process's environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from api.errors import InvalidHost
+from desktop_recorder.config import Settings, save_settings
+from desktop_recorder.context import AppContext
+from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, set_api_key
+from ui.settings_audio import AudioSection
+from ui.settings_posthog import BAD_STYLE, PostHogSection
+
+log = logging.getLogger(__name__)
+
+WARNING_STYLE = "QFrame#keyringWarning { background: #fff4ce; border: 1px solid #e8d48a; border-radius: 4px; }"
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, ctx: AppContext, on_saved: Callable[[Settings], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.on_saved = on_saved
+        self._unsaved: Settings | None = None  # waiting for "use for this session only"
+        self.setWindowTitle("Desktop Recorder — Settings")
+        self.setMinimumWidth(620)
+        layout = QVBoxLayout(self)
+        self.posthog = PostHogSection(ctx.settings)
+        self.audio = AudioSection(ctx.settings)
+        layout.addWidget(self.posthog)
+        layout.addWidget(self._build_keyring_warning())
+        layout.addWidget(self.audio)
+        layout.addStretch(1)
+        layout.addWidget(self._build_error())
+        layout.addWidget(self._build_buttons())
+        self.posthog.connection_checked.connect(self.fit_height)
+        self.audio.load_devices()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        """Grow to show every wrapped line (Qt sizes windows without height-for-width)."""
+        needed = self.heightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)
+
+    # -- builders ------------------------------------------------------------------------------
+
+    def _build_keyring_warning(self) -> QFrame:
+        self.keyring_warning = QFrame()
+        self.keyring_warning.setObjectName("keyringWarning")
+        self.keyring_warning.setStyleSheet(WARNING_STYLE)
+        row = QHBoxLayout(self.keyring_warning)
+        self.keyring_label = QLabel()
+        self.keyring_label.setWordWrap(True)
+        self.session_button = QPushButton("Use this key for this session only")
+        self.session_button.clicked.connect(self.use_key_for_session)
+        row.addWidget(self.keyring_label, 1)
+        row.addWidget(self.session_button)
+        self.keyring_warning.hide()
+        return self.keyring_warning
+
+    def _build_error(self) -> QLabel:
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(BAD_STYLE)
+        self.error_label.hide()
+        return self.error_label
+
+    def _build_buttons(self) -> QDialogButtonBox:
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        return self.buttons
+
+    # -- saving --------------------------------------------------------------------------------
+
+    def edited_settings(self) -> Settings:
+        """The settings as edited; ``InvalidHost`` / ``ValueError`` say what is wrong."""
+        return self.audio.apply(replace(self.ctx.settings, host=self.posthog.host(), project_id=self.posthog.project()))
+
+    def save(self) -> bool:
+        """Store the key (keyring), write settings.json, tell the app; False if something needs the user."""
+        self.error_label.hide()
+        try:
+            settings = self.edited_settings()
+        except (InvalidHost, ValueError) as exc:
+            return self._refuse(str(exc))
+        key = self.posthog.typed_key()
+        if key and settings.host is None:
+            return self._refuse("Choose a PostHog server for this API key, or clear the key field.")
+        if key and settings.host:
+            try:
+                set_api_key(settings.host, key)
+            except SecretStoreUnavailable as exc:
+                self._unsaved = settings
+                self.keyring_label.setText(f"{exc}\nYou can use the key until Desktop Recorder quits instead; "
+                                           "it is not written anywhere.")
+                self.keyring_warning.show()
+                self.fit_height()
+                return False
+        return self._commit(settings)
+
+    def use_key_for_session(self) -> None:
+        """The keyring is unavailable: keep the key in this process's environment only."""
+        settings = self._unsaved or self.edited_settings()
+        os.environ[ENV_KEY] = self.posthog.typed_key()
+        log.info("API key kept for this session only (no OS keyring)")
+        self.keyring_warning.hide()
+        self._commit(settings)
+
+    def _commit(self, settings: Settings) -> bool:
+        try:
+            save_settings(self.ctx.paths, settings)
+        except OSError as exc:
+            return self._refuse(f"Could not write {self.ctx.paths.settings_file}: {exc}")
+        log.info("settings saved to %s", self.ctx.paths.settings_file)
+        self.on_saved(settings)
+        self.accept()
+        return True
+
+    def _refuse(self, message: str) -> bool:
+        self.error_label.setText(message)
+        self.error_label.show()
+        self.fit_height()
+        return False

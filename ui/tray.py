@@ -1,0 +1,125 @@
+"""The tray icon: state at a glance, the menu, notifications; or a small window without a tray."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSystemTrayIcon, QVBoxLayout, QWidget
+
+from transcription.formats import clock
+from ui.actions import AppActions
+from ui.controller import RecorderController
+from ui.icons import app_icon, tray_icon
+
+NOTIFY_MS = 6000
+
+
+def tray_state(app_state: str, sync_kind: str) -> str:
+    """Which icon: what the recorder does first, then what sync needs."""
+    if app_state == "recording":
+        return "recording"
+    if app_state == "error" or sync_kind == "blocked":
+        return "error"
+    if app_state == "finishing" or sync_kind == "pending":
+        return "syncing"
+    if sync_kind == "offline":
+        return "offline"
+    return "idle"
+
+
+class StatusText(QObject):
+    """The one-line status both front ends show (tooltip, or the fallback window's label)."""
+
+    def __init__(self, controller: RecorderController, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.sync_kind, self.sync_text, self.elapsed_s = "off", "", 0.0
+        controller.sync_changed.connect(self._on_sync)
+        controller.elapsed.connect(self._on_elapsed)
+
+    def _on_sync(self, kind: str, text: str) -> None:
+        self.sync_kind, self.sync_text = kind, text
+
+    def _on_elapsed(self, seconds: float) -> None:
+        self.elapsed_s = seconds
+
+    @property
+    def icon_state(self) -> str:
+        return tray_state(self.controller.state, self.sync_kind)
+
+    def text(self) -> str:
+        state = self.controller.state
+        head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}", "finishing": "Finishing the recording…",
+                "loading": "Loading the speech model…", "error": "Cannot record"}.get(state, "Idle")
+        return f"Desktop Recorder — {head}\n{self.sync_text}".strip()
+
+
+class TrayIcon(QSystemTrayIcon):
+    def __init__(self, actions: AppActions, on_toggle_live: object, parent: QObject | None = None) -> None:
+        super().__init__(tray_icon("idle"), parent)
+        self.actions = actions
+        self.status = StatusText(actions.controller, self)
+        menu = QMenu()
+        for action in (actions.record, None, actions.show_live, actions.recordings, actions.settings, None,
+                       actions.quit):
+            menu.addSeparator() if action is None else menu.addAction(action)
+        self._menu = menu  # QSystemTrayIcon does not own its menu
+        self.setContextMenu(menu)
+        self.activated.connect(lambda reason: reason == QSystemTrayIcon.ActivationReason.Trigger
+                               and on_toggle_live())  # type: ignore[operator]
+        c = actions.controller
+        for signal in (c.state_changed, c.sync_changed, c.elapsed):
+            signal.connect(self.refresh)
+        c.notice.connect(self.notify)
+        self.refresh()
+
+    def refresh(self, *_: object) -> None:
+        self.setIcon(tray_icon(self.status.icon_state))
+        self.setToolTip(self.status.text())
+
+    def notify(self, level: str, message: str) -> None:
+        icon = {"error": QSystemTrayIcon.MessageIcon.Critical,
+                "warning": QSystemTrayIcon.MessageIcon.Warning}.get(level, QSystemTrayIcon.MessageIcon.Information)
+        self.showMessage("Desktop Recorder", message, icon, NOTIFY_MS)
+
+
+class ControlWindow(QWidget):
+    """Where no system tray exists: the same controls in a small window, never silently nothing."""
+
+    def __init__(self, actions: AppActions, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.app_actions = actions
+        self.setWindowTitle("Desktop Recorder")
+        self.setWindowIcon(app_icon())
+        self.status = StatusText(actions.controller, self)
+        layout = QVBoxLayout(self)
+        self.status_label = QLabel(wordWrap=True)
+        self.notice_label = QLabel(wordWrap=True)
+        self.notice_label.setStyleSheet("color: #8d4b00;")
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.notice_label)
+        self.buttons: dict[str, QPushButton] = {}
+        for key in ("record", "show_live", "recordings", "settings", "quit"):
+            action = getattr(actions, key)
+            button = QPushButton(action.text())
+            button.clicked.connect(action.trigger)
+            action.changed.connect(lambda b=button, a=action: (b.setText(a.text()), b.setEnabled(a.isEnabled())))
+            button.setEnabled(action.isEnabled())
+            self.buttons[key] = button
+            layout.addWidget(button)
+        c = actions.controller
+        for signal in (c.state_changed, c.sync_changed, c.elapsed):
+            signal.connect(self.refresh)
+        c.notice.connect(self._on_notice)
+        self.refresh()
+
+    def _on_notice(self, level: str, message: str) -> None:
+        if level != "info":
+            self.notice_label.setText(message)
+
+    def refresh(self, *_: object) -> None:
+        self.status_label.setText(self.status.text())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        event.ignore()
+        self.app_actions.quit.trigger()  # closing the only window means quitting (asks while recording)
