@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
     if command is None:
+        if _no_display():
+            print("desktop-recorder: the tray app needs a desktop session (no display found). Record from "
+                  "the command line with 'desktop-recorder record'; see 'desktop-recorder --help'.", file=sys.stderr)
+            return 2
         from ui.app import run_app  # the tray app; Qt is imported only in ui/
 
         return run_app()
@@ -71,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         ctx.close()
+
+
+def _no_display() -> bool:
+    """On Linux/BSD a GUI needs X11 or Wayland (or an explicit Qt platform such as offscreen)."""
+    if not sys.platform.startswith(("linux", "freebsd")):
+        return False
+    return not any(os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 class StopSignal:

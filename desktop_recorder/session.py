@@ -119,6 +119,18 @@ class RecordingSession:
             raise NoAudioDevice("Nothing to record: no microphone and no system-audio source.")
         return devices
 
+    def _current_device(self, source: Source) -> InputDevice | None:
+        """The device ``source`` should use now: the current default for ``auto`` (the user may
+        have switched to headphones), else the chosen one. Only the sound server is asked."""
+        spec = self.options.mic if source == "mic" else self.options.system
+        table = self.table_factory()
+        if table.server is None:  # PortAudio cannot re-list devices while streams are open
+            return None
+        try:
+            return resolve(table, source, spec)
+        except NoAudioDevice:
+            return None
+
     def start(self) -> LocalRecording:
         devices = self.resolve_devices()
         self.recording = self.store.create_recording(
@@ -133,7 +145,9 @@ class RecordingSession:
         for source, dev in devices.items():
             self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
             self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
-        self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)))
+        self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)),
+                                         follow=self._current_device,
+                                         on_notice=lambda message: self.on_event(Notice("warning", message)))
         self._watch = HealthWatch(tuple(devices))
         try:
             self._pipeline.start()

@@ -61,7 +61,7 @@ def pulse_table() -> DeviceTable | None:
         return None
     try:
         with pulsectl.Pulse("desktop-recorder-probe", connect=False) as pulse:
-            pulse.connect(autospawn=False, wait=False, timeout=2.0)
+            pulse.connect(autospawn=False)  # fails at once without a server (a timeout here waits it out)
             # Classify while connected: the info objects read libpulse memory freed on disconnect.
             return table_from_pulse(pulse.server_info(), pulse.source_list(), pulse.sink_list())
     except pulsectl.PulseError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder.capture import QUEUE_BLOCKS, AudioBlock, CaptureStats, SourceCapture
+from recorder.capture import QUEUE_BLOCKS, AudioBlock, CaptureError, CaptureStats, SourceCapture
 from recorder.devices import InputDevice
 from recorder.timeline import SourceTimeline
 from recorder.wavfile import StereoWavWriter
@@ -25,6 +25,7 @@ from transcription.types import SAMPLE_RATE_HZ, Audio, Source
 
 log = logging.getLogger(__name__)
 TICK_S = 0.1
+FOLLOW_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,17 @@ class CapturePipeline:
         on_audio: Callable[[Source, Audio], None],
         *,
         clock: Callable[[], float] = time.monotonic,
+        follow: Callable[[Source], InputDevice | None] | None = None,
+        on_notice: Callable[[str], None] = lambda _message: None,
     ) -> None:
+        """``follow(source)`` names the device a source should use now (None: keep it); it is asked
+        every ``FOLLOW_EVERY_S`` so a changed default output is followed and a lost device reopened."""
         if not devices:
             raise ValueError("at least one source is needed")
         self._clock = clock
+        self._follow = follow
+        self._on_notice = on_notice
+        self._followed_at = 0.0
         self._queue: queue.Queue[AudioBlock] = queue.Queue(maxsize=QUEUE_BLOCKS)
         self._captures = {s: SourceCapture(s, d, self._queue, clock=clock) for s, d in devices.items()}
         self._on_audio = on_audio
@@ -121,6 +129,34 @@ class CapturePipeline:
                 self._take(block)
             self._pad_stalled()
             self._write(final=False)
+            self._follow_devices()
+
+    def _follow_devices(self) -> None:
+        """Switch a source to the device it should use now, or reopen it if its stream died."""
+        now = self._clock()
+        if self._follow is None or now - self._followed_at < FOLLOW_EVERY_S:
+            return
+        self._followed_at = now
+        for source, capture in list(self._captures.items()):
+            try:
+                wanted = self._follow(source) or capture.device
+            except Exception as exc:  # noqa: BLE001 - the sound server may be gone for a moment
+                log.info("cannot look up the %s device: %s", source, exc)
+                continue
+            if wanted.name == capture.device.name and capture.alive:
+                continue
+            replacement = SourceCapture(source, wanted, self._queue, clock=self._clock)
+            try:
+                replacement.start()
+            except CaptureError as exc:
+                log.info("cannot open %s yet: %s", wanted.name, exc)
+                continue
+            capture.stop()
+            self._captures[source] = replacement
+            what = "System audio" if source == "system" else "Microphone"
+            verb = "now follows" if wanted.name != capture.device.name else "is back:"
+            self._on_notice(f"{what} {verb} {wanted.description}.")
+            log.info("%s switched from %s to %s", source, capture.device.name, wanted.name)
 
     def _drain_queue(self) -> None:
         while True:

@@ -96,4 +96,19 @@ def test_corrupt_settings_are_set_aside_not_fatal(app_home):
 def test_version_and_help(app_home):
     env = cli_env(app_home, None)
     assert run_cli("--version", env=env).stdout.startswith("desktop-recorder ")
-    assert "record" in run_cli(env=env).stdout
+    assert "record" in run_cli("--help", env=env).stdout
+
+
+def test_no_arguments_without_any_display_explains_instead_of_crashing(app_home):
+    env = {k: v for k, v in cli_env(app_home, None).items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = run_cli(env=env, timeout=60)
+    assert result.returncode == 2 and "desktop-recorder record" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_devices_without_a_sound_server(app_home):
+    env = cli_env(app_home, None)
+    env["PULSE_SERVER"] = "unix:/nonexistent/native"
+    result = run_cli("devices", env=env)
+    assert result.returncode == 1 and "No input devices" in result.stdout and "Traceback" not in result.stderr

@@ -125,6 +125,12 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     remote = next(iter(server.state.recordings.values()))
     assert remote["meeting_title"] == "Tray flow" and len(remote["transcript_segments"]) == len(app.live.lines)
 
+    app.actions.recordings.trigger()  # … and the recording is in the browser
+    browser = app.browser
+    qtbot.addWidget(browser)
+    qtbot.waitUntil(lambda: any(r.title == "Tray flow" and r.remote is not None for r in browser.rows()),
+                    timeout=15_000)
+
 
 @pytest.mark.slow
 @pytest.mark.audio

@@ -1,0 +1,124 @@
+"""Capture people can trust, on the virtual PulseAudio devices with real speech."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import JFK_TEXT, RIG, cli_env, run_cli, wer
+from tests.recording import Recorder, play
+
+pytestmark = [pytest.mark.slow, pytest.mark.audio]
+
+
+def pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def the_wav(home: Path) -> tuple[np.ndarray, int]:
+    (wav,) = (home / "data" / "audio").glob("*.wav")
+    return sf.read(wav, dtype="float32")
+
+
+def onset_s(x: np.ndarray, rate: int) -> float:
+    """Where speech starts in a channel: the first 10 ms frame clearly above its noise floor."""
+    frame = rate // 100
+    n = len(x) // frame
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
+    return float(np.argmax(rms > max(1e-4, rms.max() * 0.05)) * frame / rate)
+
+
+def xcorr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    n = len(a) + len(b)
+    c = np.fft.irfft(np.fft.rfft(a, n) * np.conj(np.fft.rfft(b, n)), n)
+    return float(np.abs(c).max() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def test_mic_and_system_land_in_their_own_channels_aligned(audio_rig, app_home, playable):
+    rec = Recorder(["--duration", "10"], cli_env(app_home, None))
+    rec.wait_recording()
+    time.sleep(1.0)
+    players = [play(playable["left"], "meet_mic_in"), play(playable["jfk"], "meet_speakers")]  # same moment
+    for p in players:
+        p.wait()
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    audio, rate = the_wav(app_home)
+    mic, system = audio[:, 0], audio[:, 1]
+    left, lrate = sf.read(playable["left"], dtype="float32")
+    jfk, jrate = sf.read(playable["jfk"], dtype="float32")
+    import soxr
+
+    left, jfk = soxr.resample(left, lrate, rate), soxr.resample(jfk, jrate, rate)
+    assert xcorr(mic, left) > 0.8 and xcorr(system, jfk) > 0.8  # each speaker in its own channel
+    assert xcorr(mic, jfk) < 0.3 and xcorr(system, left) < 0.3  # and not in the other
+    # Both were started together: their onsets in the file agree (less their own leading silence).
+    skew = (onset_s(mic, rate) - onset_s(left, rate)) - (onset_s(system, rate) - onset_s(jfk, rate))
+    assert abs(skew) < 0.1, f"mic and system are {skew * 1000:.0f} ms apart"
+
+
+@pytest.fixture
+def headset():
+    """A second output, like headphones being plugged in (no keep-alive: its monitor idles)."""
+    module = pactl("load-module", "module-null-sink", "sink_name=meet_headset",
+                   "sink_properties=device.description=Meet_Headset")
+    yield "meet_headset"
+    pactl("set-default-sink", "meet_speakers")
+    pactl("unload-module", module)
+
+
+def test_capture_follows_the_default_output_when_the_user_switches(audio_rig, app_home, playable, headset):
+    rec = Recorder(["--duration", "20", "--mic", "none"], cli_env(app_home, None))
+    rec.wait_recording()
+    time.sleep(1.0)
+    pactl("set-default-sink", headset)  # the user switches to headphones mid-meeting
+    time.sleep(2.5)
+    play(playable["jfk"], headset).wait()
+    code, out, err = rec.finish()
+    assert code == 0, err
+    assert "System audio now follows Monitor of Meet_Headset" in err
+    assert wer(JFK_TEXT, " ".join(line.split(": ", 1)[1] for line in out.splitlines())) <= 0.1
+    audio, rate = the_wav(app_home)
+    assert abs(len(audio) / rate - 20) < 1.5  # the idle headset monitor's silence is on the timeline
+
+
+def test_losing_the_microphone_mid_meeting(audio_rig, app_home, playable):
+    rec = Recorder(["--duration", "16"], cli_env(app_home, None))
+    rec.wait_recording()
+    time.sleep(2.0)
+    remap = next(line.split()[0] for line in pactl("list", "short", "modules").splitlines()
+                 if "module-remap-source" in line and "meet_mic" in line)
+    try:
+        pactl("unload-module", remap)  # the USB headset is unplugged
+        play(playable["jfk"], "meet_speakers").wait()
+        code, out, err = rec.finish()
+    finally:
+        subprocess.run(["bash", str(RIG), "up"], check=True, capture_output=True)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "microphone" in err.lower() and ("stopped" in err or "now follows" in err or "is back" in err)
+    assert wer(JFK_TEXT, " ".join(line.split(": ", 1)[1] for line in out.splitlines())) <= 0.1
+    audio, rate = the_wav(app_home)
+    assert abs(len(audio) / rate - 16) < 1.5  # nothing recorded was lost; the gap is silence
+
+
+def test_audio_file_after_kill_9_holds_all_but_the_last_second(audio_rig, app_home, playable):
+    env = cli_env(app_home, None)
+    rec = Recorder(["--mic", "none"], env)
+    rec.wait_recording()
+    play(playable["jfk"], "meet_speakers").wait()
+    time.sleep(1.0)
+    rec.proc.send_signal(signal.SIGKILL)
+    killed_after = time.monotonic() - rec.started_at
+    rec.finish()
+    run_cli("sync", env=env)  # any start-up finalises and repairs interrupted recordings
+    audio, rate = the_wav(app_home)
+    assert killed_after - 1.5 <= len(audio) / rate <= killed_after + 0.5
+    assert np.abs(audio[:, 1]).max() > 0.05
