@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from desktop_recorder.context import AppContext
 from tests.posthog_server import PostHogTestServer
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # real widgets, no screen needed
@@ -57,6 +58,14 @@ def app_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("POSTHOG_HOST", "POSTHOG_PROJECT_ID", "POSTHOG_PERSONAL_API_KEY"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def ctx(app_home: Path) -> Iterator[AppContext]:
+    """The app's context (paths, settings, store) in the isolated home."""
+    context = AppContext.open()
+    yield context
+    context.close()
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-from desktop_recorder.context import AppContext
 from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, wer
 from tests.recording import play
@@ -17,13 +16,6 @@ from ui.tray import tray_state
 
 def segment(i: int, speaker: str = "Others", source: str = "system", text: str = "hello there") -> StoredSegment:
     return StoredSegment(i, "rec", i * 1000.0, i * 1000.0 + 800, source, speaker, f"{text} {i}", 0.9, False)
-
-
-@pytest.fixture
-def ctx(app_home):
-    context = AppContext.open()
-    yield context
-    context.close()
 
 
 @pytest.fixture

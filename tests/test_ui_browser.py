@@ -24,13 +24,6 @@ LIST_PATH = "/api/environments/@current/desktop_recordings/"
 
 
 @pytest.fixture
-def ctx(app_home: Path) -> Iterator[AppContext]:
-    context = AppContext.open()
-    yield context
-    context.close()
-
-
-@pytest.fixture
 def factory(server: PostHogTestServer) -> Callable[[], PostHogClient]:
     return lambda: PostHogClient(server.url, WRITE_KEY)
 

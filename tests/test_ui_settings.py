@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import keyring
 import pytest
@@ -19,13 +18,6 @@ from desktop_recorder.secrets import ENV_KEY, SERVICE, get_api_key
 from tests.conftest import READ_KEY, WRITE_KEY
 from ui.settings_dialog import SettingsDialog
 from ui.settings_posthog import CUSTOM
-
-
-@pytest.fixture
-def ctx(app_home: Path) -> Iterator[AppContext]:
-    context = AppContext.open()
-    yield context
-    context.close()
 
 
 @pytest.fixture
