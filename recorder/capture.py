@@ -116,7 +116,13 @@ class SourceCapture:
     @property
     def alive(self) -> bool:
         """False once the stream has stopped on its own (device unplugged, server gone)."""
-        return self._stream is None or bool(self._stream.active)
+        stream = self._stream
+        if stream is None:
+            return True
+        try:
+            return bool(stream.active)
+        except Exception:  # noqa: BLE001 - PortAudio: the stream is gone
+            return False
 
     def stop(self) -> None:
         if self._stream is not None:

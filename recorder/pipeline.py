@@ -95,10 +95,10 @@ class CapturePipeline:
 
     def stop(self) -> None:
         """Stop the devices, write everything still queued, close (and fsync) the file."""
+        self._stop.set()
+        self._thread.join()  # first: it may be switching devices
         for capture in self._captures.values():
             capture.stop()
-        self._stop.set()
-        self._thread.join()
         self._drain_queue()
         for source, timeline in self._timelines.items():
             self._emit(source, timeline.flush())
@@ -125,11 +125,14 @@ class CapturePipeline:
                 block = self._queue.get(timeout=TICK_S)
             except queue.Empty:
                 block = None
-            if block is not None:
-                self._take(block)
-            self._pad_stalled()
-            self._write(final=False)
-            self._follow_devices()
+            try:
+                if block is not None:
+                    self._take(block)
+                self._pad_stalled()
+                self._write(final=False)
+                self._follow_devices()
+            except Exception:  # the capture thread must outlive any one bad block or device
+                log.exception("capture pipeline step failed")
 
     def _follow_devices(self) -> None:
         """Switch a source to the device it should use now, or reopen it if its stream died."""
