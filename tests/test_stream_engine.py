@@ -109,7 +109,8 @@ def test_context_is_decoded_but_only_new_words_become_final_and_prompt_excludes_
     assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second bit"]
     second = asr.calls[1]
     assert second.word_timestamps and second.seconds > 2.0  # the first utterance's audio is context
-    assert second.prompt is None  # its text must not be in the prompt: its audio is being decoded
+    assert "first" not in (second.prompt or "")  # its audio is being decoded: its text must not prompt it
+    assert asr.calls[0].prompt == "Meeting transcript."  # nothing committed yet: the neutral prompt
 
 
 def test_falls_back_to_decoding_alone_when_the_model_skips_the_context():
