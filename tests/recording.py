@@ -18,8 +18,10 @@ from tests.posthog_server import PostHogTestServer
 class Recorder:
     """A `desktop-recorder record` process whose stderr is read as it comes."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "record", *args], env=env,
+    def __init__(self, args: list[str], env: dict[str, str], *, command: list[str] | None = None,
+                 cwd: Path | None = None) -> None:
+        command = command or [sys.executable, "-m", "desktop_recorder"]
+        self.proc = subprocess.Popen([*command, "record", *args], env=env, cwd=cwd,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
         self.recording = threading.Event()
