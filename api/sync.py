@@ -47,6 +47,7 @@ class SyncStatus:
     """What the UI/CLI shows: ``blocked`` needs the user (credentials, scope)."""
 
     blocked: str | None = None
+    needs_user: str | None = None  # not stopped, but only the user can fix it (e.g. server can't create)
     last_error: str | None = None
     backoff_until: dict[str, float] = field(default_factory=dict)
 
@@ -162,6 +163,7 @@ class SyncWorker:
                 remote = self.client.create_recording(rec.platform)
                 log.info("recording %s created on the server as %s", rec.id, remote.id)
             self.store.set_server_id(rec.id, remote.id, self.client.project, create.id)
+            self.status.needs_user = None
             self.store.set_remote_state(rec.id, "syncing")
             rec = self.store.get_recording(rec.id)
         server_id = rec.server_id
@@ -277,6 +279,7 @@ class SyncWorker:
         n = self._failures[rid] = self._failures.get(rid, 0) + 1
         if isinstance(exc, CannotCreateRecordings):
             wait = CANNOT_CREATE_RETRY_S
+            self.status.needs_user = str(exc)
         elif isinstance(exc, RateLimited | ServerUnavailable) and exc.retry_after_s is not None:
             wait = exc.retry_after_s
         else:

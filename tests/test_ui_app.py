@@ -154,3 +154,24 @@ def test_recording_without_any_audio_device_says_so_and_stays_usable(make_app, q
     assert notice.args[0] == "warning" or "Could not start" in notice.args[1]
     qtbot.waitUntil(lambda: "Could not start recording" in app.window.notice_label.text(), timeout=5_000)
     assert app.controller.state == "idle" and app.actions.record.isEnabled()
+
+
+@pytest.mark.parametrize(("fault", "expected"), [
+    ("create_unavailable", "cannot create desktop recordings"),
+    ("revoked", "Sync stopped: PostHog rejected the personal API key"),
+])
+def test_sync_problems_that_need_the_user_are_notified(make_app, qtbot, server, monkeypatch, fault, expected):
+    monkeypatch.setenv("POSTHOG_HOST", server.url)
+    monkeypatch.setenv("POSTHOG_PERSONAL_API_KEY", WRITE_KEY)
+    if fault == "revoked":
+        server.state.keys.clear()
+    else:
+        server.state.faults.create_unavailable = True
+    app = make_app()
+    app.ctx.settings = app.ctx.settings.with_env()
+    app.ctx.store.create_recording(platform="meet", title="Waiting", participants=[], audio_path=None)
+    notices: list[str] = []
+    app.controller.notice.connect(lambda level, message: notices.append(message))
+    app.controller.restart_sync()
+    qtbot.waitUntil(lambda: any(expected in n for n in notices), timeout=15_000)
+    qtbot.waitUntil(lambda: app.window.status.icon_state == "error", timeout=5_000)

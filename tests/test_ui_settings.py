@@ -223,3 +223,20 @@ def test_device_combos_list_the_sound_servers_sources(qtbot, audio_rig, ctx, sav
     mic.setCurrentIndex(mic.findData("meet_mic"))
     save_button(dlg).click()
     assert saved[0].mic == "meet_mic" and load_settings(ctx.paths).mic == "meet_mic"
+
+
+def test_start_at_login_writes_and_removes_the_autostart_entry(ctx, qtbot, monkeypatch, tmp_path, memory_keyring):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    entry = tmp_path / "xdg" / "autostart" / "desktop-recorder.desktop"
+    dialog = SettingsDialog(ctx, lambda s: None)
+    qtbot.addWidget(dialog)
+    assert not dialog.autostart_box.isChecked()
+    dialog.autostart_box.setChecked(True)
+    assert dialog.save()
+    text = entry.read_text()
+    assert "Exec=" in text and "desktop-recorder" in text.split("Exec=", 1)[1].splitlines()[0]
+    again = SettingsDialog(ctx, lambda s: None)
+    qtbot.addWidget(again)
+    assert again.autostart_box.isChecked()
+    again.autostart_box.setChecked(False)
+    assert again.save() and not entry.exists()

@@ -144,8 +144,8 @@ class RecorderController(QObject):
         ops = sum(o for o, _ in pending.values())
         segs = sum(s for _, s in pending.values())
         status = self.sync.status
-        if status.blocked:
-            kind, text = "blocked", status.blocked
+        if status.blocked or status.needs_user:
+            kind, text = "blocked", status.blocked or status.needs_user or ""
         elif pending and status.last_error and status.backoff_until:
             kind, text = "offline", f"Offline: {ops} changes and {segs} segments wait ({status.last_error})"
         elif pending:
@@ -155,7 +155,7 @@ class RecorderController(QObject):
         if kind != self._last_sync_kind and kind == "synced" and self._last_sync_kind == "offline":
             self.notice.emit("info", "Back online: everything is synced.")
         if kind == "blocked" and self._last_sync_kind != "blocked":
-            self.notice.emit("error", f"Sync stopped: {text}")
+            self.notice.emit("error", f"Sync stopped: {text}" if status.blocked else text)
         self._last_sync_kind = kind
         self.sync_changed.emit(kind, text)
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFrame,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from api.errors import InvalidHost
+from desktop_recorder import autostart
 from desktop_recorder.config import Settings, save_settings
 from desktop_recorder.context import AppContext
 from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, set_api_key
@@ -50,6 +52,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.posthog)
         layout.addWidget(self._build_keyring_warning())
         layout.addWidget(self.audio)
+        layout.addWidget(self._build_autostart())
         layout.addStretch(1)
         layout.addWidget(self._build_error())
         layout.addWidget(self._build_buttons())
@@ -81,6 +84,12 @@ class SettingsDialog(QDialog):
         row.addWidget(self.session_button)
         self.keyring_warning.hide()
         return self.keyring_warning
+
+    def _build_autostart(self) -> QCheckBox:
+        self.autostart_box = QCheckBox("Start Desktop Recorder when I log in")
+        self.autostart_box.setChecked(autostart.is_enabled())
+        self.autostart_box.setEnabled(autostart.supported())
+        return self.autostart_box
 
     def _build_error(self) -> QLabel:
         self.error_label = QLabel()
@@ -136,6 +145,11 @@ class SettingsDialog(QDialog):
             save_settings(self.ctx.paths, settings)
         except OSError as exc:
             return self._refuse(f"Could not write {self.ctx.paths.settings_file}: {exc}")
+        if autostart.supported() and self.autostart_box.isChecked() != autostart.is_enabled():
+            try:
+                autostart.set_enabled(self.autostart_box.isChecked())
+            except OSError as exc:
+                return self._refuse(f"Could not change starting at login: {exc}")
         log.info("settings saved to %s", self.ctx.paths.settings_file)
         self.on_saved(settings)
         self.accept()
