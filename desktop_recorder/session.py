@@ -223,7 +223,7 @@ class RecordingSession:
         self._health_checked_at = now
         health = self._pipeline.health()
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
-                                          {h.source: h.alive for h in health}):
+                                          {h.source: h.alive for h in health}, self._pipeline.echo_db):
             self.on_event(Notice("warning", warning))
 
     def _feed(self, *, block: bool) -> bool:

@@ -21,6 +21,10 @@ MESSAGES = {
     "mic": ("Your microphone has been silent for {s:.0f} s while the others can be heard. Is it muted, or is "
             "another microphone selected?"),
 }
+ECHO_DB = -25.0  # louder than this, the others' words are likely transcribed from the mic too
+ECHO_FOR_S = 4.0
+ECHO_MESSAGE = ("Your microphone hears the speakers (echo {db:.0f} dB). Use headphones, or the others' words "
+                "may be transcribed twice.")
 LOST = {
     "system": "System audio capture stopped (the output device went away?). Recording continues with the microphone.",
     "mic": "The microphone stopped (unplugged?). Recording continues with the system audio.",
@@ -31,13 +35,21 @@ LOST = {
 class HealthWatch:
     sources: tuple[Source, ...]
     silent_for_s: float = SILENT_FOR_S
-    _silent_since: dict[str, float] = field(default_factory=dict)
+    _silent_since: dict[str, float] = field(default_factory=dict)  # per source, and "echo"
     _other_active_at: dict[str, float] = field(default_factory=dict)
     _told: set[str] = field(default_factory=set)
 
-    def update(self, now: float, levels: dict[Source, float], alive: dict[Source, bool]) -> list[str]:
+    def update(self, now: float, levels: dict[Source, float], alive: dict[Source, bool],
+               echo_db: float | None = None) -> list[str]:
         """New warnings (each said once per recording)."""
         warnings = []
+        if echo_db is not None and echo_db >= ECHO_DB:
+            since = self._silent_since.setdefault("echo", now)
+            if now - since >= ECHO_FOR_S and "echo" not in self._told:
+                self._told.add("echo")
+                warnings.append(ECHO_MESSAGE.format(db=echo_db))
+        else:
+            self._silent_since.pop("echo", None)
         for source in self.sources:
             if not alive.get(source, True) and f"lost:{source}" not in self._told:
                 self._told.add(f"lost:{source}")

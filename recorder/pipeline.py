@@ -19,6 +19,7 @@ import numpy as np
 
 from recorder.capture import QUEUE_BLOCKS, AudioBlock, CaptureError, CaptureStats, SourceCapture
 from recorder.devices import InputDevice
+from recorder.echo import EchoMeter
 from recorder.timeline import SourceTimeline
 from recorder.wavfile import StereoWavWriter
 from transcription.types import SAMPLE_RATE_HZ, Audio, Source
@@ -26,6 +27,7 @@ from transcription.types import SAMPLE_RATE_HZ, Audio, Source
 log = logging.getLogger(__name__)
 TICK_S = 0.1
 FOLLOW_EVERY_S = 1.0
+ECHO_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class CapturePipeline:
         self._thread = threading.Thread(target=self._run, name="capture-pipeline", daemon=True)
         self.t0 = 0.0
         self.write_error: str | None = None  # set once the audio file cannot be written (disk full, ...)
+        self.echo_db: float | None = None  # how loud the system audio is in the mic (None: no echo)
+        self._echo = EchoMeter() if len(devices) == 2 else None
+        self._echo_at = 0.0
 
     @property
     def sources(self) -> list[Source]:
@@ -134,6 +139,15 @@ class CapturePipeline:
             except Exception:  # the capture thread must outlive any one bad block or device
                 log.exception("capture pipeline step failed")
 
+    def _measure_echo(self, mic: Audio, system: Audio) -> None:
+        if self._echo is None:
+            return
+        self._echo.add(mic, system)
+        now = self._clock()
+        if now - self._echo_at >= ECHO_EVERY_S:
+            self._echo_at = now
+            self.echo_db = self._echo.estimate_db()
+
     def _follow_devices(self) -> None:
         """Switch a source to the device it should use now, or reopen it if its stream died."""
         now = self._clock()
@@ -195,6 +209,7 @@ class CapturePipeline:
         if n == 0:
             return
         cols = {s: np.pad(buffers[s][:n], (0, max(0, n - len(buffers[s])))) for s in ("mic", "system")}
+        self._measure_echo(cols["mic"], cols["system"])
         if self.write_error is None:
             try:
                 self._writer.write(cols["mic"], cols["system"])

@@ -62,6 +62,20 @@ def test_mic_and_system_land_in_their_own_channels_aligned(audio_rig, app_home, 
     # Both were started together: their onsets in the file agree (less their own leading silence).
     skew = (onset_s(mic, rate) - onset_s(left, rate)) - (onset_s(system, rate) - onset_s(jfk, rate))
     assert abs(skew) < 0.1, f"mic and system are {skew * 1000:.0f} ms apart"
+    assert "hears the speakers" not in err  # different speech on each side is not echo
+
+
+def test_speakers_heard_by_the_mic_suggest_headphones(audio_rig, app_home, playable):
+    rec = Recorder(["--duration", "12"], cli_env(app_home, None))
+    rec.wait_recording()
+    # No headphones: the mic hears what the speakers play, a little quieter.
+    players = [play(playable["jfk"], "meet_speakers"),
+               subprocess.Popen(["paplay", "--device=meet_mic_in", "--volume=40000", str(playable["jfk"])])]
+    for p in players:
+        p.wait()
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    assert "Your microphone hears the speakers" in err and "Use headphones" in err
 
 
 @pytest.fixture

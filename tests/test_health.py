@@ -43,3 +43,11 @@ def test_lost_device_is_reported_once_even_for_a_single_source():
     watch = HealthWatch(("mic",))
     said = feed(watch, 5, mic=-30, system=-120, alive={"mic": False})
     assert said == ["The microphone stopped (unplugged?). Recording continues with the system audio."]
+
+
+def test_echo_hint_after_a_few_seconds_of_clear_echo_only():
+    watch = HealthWatch(("mic", "system"))
+    levels, alive = {"mic": -30.0, "system": -25.0}, {"mic": True, "system": True}
+    assert [w for t in range(6) for w in watch.update(t, levels, alive, echo_db=-40.0)] == []  # faint: fine
+    said = [w for t in range(6, 14) for w in watch.update(t, levels, alive, echo_db=-8.0)]
+    assert len(said) == 1 and "Use headphones" in said[0] and "-8 dB" in said[0]
