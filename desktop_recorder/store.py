@@ -271,13 +271,6 @@ class Store:
                 db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
             db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
 
-    def interrupted_recordings(self) -> list[LocalRecording]:
-        """Recordings still marked live whose owning process is gone (killed or crashed)."""
-        return [
-            r for r in self.list_recordings()
-            if r.status in LIVE_STATUSES and not (r.owner_pid and _pid_alive(r.owner_pid))
-        ]
-
     # -- segments ----------------------------------------------------------------------------
 
     def add_segment(
@@ -393,17 +386,3 @@ class Store:
 def _segment(r: sqlite3.Row) -> StoredSegment:
     return StoredSegment(r["id"], r["recording_id"], r["timestamp_ms"], r["end_ms"], r["source"], r["speaker"],
                          r["text"], r["confidence"], bool(r["synced"]))
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True

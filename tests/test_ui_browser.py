@@ -16,6 +16,7 @@ from api.client import PostHogClient
 from api.retry import RetryPolicy
 from api.sync import SyncWorker
 from desktop_recorder.context import AppContext
+from desktop_recorder.session import recording_lock
 from tests.conftest import READ_KEY, WRITE_KEY
 from tests.posthog_server import PostHogState, PostHogTestServer
 from ui.browser import RecordingsBrowser
@@ -308,7 +309,8 @@ def test_a_recording_still_running_is_not_deleted(qtbot, ctx, make_browser, woke
     browser = make_browser(lambda: PostHogClient("http://127.0.0.1:9", WRITE_KEY))
     browser.select(live.id)
 
-    browser.delete_selected(confirm=False)
+    with recording_lock(ctx.paths.data_dir, live.id):  # held by the session recording it
+        browser.delete_selected(confirm=False)
 
     assert "still running" in browser.notice.text() and woken == []
     assert [op.op for op in ctx.store.pending_ops(live.id)] == ["create", "patch"]

@@ -23,6 +23,7 @@ from api.client import PostHogClient
 from api.errors import NotFound
 from api.models import RemoteRecording
 from desktop_recorder.context import AppContext
+from desktop_recorder.session import is_owned
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording
 from transcription.formats import render
 from ui.background import run_in_background
@@ -120,8 +121,7 @@ class RecordingsBrowser(RecordingsView):
             self._delete_remote(row.remote.id)
 
     def _delete_local(self, rec: LocalRecording) -> None:
-        live = {r.id for r in self.ctx.store.interrupted_recordings()}
-        if rec.status in LIVE_STATUSES and rec.id not in live:
+        if rec.status in LIVE_STATUSES and is_owned(self.ctx.paths.data_dir, rec.id):
             self.note("This recording is still running; stop it first.", error=True)
             return
         self.ctx.store.request_delete(rec.id)
