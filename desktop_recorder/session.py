@@ -21,6 +21,7 @@ from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import HealthWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
+from transcription.echo import EchoGate
 from transcription.stream import StreamingEngine
 from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
 from transcription.vad import SpeechScorer, StreamingVad
@@ -101,6 +102,8 @@ class RecordingSession:
     _write_error_told: bool = False
     _health_checked_at: float = 0.0
     _watch: HealthWatch = field(default_factory=lambda: HealthWatch(()))
+    _echo: EchoGate | None = None  # with both sources: keeps mic echoes of the speakers out of "Me"
+    _echo_told: bool = False
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -142,6 +145,7 @@ class RecordingSession:
         self._lock.acquire()
         wav = self.data_dir / "audio" / f"{rid}.wav"
         self.store.set_audio_path(rid, str(wav))
+        self._echo = EchoGate() if len(devices) == 2 else None
         for source, dev in devices.items():
             self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
             self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
@@ -203,8 +207,10 @@ class RecordingSession:
                 engine = self._next_engine()
                 if engine is not None:
                     self._handle(engine.poll())
-            for engine in self._engines.values():
+                self._release_mic()
+            for engine in sorted(self._engines.values(), key=lambda e: e.source != "system"):
                 self._handle(engine.finish())
+            self._release_mic(flush=True)
         except Exception as exc:  # keep the audio file; say what happened
             log.exception("transcription failed")
             self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
@@ -237,6 +243,8 @@ class RecordingSession:
                 return False
             source, audio = item
             self._engines[source].insert_audio(audio)
+            if self._echo is not None:
+                self._echo.add_audio(source, audio)
             try:
                 item = self._audio.get_nowait()
             except queue.Empty:
@@ -257,11 +265,39 @@ class RecordingSession:
             speaker = self._speaker(ev.source)
             if isinstance(ev, PartialText):
                 self.on_event(Partial(speaker, ev.text))
+            elif self._echo is not None and ev.source == "mic":
+                self._echo.hold(ev)  # until the system side of its time window is final
+            else:
+                if self._echo is not None:
+                    self._echo.add_system(ev)
+                self._commit(ev)
+
+    def _release_mic(self, *, flush: bool = False) -> None:
+        if self._echo is None or not self._echo.held:
+            return
+        for seg, verdict in self._echo.release(self._engines["system"].settled_ms, flush=flush):
+            if not verdict.echo:
+                self._commit(seg)
                 continue
-            stored = self.store.add_segment(
-                self.recording.id, start_ms=ev.start_ms, end_ms=ev.end_ms, source=ev.source,
-                speaker=speaker, text=ev.text, confidence=ev.confidence,
-            )
-            self._speakers_heard[speaker] = None
-            self.on_event(FinalLine(stored))
-            self.on_segment_stored()
+            log.info("left out mic echo at %.1f s (audio %s, text %.2f): %r",
+                     seg.start_ms / 1000, verdict.audio_share, verdict.text_share, seg.text)
+            self.on_event(Partial(self.options.mic_label, ""))
+            if not self._echo_told:
+                self._echo_told = True
+                self.on_event(Notice("info", "Your microphone hears the speakers: what it hears from them is left "
+                                             "out of your side of the transcript. Headphones avoid this."))
+
+    def _commit(self, ev: FinalSegment) -> None:
+        assert self.recording is not None
+        speaker = self._speaker(ev.source)
+        stored = self.store.add_segment(
+            self.recording.id, start_ms=ev.start_ms, end_ms=ev.end_ms, source=ev.source,
+            speaker=speaker, text=ev.text, confidence=ev.confidence,
+        )
+        self._speakers_heard[speaker] = None
+        self.on_event(FinalLine(stored))
+        self.on_segment_stored()
+
+    @property
+    def echoes_left_out(self) -> int:
+        return self._echo.suppressed if self._echo else 0

@@ -23,8 +23,8 @@ MESSAGES = {
 }
 ECHO_DB = -25.0  # louder than this, the others' words are likely transcribed from the mic too
 ECHO_FOR_S = 4.0
-ECHO_MESSAGE = ("Your microphone hears the speakers (echo {db:.0f} dB). Use headphones, or the others' words "
-                "may be transcribed twice.")
+ECHO_MESSAGE = ("Your microphone hears the speakers (echo {db:.0f} dB). Use headphones: what the mic hears from "
+                "the speakers is left out of your side, and your own words can be lost under it.")
 LOST = {
     "system": "System audio capture stopped (the output device went away?). Recording continues with the microphone.",
     "mic": "The microphone stopped (unplugged?). Recording continues with the system audio.",

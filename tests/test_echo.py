@@ -1,10 +1,12 @@
-"""The echo estimate on synthetic signals with known echo."""
+"""Echo on synthetic signals with known echo: the estimate (headphone hint) and the suppression gate."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from recorder.echo import EchoMeter
+from transcription.echo import EchoConfig, EchoGate
+from transcription.types import FinalSegment
 
 SR = 16_000
 rng = np.random.default_rng(3)
@@ -37,3 +39,90 @@ def test_headphones_no_echo_and_a_silent_far_end_give_none():
     silent = EchoMeter()
     feed(silent, speechlike(3), np.zeros(3 * SR, np.float32))
     assert silent.estimate_db() is None
+
+
+# -- echo suppression (EchoGate) -----------------------------------------------------------------
+
+def seg(source, start_s, end_s, text):
+    return FinalSegment(source, start_s * 1000, end_s * 1000, text, 0.9)
+
+
+def gate_with(mic: np.ndarray, system: np.ndarray, config: EchoConfig | None = None) -> EchoGate:
+    gate = EchoGate(config)
+    for i in range(0, len(mic), 1600):
+        gate.add_audio("mic", mic[i:i + 1600])
+        gate.add_audio("system", system[i:i + 1600])
+    return gate
+
+
+def delayed(x: np.ndarray, seconds: float, gain: float) -> np.ndarray:
+    d = int(seconds * SR)
+    return gain * np.concatenate([np.zeros(d, np.float32), x[:-d]])
+
+
+def test_a_mic_segment_that_is_the_speakers_heard_again_is_an_echo():
+    far = np.concatenate([np.zeros(SR, np.float32), speechlike(4), np.zeros(SR, np.float32)])
+    mic = delayed(far, 0.12, 0.7) + 0.003 * speechlike(6)
+    gate = gate_with(mic, far)
+    gate.add_system(seg("system", 1.0, 5.0, "Ask not what your country can do for you."))
+    gate.hold(seg("mic", 1.1, 5.1, "I'm not what your country can do for you."))
+    [(_, verdict)] = list(gate.release(system_settled_ms=6000))
+    assert verdict.echo and verdict.audio_share is not None and verdict.audio_share > 0.9
+    assert gate.suppressed == 1
+
+
+def test_double_talk_is_kept():
+    """The user talks over the far end (heard at -3 dB below the user): not an echo."""
+    far = speechlike(5)
+    near = speechlike(5)
+    mic = delayed(far, 0.05, 0.5) + 0.7 * near
+    gate = gate_with(mic, far)
+    gate.add_system(seg("system", 0.0, 5.0, "The horizon seems extremely distant."))
+    gate.hold(seg("mic", 0.5, 4.5, "Sorry, can I add something about the budget?"))
+    [(_, verdict)] = list(gate.release(system_settled_ms=6000))
+    assert not verdict.echo
+    assert verdict.audio_share is not None and verdict.audio_share < 0.5
+    assert verdict.text_share < 0.3  # "the" is common to both
+
+
+def test_room_echo_is_caught_by_the_words():
+    """Reverberation blurs the audio evidence; the model still heard the others' words."""
+    far, room = speechlike(4), speechlike(4)  # room: unrelated to the far end, sample by sample
+    gate = gate_with(0.3 * room, far)
+    gate.add_system(seg("system", 0.0, 3.8, "He began a confused complaint against the wizard."))
+    gate.hold(seg("mic", 0.2, 3.9, "began a confused complaint against wizard"))
+    [(_, verdict)] = list(gate.release(system_settled_ms=5000))
+    assert verdict.echo and verdict.text_share == 1.0
+    assert verdict.audio_share is not None and verdict.audio_share < 0.1
+
+
+def test_one_shared_word_or_far_away_text_is_no_evidence():
+    far, near = speechlike(12), speechlike(12)
+    gate = gate_with(near, far)
+    gate.add_system(seg("system", 0.0, 2.0, "Okay."))
+    gate.add_system(seg("system", 8.0, 10.0, "So what do you think about the budget?"))
+    gate.hold(seg("mic", 0.5, 1.0, "Okay."))
+    gate.hold(seg("mic", 3.0, 5.0, "What do you think about the budget?"))  # 3 s before the far end said it
+    verdicts = [v for _, v in gate.release(system_settled_ms=12_000)]
+    assert [v.echo for v in verdicts] == [False, False]
+
+
+def test_mic_segments_wait_until_the_system_side_is_final():
+    gate = gate_with(np.zeros(10 * SR, np.float32), np.zeros(10 * SR, np.float32))
+    gate.hold(seg("mic", 1.0, 3.0, "Hello there everyone."))
+    assert list(gate.release(system_settled_ms=2000)) == []  # a system utterance may still cover it
+    assert gate.held == 1
+    [(kept, verdict)] = list(gate.release(system_settled_ms=3400))
+    assert kept.text == "Hello there everyone." and not verdict.echo
+    assert verdict.audio_share is None  # silent far end: nothing to compare
+    gate.hold(seg("mic", 4.0, 5.0, "Bye."))
+    assert [s.text for s, _ in gate.release(system_settled_ms=0, flush=True)] == ["Bye."]
+
+
+def test_a_stuck_system_side_does_not_hold_the_users_words_forever():
+    gate = gate_with(np.zeros(3 * SR, np.float32), np.zeros(3 * SR, np.float32), EchoConfig(max_hold_ms=2000))
+    gate.hold(seg("mic", 0.5, 1.5, "Are you there?"))
+    assert list(gate.release(system_settled_ms=0)) == []
+    gate.add_audio("mic", np.zeros(SR, np.float32))
+    gate.add_audio("system", np.zeros(SR, np.float32))
+    assert [s.text for s, _ in gate.release(system_settled_ms=0)] == ["Are you there?"]

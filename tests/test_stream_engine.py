@@ -160,3 +160,16 @@ def test_vad_scores_each_window_once_with_context():
     assert vad.push(np.zeros(500, np.float32)) == []
     assert len(vad.push(np.zeros(600, np.float32))) == 2  # 1100 samples = 2 windows
     assert seen == [3 * WINDOW]  # previous window prepended for context, its score dropped
+
+
+def test_settled_time_stops_at_the_first_audio_not_yet_final():
+    engine = make(ScriptedTranscriber())
+    engine.insert_audio(silence(1.0))
+    assert 1000 - 32 <= engine.settled_ms <= 1000  # silence is settled once the VAD scored it (32 ms windows)
+    engine.insert_audio(tone(1.0))
+    assert 700 <= engine.settled_ms <= 1000  # the utterance (with its pre-roll) is pending
+    engine.insert_audio(silence(1.0))  # the pause closes it, but it is not transcribed yet
+    assert engine.has_final_work() and engine.settled_ms <= 1000
+    while engine.has_work():
+        engine.poll()
+    assert 3000 - 32 <= engine.settled_ms <= 3000

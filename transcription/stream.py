@@ -95,11 +95,21 @@ class StreamingEngine:
     def received_s(self) -> float:
         return (self._buf_start + len(self._buf)) / SR
 
+    def _pending_from(self) -> int | None:
+        """First sample of audio that still has to become final, if any."""
+        return self._closed[0].start if self._closed else (self._utt_start if self._onset is not None else None)
+
     @property
     def backlog_s(self) -> float:
         """Audio heard but not yet final (what a slow transcriber has still to do)."""
-        first = self._closed[0].start if self._closed else (self._utt_start if self._onset is not None else None)
+        first = self._pending_from()
         return 0.0 if first is None else max(0.0, (self._vad_pos - first) / SR)
+
+    @property
+    def settled_ms(self) -> float:
+        """Audio time before which this stream has nothing left to finalise."""
+        first = self._pending_from()
+        return (self._vad_pos if first is None else first) * 1000 / SR
 
     def insert_audio(self, samples: Audio) -> None:
         self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
