@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
 from desktop_recorder.session import FinalLine, Notice, Partial, RecordingSession, SessionEvent, SessionOptions
+from desktop_recorder.terminal import LiveTranscript
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, resolve
 from transcription.formats import clock, render
@@ -42,14 +44,17 @@ def _sync_worker(ctx: AppContext) -> SyncWorker | None:
     return SyncWorker(ctx.store, client)
 
 
-def _print_event(event: SessionEvent) -> None:
-    if isinstance(event, FinalLine):
-        seg = event.segment
-        print(f"[{clock(seg.timestamp_ms)}] {seg.speaker}: {seg.text}", flush=True)
-    elif isinstance(event, Notice):
-        say(f"{event.level}: {event.message}" if event.level != "info" else event.message)
-    elif isinstance(event, Partial):
-        pass  # the CLI prints committed lines only; the tray app shows partials
+def _printer(live: LiveTranscript) -> Callable[[SessionEvent], None]:
+    def on_event(event: SessionEvent) -> None:
+        if isinstance(event, FinalLine):
+            seg = event.segment
+            live.final(seg.speaker or "", f"[{clock(seg.timestamp_ms)}] {seg.speaker}: {seg.text}")
+        elif isinstance(event, Notice):
+            live.message(f"{event.level}: {event.message}" if event.level != "info" else event.message)
+        elif isinstance(event, Partial):
+            live.partial(event.speaker, event.text)
+
+    return on_event
 
 
 def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -69,9 +74,10 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
         say(f"error: {exc}")
         return 2
     worker = _sync_worker(ctx)
+    live = LiveTranscript()
     session = RecordingSession(
         store=ctx.store, data_dir=ctx.paths.data_dir, transcriber=model, scorer_factory=silero_scorer,
-        options=options, on_event=_print_event, on_segment_stored=worker.wake if worker else (lambda: None),
+        options=options, on_event=_printer(live), on_segment_stored=worker.wake if worker else (lambda: None),
     )
     stop = StopSignal()
     stop.install()
@@ -84,7 +90,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
         worker.start()
     say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")
     stop.wait(args.duration)
-    say(f"Stopping ({stop.reason}); transcribing the rest…")
+    live.message(f"Stopping ({stop.reason}); transcribing the rest…")
     recording = session.stop()
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")

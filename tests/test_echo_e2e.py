@@ -49,7 +49,7 @@ def test_double_talk_keeps_the_users_words(audio_rig, app_home, playable):
     user = play(playable["left"], "meet_mic_in")
     for p in (speakers, echo, user):
         p.wait()
-    code, out, err = rec.finish()
+    code, _out, err = rec.finish()
     assert code == 0, err
 
     segments = local_segments(app_home)

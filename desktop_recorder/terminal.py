@@ -1,0 +1,61 @@
+"""The live transcript in a terminal: final lines as they come, the partial text rewritten in place.
+
+Finals go to stdout one per line (scripts read them). Only when stdout is a terminal, the text
+still being decided is shown dimmed on the last line and replaced as it firms up; it is erased
+before anything else is printed, so finals and messages never mix with it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import TextIO
+
+CLEAR_LINE = "\r\x1b[2K"
+DIM, RESET = "\x1b[2m", "\x1b[0m"
+
+
+class LiveTranscript:
+    def __init__(self, out: TextIO | None = None, *, interactive: bool | None = None) -> None:
+        self._out = out or sys.stdout
+        self.interactive = self._out.isatty() if interactive is None else interactive
+        self._partials: dict[str, str] = {}
+        self._shown = False
+
+    def final(self, speaker: str, line: str) -> None:
+        self._partials.pop(speaker, None)
+        self._erase()
+        self._out.write(line + "\n")
+        self._redraw()
+
+    def partial(self, speaker: str, text: str) -> None:
+        if not self.interactive:
+            return
+        if text:
+            self._partials[speaker] = text
+        else:
+            self._partials.pop(speaker, None)
+        self._erase()
+        self._redraw()
+
+    def message(self, text: str, err: TextIO | None = None) -> None:
+        """A line on stderr, without tearing the partial line on the same terminal."""
+        self._erase()
+        print(text, file=err or sys.stderr, flush=True)
+        self._redraw()
+
+    def _erase(self) -> None:
+        if self._shown:
+            self._out.write(CLEAR_LINE)
+            self._shown = False
+        self._out.flush()
+
+    def _redraw(self) -> None:
+        if self.interactive and self._partials:
+            width = max(shutil.get_terminal_size().columns - 1, 20)
+            text = "  ".join(f"{who}: {said}" for who, said in self._partials.items())
+            if len(text) > width:  # one line, its newest words
+                text = "…" + text[-(width - 1):]
+            self._out.write(f"{DIM}{text}{RESET}")
+            self._shown = True
+        self._out.flush()

@@ -1,0 +1,80 @@
+"""The CLI's live transcript: partials rewritten in place on a terminal, finals as plain lines."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript
+from tests.conftest import JFK_TEXT, cli_env, wer
+from tests.recording import play
+
+
+def test_partials_are_replaced_and_erased_before_finals_and_messages():
+    out, err = io.StringIO(), io.StringIO()
+    live = LiveTranscript(out, interactive=True)
+    live.partial("Others", "ask not")
+    live.partial("Others", "ask not what your")
+    live.message("warning: something", err)
+    live.final("Others", "[00:01] Others: Ask not what your country can do for you.")
+    text = out.getvalue()
+    assert text.count(CLEAR_LINE) == 3  # each partial replaced the previous one; the final erased it
+    assert text.endswith("[00:01] Others: Ask not what your country can do for you.\n")  # no partial left
+    assert f"{DIM}Others: ask not what your" in text
+    assert err.getvalue() == "warning: something\n"
+
+
+def test_piped_output_gets_finals_only():
+    out = io.StringIO()
+    live = LiveTranscript(out, interactive=False)
+    live.partial("Me", "hello")
+    live.final("Me", "[00:00] Me: Hello.")
+    assert out.getvalue() == "[00:00] Me: Hello.\n"
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_record_in_a_terminal_shows_partials_then_finals(audio_rig, app_home, playable):
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "record", "--duration", "15", "--mic", "none"],
+                            env=cli_env(app_home, None), stdout=slave, stderr=subprocess.PIPE, text=True)
+    os.close(slave)
+    screen = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the recorder closed the terminal
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("Recording "):
+            break
+    time.sleep(0.5)
+    play(playable["jfk"], "meet_speakers").wait()
+    proc.stderr.read()
+    assert proc.wait(120) == 0
+    proc.stderr.close()
+    reader.join(5)
+    os.close(master)
+
+    text = screen.decode()
+    partials = [p.split("\x1b")[0] for p in text.split(f"{DIM}Others: ")[1:]]
+    finals = [line.split("] Others: ")[-1] for line in text.splitlines() if "] Others: " in line]
+    assert partials and finals
+    assert any("country" in p.lower() for p in partials), partials  # words shown before they were final
+    assert text.index(f"{DIM}Others: ") < text.index("] Others: ")
+    assert wer(JFK_TEXT, " ".join(finals)) <= 0.1, finals
