@@ -35,8 +35,10 @@ from faster_whisper import decode_audio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from desktop_recorder.config import AppPaths
 from tests.conftest import normalize, wer
-from transcription.model import WhisperTranscriber, resolve_model
+from transcription.download import prepare_model
+from transcription.model import WhisperTranscriber
 from transcription.stream import StreamingEngine
 from transcription.types import FinalSegment, PartialText, Source
 from transcription.vad import StreamingVad, silero_scorer
@@ -151,7 +153,7 @@ def main() -> None:
     parser.add_argument("--speedup", type=float, default=1.0)
     args = parser.parse_args()
 
-    model = WhisperTranscriber(resolve_model(args.model))
+    model = WhisperTranscriber(prepare_model(args.model, AppPaths.resolve().models_dir))
     model.transcribe(np.zeros(SR, np.float32))  # warm-up: load-time costs are not latency
     files: list[tuple[Source, Path]] = [("system", args.system)] + ([("mic", args.mic)] if args.mic else [])
     streams = [Stream(src, decode_audio(str(path)).astype(np.float32), model) for src, path in files]

@@ -19,9 +19,10 @@ from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
 from desktop_recorder.session import FinalLine, Notice, Partial, RecordingSession, SessionEvent, SessionOptions
-from desktop_recorder.terminal import LiveTranscript
+from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, resolve
+from transcription.download import cached_model
 from transcription.formats import clock, render
 from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
 from transcription.offline import UnreadableAudio, transcribe_file
@@ -31,8 +32,9 @@ FINAL_SYNC_WAIT_S = 30.0
 
 
 def _load_model(ctx: AppContext, spec: str | None) -> WhisperTranscriber:
-    choice = resolve_model(spec or ctx.settings.model)
-    return WhisperTranscriber(choice, language=ctx.settings.language, download_root=ctx.paths.data_dir / "models")
+    """The model, with a progress bar on stderr while a named model is first downloaded."""
+    with DownloadBar(spec or ctx.settings.model) as bar:
+        return ctx.load_transcriber(spec, progress=bar.update)
 
 
 def _sync_worker(ctx: AppContext) -> SyncWorker | None:
@@ -248,9 +250,14 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
         except NoAudioDevice as exc:
             check(role, False, str(exc).splitlines()[0])
     try:
-        started = time.perf_counter()
-        model = _load_model(ctx, None)
-        check("model", True, f"{model.choice.path_or_name} (loaded in {time.perf_counter() - started:.2f} s)")
+        choice = resolve_model(ctx.settings.model)
+        if not choice.is_local and cached_model(choice.path_or_name, ctx.paths.models_dir) is None:
+            check("model", True, f"{choice.spec}: not downloaded yet; fetched on first use")
+        else:
+            started = time.perf_counter()
+            model = _load_model(ctx, None)
+            check("model", True, f"{model.choice.spec}: {model.choice.path_or_name} ({model.device}, "
+                                 f"{model.compute_type}; loaded in {time.perf_counter() - started:.2f} s)")
     except ModelUnavailable as exc:
         check("model", False, str(exc))
     check("keyring", True, keyring_backend_name())

@@ -21,6 +21,7 @@ class AppPaths:
     config_dir: Path
     data_dir: Path
     log_dir: Path
+    cache_dir: Path  # downloaded models: can be deleted, they are fetched again
 
     @property
     def settings_file(self) -> Path:
@@ -34,20 +35,25 @@ class AppPaths:
     def audio_dir(self) -> Path:
         return self.data_dir / "audio"
 
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
     @classmethod
     def resolve(cls) -> AppPaths:
         """``DESKTOP_RECORDER_HOME`` relocates everything; else the platform's own dirs."""
         home = os.environ.get("DESKTOP_RECORDER_HOME")
         if home:
             root = Path(home).expanduser()
-            paths = cls(root / "config", root / "data", root / "logs")
+            paths = cls(root / "config", root / "data", root / "logs", root / "cache")
         else:
             paths = cls(
                 Path(platformdirs.user_config_dir(APP)),
                 Path(platformdirs.user_data_dir(APP)),
                 Path(platformdirs.user_log_dir(APP)),
+                Path(platformdirs.user_cache_dir(APP)),
             )
-        for d in (paths.config_dir, paths.data_dir, paths.log_dir, paths.audio_dir):
+        for d in (paths.config_dir, paths.data_dir, paths.log_dir, paths.audio_dir, paths.models_dir):
             d.mkdir(parents=True, exist_ok=True)
         return paths
 
@@ -59,8 +65,10 @@ class Settings:
     user_name: str | None = None
     others_name: str = "Others"
     default_platform: str = "desktop_audio"
-    model: str = "auto"
-    language: str = "en"
+    model: str = "auto"  # auto (embedded tiny.en) | a faster-whisper model name | a model folder
+    language: str = "en"  # a language code, or auto (detect; multilingual models only)
+    device: str = "auto"  # auto (CUDA if present) | cpu | cuda
+    compute_type: str = "auto"  # auto (int8 on CPU, float16 on GPU) | any CTranslate2 compute type
     mic: str = "auto"
     system: str = "auto"
 

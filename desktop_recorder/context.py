@@ -12,6 +12,8 @@ from api.errors import InvalidHost
 from desktop_recorder.config import AppPaths, Settings, load_settings
 from desktop_recorder.secrets import ENV_KEY, get_api_key
 from desktop_recorder.store import Store
+from transcription.download import Progress, prepare_model
+from transcription.model import WhisperTranscriber
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,12 @@ class AppContext:
 
     def close(self) -> None:
         self.store.close()
+
+    def load_transcriber(self, spec: str | None = None, progress: Progress | None = None) -> WhisperTranscriber:
+        """The model the settings (or ``spec``) name, fetched first if needed. Raises ModelUnavailable."""
+        s = self.settings
+        choice = prepare_model(spec or s.model, self.paths.models_dir, progress)
+        return WhisperTranscriber(choice, language=s.language, device=s.device, compute_type=s.compute_type)
 
     def make_client(self) -> PostHogClient:
         host = self.settings.host

@@ -11,6 +11,8 @@ import shutil
 import sys
 from typing import TextIO
 
+from tqdm import tqdm
+
 CLEAR_LINE = "\r\x1b[2K"
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -59,3 +61,27 @@ class LiveTranscript:
             self._out.write(f"{DIM}{text}{RESET}")
             self._shown = True
         self._out.flush()
+
+
+class DownloadBar:
+    """A tqdm bar on stderr for a model download; shows nothing when the model is already there."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bar: tqdm[None] | None = None
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            if done >= total:  # already complete: nothing was downloaded
+                return
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                             desc=f"Downloading model {self._name}", file=sys.stderr, dynamic_ncols=True)
+        self._bar.n = done
+        self._bar.refresh()
+
+    def __enter__(self) -> DownloadBar:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -41,7 +41,7 @@ SYNC_POLL_MS = 2000
 
 def load_transcriber(ctx: AppContext) -> Transcriber:
     s = ctx.settings
-    return WhisperTranscriber(resolve_model(s.model), language=s.language, download_root=ctx.paths.data_dir / "models")
+    return WhisperTranscriber(resolve_model(s.model), language=s.language)
 
 
 class RecorderController(QObject):
