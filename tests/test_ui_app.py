@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -39,9 +40,9 @@ def make_app(qtbot, qapp, ctx):
 def test_window_appears_before_the_model_is_loaded(make_app, qtbot):
     gate = threading.Event()
 
-    def slow_model(context):
+    def slow_model(context, progress):
         gate.wait(30)
-        return load_transcriber(context)
+        return load_transcriber(context, progress)
 
     app = make_app(controller_kwargs={"transcriber_factory": slow_model})
     app.start()
@@ -51,6 +52,28 @@ def test_window_appears_before_the_model_is_loaded(make_app, qtbot):
     gate.set()
     qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
     assert app.actions.record.isEnabled() and app.window.buttons["record"].text() == "Start recording"
+
+
+def test_changing_the_model_settings_reloads_the_model_and_shows_download_progress(make_app, qtbot):
+    loads: list[str] = []
+
+    def counting(context, progress):
+        loads.append(context.settings.language)
+        progress(25, 100)  # what a first download of a named model reports
+        return load_transcriber(context, progress)
+
+    app = make_app(controller_kwargs={"transcriber_factory": counting})
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.controller.apply_settings(replace(app.ctx.settings, user_name="Ana"))  # not a model field
+    assert app.controller.state == "idle" and loads == ["en"]
+    texts: list[str] = []
+    app.controller.model_progress.connect(lambda *_: texts.append(app.window.status_label.text()))
+    app.controller.apply_settings(replace(app.ctx.settings, language="auto"))
+    assert app.controller.state == "loading" and not app.actions.record.isEnabled()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    assert loads == ["en", "auto"]
+    assert any("Downloading the speech model… 25 %" in t for t in texts), texts
 
 
 def test_live_window_shows_partials_greyed_then_replaces_them_with_finals(make_app):

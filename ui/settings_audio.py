@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QWidget,
 )
@@ -26,21 +27,25 @@ from shiboken6 import isValid
 from api.models import PLATFORMS
 from desktop_recorder.config import Settings
 from recorder.devices import DeviceTable, device_table
+from transcription.download import cached_model, download_model, model_names, repo_for
+from transcription.model import ModelUnavailable, resolve_model
 from ui.background import run_in_background
 from ui.settings_posthog import HINT_STYLE
 
 log = logging.getLogger(__name__)
 
-MODELS = ("auto", "tiny.en", "base.en", "small.en", "small", "medium.en", "large-v3")
-LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "ja", "zh")
+LANGUAGES = ("en", "auto", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "ja", "zh")
 KIND_NAMES = {"mic": "microphone", "system": "system audio", "virtual": "virtual device"}
 
 
 class AudioSection(QGroupBox):
     devices_loaded = Signal()  # the source combos hold the sound server's devices (or say why not)
+    download_progress = Signal(int, int)  # emitted from the download thread; queued to the GUI
+    model_ready = Signal(str)  # a model download finished (its folder), or "" when it failed
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, models_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__("Recording and transcription", parent)
+        self.models_dir = models_dir
         self.form = QFormLayout(self)
         self.mic_combo = self._source_combo("microphone", settings.mic)
         self.system_combo = self._source_combo("system audio", settings.system)
@@ -77,17 +82,33 @@ class AudioSection(QGroupBox):
         self.form.addRow("Default platform", self.platform_combo)
 
     def _build_model(self, settings: Settings) -> None:
-        self.model_combo = self._editable_combo(MODELS, settings.model)
+        self.model_combo = self._editable_combo(("auto", *model_names()), settings.model)
         self.model_combo.setToolTip("auto = the embedded tiny.en model; or a faster-whisper model name or folder")
         browse = QPushButton("Folder…")
         browse.clicked.connect(self._choose_model_folder)
         row = QHBoxLayout()
         row.addWidget(self.model_combo, 1)
         row.addWidget(browse)
+        self.model_label = QLabel(wordWrap=True)
+        self.model_label.setStyleSheet(HINT_STYLE)
+        self.download_button = QPushButton("Download")
+        self.download_button.clicked.connect(self.download_model)
+        self.download_bar = QProgressBar()
+        self.download_bar.setVisible(False)
+        status = QHBoxLayout()
+        status.addWidget(self.model_label, 1)
+        status.addWidget(self.download_button)
         self.language_combo = self._editable_combo(LANGUAGES, settings.language)
-        self.language_combo.setToolTip("Spoken language (English-only models such as tiny.en always use en)")
+        self.language_combo.setToolTip("Spoken language, or auto to detect it (English-only models such as "
+                                       "tiny.en always use en)")
         self.form.addRow("Model", row)
+        self.form.addRow("", status)
+        self.form.addRow("", self.download_bar)
         self.form.addRow("Language", self.language_combo)
+        self.download_progress.connect(self._on_download_progress)
+        self.model_combo.currentTextChanged.connect(self._show_model_status)
+        self._downloading = False
+        self._show_model_status()
 
     @staticmethod
     def _editable_combo(values: tuple[str, ...], current: str) -> QComboBox:
@@ -96,6 +117,64 @@ class AudioSection(QGroupBox):
         combo.addItems(list(values))
         combo.setCurrentText(current)
         return combo
+
+    # -- model -------------------------------------------------------------------------------
+
+    def _model_spec(self) -> str:
+        return self.model_combo.currentText().strip() or "auto"
+
+    def _show_model_status(self) -> None:
+        """Embedded, a folder, downloaded, or still to download (checked on disk only)."""
+        spec = self._model_spec()
+        needs_download = False
+        try:
+            choice = resolve_model(spec)
+            if spec == "auto":
+                text = "The embedded tiny.en model (English): works offline."
+            elif choice.is_local:
+                text = f"Model folder {choice.path_or_name}."
+            elif cached_model(spec, self.models_dir) is not None:
+                text = f"{spec} is downloaded."
+            else:
+                repo_for(spec)  # an unknown name says so
+                needs_download = True
+                text = f"{spec} is not downloaded yet: download it now, or it is fetched when first used."
+        except ModelUnavailable as exc:
+            text = str(exc)
+        self.model_label.setText(text)
+        self.download_button.setVisible(needs_download)
+        self.download_button.setEnabled(needs_download and not self._downloading)
+
+    def download_model(self) -> None:
+        spec = self._model_spec()
+        self._downloading = True
+        self.download_button.setEnabled(False)
+        self.download_bar.setRange(0, 0)  # busy until the size is known
+        self.download_bar.setVisible(True)
+        self.model_label.setText(f"Downloading {spec}…")
+        run_in_background(lambda: download_model(spec, self.models_dir, self.download_progress.emit),
+                          self._downloaded, self._download_failed, name="model-download")
+
+    def _on_download_progress(self, done: int, total: int) -> None:
+        if isValid(self) and total > 0:
+            self.download_bar.setRange(0, 1000)
+            self.download_bar.setValue(int(1000 * done / total))
+            self.download_bar.setFormat(f"{done / 1e6:.0f} of {total / 1e6:.0f} MB (%p%)")
+
+    def _downloaded(self, folder: Path) -> None:
+        if isValid(self):
+            self._downloading = False
+            self.download_bar.setVisible(False)
+            self._show_model_status()
+            self.model_ready.emit(str(folder))
+
+    def _download_failed(self, exc: Exception) -> None:
+        if isValid(self):
+            self._downloading = False
+            self.download_bar.setVisible(False)
+            self._show_model_status()
+            self.model_label.setText(str(exc))
+            self.model_ready.emit("")
 
     def _choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of a CTranslate2 faster-whisper model")
@@ -148,6 +227,6 @@ class AudioSection(QGroupBox):
             system=str(self.system_combo.currentData()),
             user_name=self.name_edit.text().strip() or None,
             default_platform=str(self.platform_combo.currentData()),
-            model=self.model_combo.currentText().strip() or "auto",
+            model=self._model_spec(),
             language=self.language_combo.currentText().strip() or "en",
         )

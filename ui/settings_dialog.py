@@ -48,7 +48,7 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(620)
         layout = QVBoxLayout(self)
         self.posthog = PostHogSection(ctx.settings)
-        self.audio = AudioSection(ctx.settings)
+        self.audio = AudioSection(ctx.settings, ctx.paths.models_dir)
         layout.addWidget(self.posthog)
         layout.addWidget(self._build_keyring_warning())
         layout.addWidget(self.audio)

@@ -34,8 +34,11 @@ class StatusText(QObject):
         super().__init__(parent)
         self.controller = controller
         self.sync_kind, self.sync_text, self.elapsed_s = "off", "", 0.0
+        self.download: tuple[int, int] | None = None
         controller.sync_changed.connect(self._on_sync)
         controller.elapsed.connect(self._on_elapsed)
+        controller.model_progress.connect(self._on_download)
+        controller.state_changed.connect(lambda _state: setattr(self, "download", None))
 
     def _on_sync(self, kind: str, text: str) -> None:
         self.sync_kind, self.sync_text = kind, text
@@ -43,14 +46,21 @@ class StatusText(QObject):
     def _on_elapsed(self, seconds: float) -> None:
         self.elapsed_s = seconds
 
+    def _on_download(self, done: int, total: int) -> None:
+        self.download = (done, total) if done < total else None
+
     @property
     def icon_state(self) -> str:
         return tray_state(self.controller.state, self.sync_kind)
 
     def text(self) -> str:
         state = self.controller.state
+        loading = "Loading the speech model…"
+        if self.download:
+            done, total = self.download
+            loading = f"Downloading the speech model… {100 * done // max(total, 1)} % of {total / 1e6:.0f} MB"
         head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}", "finishing": "Finishing the recording…",
-                "loading": "Loading the speech model…", "error": "Cannot record"}.get(state, "Idle")
+                "loading": loading, "error": "Cannot record"}.get(state, "Idle")
         return f"Desktop Recorder — {head}\n{self.sync_text}".strip()
 
 
@@ -68,7 +78,7 @@ class TrayIcon(QSystemTrayIcon):
         self.activated.connect(lambda reason: reason == QSystemTrayIcon.ActivationReason.Trigger
                                and on_toggle_live())  # type: ignore[operator]
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed):
+        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress):
             signal.connect(self.refresh)
         c.notice.connect(self.notify)
         self.refresh()
@@ -108,7 +118,7 @@ class ControlWindow(QWidget):
             self.buttons[key] = button
             layout.addWidget(button)
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed):
+        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress):
             signal.connect(self.refresh)
         c.notice.connect(self._on_notice)
         self.refresh()
