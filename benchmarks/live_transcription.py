@@ -12,8 +12,11 @@ printed is one JSON object:
 - ``partial_latency_p50_s``: for each word of an offline word-timestamped pass, audio clock from
   its end to the moment the live view (finals + current partial) first shows it.
 - ``wer_live`` / ``wer_offline``: against the reference after normalising case and punctuation;
-  live finals merged by time; offline = the same model and beam transcribing each whole file.
-- ``cpu_percent``: process CPU time / (wall time x cores) while streaming; ``peak_rss_mb``.
+  live finals merged by time; offline = the same model and beam transcribing each whole file,
+  merged word by word by time.
+- ``cpu_percent``: process CPU time / (wall time x cores) while streaming; ``peak_rss_mb``: the
+  process's peak resident memory up to the end of streaming (model + engines; the offline passes
+  that follow for the reference figures are not counted).
 - ``dropped_audio_s``: audio fed but never given to an engine (0 unless the design drops audio);
   ``max_lag_s``: the most audio waiting for the worker (how far transcription fell behind).
 """
@@ -158,6 +161,7 @@ def main() -> None:
     files: list[tuple[Source, Path]] = [("system", args.system)] + ([("mic", args.mic)] if args.mic else [])
     streams = [Stream(src, decode_audio(str(path)).astype(np.float32), model) for src, path in files]
     measured = run(streams, args.speedup)
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the live part only
 
     final_latency, partial_latency = [], []
     for s in streams:
@@ -167,9 +171,12 @@ def main() -> None:
                 final_latency.append(min(done) - end)
         partial_latency += partial_latencies(s, model)
     live = " ".join(f.text for _, f in sorted((f for s in streams for f in s.finals), key=lambda x: x[1].start_ms))
-    offline_segments = sorted((seg.start_s, seg.text) for s in streams for seg in model.transcribe_file(s.audio))
-    offline = " ".join(text for _, text in offline_segments)
+    # Offline, merged word by word: with VAD one offline segment can hold two turns of a speaker.
+    offline_words = sorted((w.start_s, w.text) for s in streams
+                           for seg in model.transcribe_file(s.audio, word_timestamps=True) for w in seg.words)
+    offline = "".join(text for _, text in offline_words)
     reference = args.reference.read_text(encoding="utf-8")
+    print(f"live:    {live}\noffline: {offline.strip()}", file=sys.stderr)
     print(json.dumps({
         "audio_s": round(max(len(s.audio) for s in streams) / SR, 2),
         "wer_live": round(wer(reference, live), 4),
@@ -178,7 +185,7 @@ def main() -> None:
         "final_latency_p90_s": pct(final_latency, 90),
         "partial_latency_p50_s": pct(partial_latency, 50),
         "cpu_percent": round(measured["cpu_percent"], 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1),
         "dropped_audio_s": round(measured["dropped_audio_s"], 3),
         "max_lag_s": round(measured["max_lag_s"], 3),
     }))

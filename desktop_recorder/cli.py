@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--participant", action="append", default=[], metavar="NAME",
                      help="a participant (repeat); the first names the microphone's speaker")
     rec.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
+    rec.add_argument("--refine", action="store_true",
+                     help="after stopping, transcribe the saved audio again, slower and better (local transcript only)")
 
     tr = sub.add_parser("transcribe", help="transcribe an audio file")
     tr.add_argument("file", type=Path)
@@ -44,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="local recordings with their sync state and server id")
     ls.add_argument("--json", action="store_true")
     sub.add_parser("doctor", help="check audio, devices, model, keyring, server and scopes")
+    rf = sub.add_parser("refine", help="transcribe a recording's saved audio again for a better local transcript "
+                                       "(the server keeps the live one)")
+    rf.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    rf.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
+    rf.add_argument("--format", choices=FORMATS, default="txt")
     rm = sub.add_parser("delete", help="delete a recording here and on the server (its audio file too)")
     rm.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
     cfg = sub.add_parser("configure", help="set the PostHog host and project; store the API key in the keyring")

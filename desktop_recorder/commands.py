@@ -17,13 +17,15 @@ from desktop_recorder.cli import StopSignal, print_json, say
 from desktop_recorder.config import save_settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
+from desktop_recorder.refine import CannotRefine, refine_recording
 from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
 from desktop_recorder.session import FinalLine, Notice, Partial, RecordingSession, SessionEvent, SessionOptions
+from desktop_recorder.store import LocalRecording, StoredSegment
 from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, resolve
 from transcription.download import cached_model
-from transcription.formats import clock, render
+from transcription.formats import TranscriptLine, clock, render
 from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
 from transcription.offline import UnreadableAudio, transcribe_file
 from transcription.vad import silero_scorer
@@ -96,6 +98,8 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     recording = session.stop()
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")
+    if args.refine:
+        _refine(ctx, model, recording.id)
     if worker is None:
         return 0
     worker.stop()
@@ -179,12 +183,47 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
-    match = [r for r in ctx.store.list_recordings() if args.recording_id in (r.id, r.server_id)]
+def _refine(ctx: AppContext, model: WhisperTranscriber, recording_id: str) -> list[StoredSegment] | None:
+    started = time.perf_counter()
+    say("Refining the transcript from the saved audio…")
+    try:
+        refined = refine_recording(ctx.store, model, recording_id)
+    except CannotRefine as exc:
+        say(f"error: {exc}")
+        return None
+    say(f"Refined transcript: {len(refined)} segments in {time.perf_counter() - started:.1f} s (kept locally; "
+        "the server keeps the live transcript).")
+    return refined
+
+
+def _find(ctx: AppContext, recording_id: str) -> LocalRecording | None:
+    match = [r for r in ctx.store.list_recordings() if recording_id in (r.id, r.server_id)]
     if not match:
-        say(f"error: no recording {args.recording_id!r}; see 'desktop-recorder list'")
+        say(f"error: no recording {recording_id!r}; see 'desktop-recorder list'")
+    return match[0] if match else None
+
+
+def cmd_refine(ctx: AppContext, args: argparse.Namespace) -> int:
+    rec = _find(ctx, args.recording_id)
+    if rec is None:
         return 2
-    rec = match[0]
+    try:
+        model = _load_model(ctx, args.model)
+    except ModelUnavailable as exc:
+        say(f"error: {exc}")
+        return 2
+    refined = _refine(ctx, model, rec.id)
+    if refined is None:
+        return 2
+    lines = [TranscriptLine(s.timestamp_ms, s.end_ms, s.speaker, s.text) for s in refined]
+    sys.stdout.write(render(lines, args.format, title=rec.title or rec.id))
+    return 0
+
+
+def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
+    rec = _find(ctx, args.recording_id)
+    if rec is None:
+        return 2
     if rec.status in ("recording", "processing") and rec.owner_pid:
         from desktop_recorder.session import is_owned
 

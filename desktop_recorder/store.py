@@ -53,6 +53,18 @@ CREATE TABLE IF NOT EXISTS segments (
     UNIQUE (recording_id, timestamp_ms)
 );
 CREATE INDEX IF NOT EXISTS segments_unsynced ON segments (recording_id, synced, id);
+-- The transcript of a second, slower pass over the saved audio after the meeting: local only
+-- (the server's transcript is append-only), shown and exported instead of the live one.
+CREATE TABLE IF NOT EXISTS refined_segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recording_id TEXT NOT NULL REFERENCES recordings(id),
+    timestamp_ms REAL NOT NULL,
+    end_ms REAL NOT NULL,
+    source TEXT NOT NULL,
+    speaker TEXT,
+    text TEXT NOT NULL,
+    confidence REAL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     recording_id TEXT NOT NULL REFERENCES recordings(id),
@@ -267,7 +279,7 @@ class Store:
 
     def remove_recording(self, recording_id: str) -> None:
         with self._tx() as db:
-            for table in ("outbox", "segments"):
+            for table in ("outbox", "segments", "refined_segments"):
                 db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
             db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
 
@@ -303,6 +315,26 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM segments WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)
+            ).fetchall()
+        return [_segment(r) for r in rows]
+
+    def replace_refined(self, recording_id: str, segments: list[StoredSegment]) -> None:
+        """The refined transcript of a recording, replacing an earlier one (atomically)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM refined_segments WHERE recording_id = ?", (recording_id,))
+            db.executemany(
+                "INSERT INTO refined_segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(recording_id, s.timestamp_ms, s.end_ms, s.source, s.speaker, s.text, s.confidence)
+                 for s in segments],
+            )
+
+    def refined_segments(self, recording_id: str) -> list[StoredSegment]:
+        """The refined transcript, or [] when none was made."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT *, 1 AS synced FROM refined_segments WHERE recording_id = ? ORDER BY timestamp_ms",
+                (recording_id,),
             ).fetchall()
         return [_segment(r) for r in rows]
 

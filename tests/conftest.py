@@ -27,10 +27,25 @@ LEFT_TEXT = "He began a confused complaint against the wizard, who had vanished 
 RIGHT_TEXT = "The horizon seems extremely distant."
 WRITE_KEY = "phx_test_write"
 READ_KEY = "phx_test_read"
+ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def _spelled(match: re.Match[str]) -> str:
+    """Numbers below 100 as words: "4" and "four" are the same transcript."""
+    n = int(match.group())
+    if n < 20:
+        return ONES[n]
+    if n < 100:
+        return TENS[n // 10] + ("" if n % 10 == 0 else f" {ONES[n % 10]}")
+    return match.group()
 
 
 def normalize(text: str) -> str:
-    text = text.lower().replace("\u2019", "'")
+    """Lower case, no punctuation, numbers below 100 spelled out ("10%" = "ten percent")."""
+    text = text.lower().replace("\u2019", "'").replace("%", " percent")
+    text = re.sub(r"\b\d+\b", _spelled, text)
     text = re.sub("[-\u2013\u2014/]", " ", text)
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from desktop_recorder.store import Store
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, wer
 from tests.recording import Recorder, local_segments, play
 
@@ -21,7 +22,7 @@ def play_quiet(path: Path, device: str, volume: int) -> subprocess.Popen[bytes]:
 
 def test_speech_heard_by_both_devices_yields_one_others_line(audio_rig, app_home, playable):
     """No headphones: the far end comes out of the speakers and into the mic as well."""
-    rec = Recorder(["--duration", "16", "--participant", "Alice"], cli_env(app_home, None))
+    rec = Recorder(["--duration", "16", "--participant", "Alice", "--refine"], cli_env(app_home, None))
     rec.wait_recording()
     time.sleep(1.0)
     speakers = play(playable["jfk"], "meet_speakers")
@@ -36,6 +37,15 @@ def test_speech_heard_by_both_devices_yields_one_others_line(audio_rig, app_home
     assert wer(JFK_TEXT, others) <= 0.1, others
     assert [s.text for s in segments if s.speaker == "Alice"] == [], out
     assert "left out of your side" in err
+    # The post-meeting pass (--refine) leaves the echo out as well.
+    store = Store(app_home / "data" / "recordings.sqlite3")
+    try:
+        refined = store.refined_segments(segments[0].recording_id)
+    finally:
+        store.close()
+    assert "Refined transcript" in err
+    assert refined and {s.speaker for s in refined} == {"Others"}
+    assert wer(JFK_TEXT, " ".join(s.text for s in refined)) <= 0.1
 
 
 def test_double_talk_keeps_the_users_words(audio_rig, app_home, playable):

@@ -129,10 +129,11 @@ class WhisperTranscriber:
         )
         return [_segment(s) for s in segments]  # materialise the lazy generator here, in the worker
 
-    def transcribe_file(self, audio: Audio) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD."""
         segments, _info = self._model.transcribe(
-            audio, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=True
+            audio, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=True,
+            word_timestamps=word_timestamps,
         )
         return [_segment(s) for s in segments]
 

@@ -1,0 +1,69 @@
+"""After the meeting: a slower, better pass over the saved audio, for the local transcript.
+
+Live decoding hears each utterance once, soon after it ends. Here each channel of the
+recording's WAV (left = mic, right = system) is transcribed whole, with beam search and VAD;
+mic lines that echo the system audio are left out as they are live. The result is stored next
+to the live transcript and shown and exported instead of it — locally only: the server keeps
+what was appended live (its transcript text cannot be rewritten through the API).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from desktop_recorder.store import Store, StoredSegment
+from transcription.echo import EchoConfig, EchoGate
+from transcription.model import WhisperTranscriber, confidence
+from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source
+
+
+class CannotRefine(Exception):
+    """No audio to work from (deleted, never written, unreadable); the live transcript stays."""
+
+
+def read_tracks(path: Path) -> dict[Source, np.ndarray]:
+    """The recording's two tracks at 16 kHz."""
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
+        raise CannotRefine(f"Cannot read the recording's audio {path}: {exc}") from exc
+    if rate != SAMPLE_RATE_HZ:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE_HZ, quality="HQ")
+    mic = audio[:, 0]
+    system = audio[:, 1] if audio.shape[1] > 1 else np.zeros_like(mic)
+    return {"mic": np.ascontiguousarray(mic), "system": np.ascontiguousarray(system)}
+
+
+def refine_recording(store: Store, model: WhisperTranscriber, recording_id: str) -> list[StoredSegment]:
+    """Transcribe the saved audio again, store the result as the refined transcript, return it."""
+    rec = store.get_recording(recording_id)
+    if not rec.audio_path or not Path(rec.audio_path).is_file():
+        raise CannotRefine("The recording has no audio file (deleted, or never written).")
+    tracks = read_tracks(Path(rec.audio_path))
+    live = store.segments(recording_id)
+    names = {src: next((s.speaker for s in live if s.source == src and s.speaker), default)
+             for src, default in (("mic", "Me"), ("system", "Others"))}
+    lines: dict[Source, list[FinalSegment]] = {}
+    for source, audio in tracks.items():
+        lines[source] = [
+            FinalSegment(source, round(seg.start_s * 1000, 1), round(seg.end_s * 1000, 1), seg.text,
+                         confidence(seg.avg_logprob))
+            for seg in (model.transcribe_file(audio) if np.any(audio) else [])
+        ]
+    gate = EchoGate(EchoConfig(history_s=len(tracks["mic"]) / SAMPLE_RATE_HZ + 1))
+    for source, audio in tracks.items():
+        gate.add_audio(source, audio)
+    for seg in lines["system"]:
+        gate.add_system(seg)
+    kept = lines["system"] + [seg for seg in lines["mic"] if not gate.judge(seg).echo]
+    refined = [
+        StoredSegment(0, recording_id, seg.start_ms, seg.end_ms, seg.source, names[seg.source], seg.text,
+                      seg.confidence, True)
+        for seg in sorted(kept, key=lambda s: s.start_ms)
+    ]
+    store.replace_refined(recording_id, refined)
+    return store.refined_segments(recording_id)

@@ -1,0 +1,102 @@
+"""The post-meeting pass: the saved stereo audio transcribed again into a local-only transcript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faster_whisper import decode_audio
+
+from desktop_recorder.refine import CannotRefine, refine_recording
+from desktop_recorder.store import Store
+from recorder.wavfile import StereoWavWriter
+from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, cli_env, run_cli, wer
+
+pytestmark = pytest.mark.slow
+SR = 16_000
+
+
+def speech(name: str) -> np.ndarray:
+    if name == "jfk":
+        return decode_audio(str(DATA / "jfk.flac")).astype(np.float32)
+    left, _right = decode_audio(str(DATA / "stereo_diarization.wav"), split_stereo=True)
+    return left.astype(np.float32)
+
+
+def recording_with(store: Store, folder: Path, mic: np.ndarray, system: np.ndarray) -> str:
+    """A finished local recording whose WAV holds ``mic`` left and ``system`` right, and one live line."""
+    n = max(len(mic), len(system))
+    mic, system = np.pad(mic, (0, n - len(mic))), np.pad(system, (0, n - len(system)))
+    rec = store.create_recording(platform="zoom", title="Refine me", participants=["Ana"], audio_path=None)
+    wav = folder / f"{rec.id}.wav"
+    writer = StereoWavWriter(wav)
+    for i in range(0, n, SR):
+        writer.write(mic[i:i + SR], system[i:i + SR])
+    writer.close()
+    store.set_audio_path(rec.id, str(wav))
+    store.add_segment(rec.id, start_ms=300, end_ms=2000, source="mic", speaker="Ana", text="live words",
+                      confidence=0.5)
+    store.finish_recording(rec.id, status="ready", duration_s=n / SR, title="Refine me", participants=["Ana"])
+    return rec.id
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "db.sqlite3")
+    yield s
+    s.close()
+
+
+def test_both_sides_are_transcribed_again_and_kept_apart_from_the_live_transcript(store, tmp_path, model):
+    rid = recording_with(store, tmp_path, speech("left"), np.pad(speech("jfk"), (SR * 8, 0)))
+    pending_before = store.pending_counts()
+    refined = refine_recording(store, model, rid)
+    others = " ".join(s.text for s in refined if s.speaker == "Others")
+    ana = " ".join(s.text for s in refined if s.speaker == "Ana")  # the live mic speaker's name
+    assert wer(JFK_TEXT, others) <= 0.05, others
+    assert wer(LEFT_TEXT, ana) <= 0.2, ana
+    assert min(s.timestamp_ms for s in refined if s.speaker == "Others") >= 7_500  # the JFK clip starts at 8 s
+    assert store.refined_segments(rid) == refined
+    assert [s.text for s in store.segments(rid)] == ["live words"]  # the live (server) transcript is untouched
+    assert store.pending_counts() == pending_before  # nothing new for the server
+    refine_recording(store, model, rid)  # again: replaced, not doubled
+    assert len(store.refined_segments(rid)) == len(refined)
+
+
+def test_the_speakers_heard_by_the_mic_are_left_out_of_the_refined_transcript(store, tmp_path, model):
+    jfk = speech("jfk")
+    echo = 0.7 * np.concatenate([np.zeros(int(0.05 * SR), np.float32), jfk])[: len(jfk)]
+    rid = recording_with(store, tmp_path, echo, jfk)
+    refined = refine_recording(store, model, rid)
+    assert [s.speaker for s in refined] and all(s.speaker == "Others" for s in refined), refined
+
+
+def test_without_audio_there_is_a_clear_error_and_nothing_changes(store, tmp_path, model, app_home):
+    rid = recording_with(store, tmp_path, speech("left"), np.zeros(SR, np.float32))
+    Path(store.get_recording(rid).audio_path).unlink()
+    with pytest.raises(CannotRefine, match="no audio file"):
+        refine_recording(store, model, rid)
+    corrupt = recording_with(store, tmp_path, speech("left"), np.zeros(SR, np.float32))
+    Path(store.get_recording(corrupt).audio_path).write_bytes(b"RIFF nonsense")
+    with pytest.raises(CannotRefine, match="Cannot read"):
+        refine_recording(store, model, corrupt)
+    assert store.refined_segments(rid) == [] and store.refined_segments(corrupt) == []
+
+
+def test_refine_command_prints_the_refined_transcript(app_home, tmp_path):
+    (app_home / "data").mkdir(parents=True, exist_ok=True)
+    home_store = Store(app_home / "data" / "recordings.sqlite3")
+    try:
+        rid = recording_with(home_store, tmp_path, np.zeros(SR, np.float32), speech("jfk"))
+    finally:
+        home_store.close()
+    result = run_cli("refine", rid, "--format", "srt", env=cli_env(app_home, None))
+    assert result.returncode == 0, result.stderr
+    assert "-->" in result.stdout and "Others" in result.stdout
+    assert wer(JFK_TEXT, " ".join(line for line in result.stdout.splitlines()
+                                  if line and "-->" not in line and not line.isdigit()).replace("Others:", "")) <= 0.1
+    missing = run_cli("refine", "no-such-id", env=cli_env(app_home, None))
+    assert missing.returncode == 2 and "no recording 'no-such-id'" in missing.stderr
+
+
