@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 
 import pytest
+from PySide6.QtCore import Qt
 
 from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, wer
@@ -145,6 +146,19 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     qtbot.addWidget(browser)
     qtbot.waitUntil(lambda: any(r.title == "Tray flow" and r.remote is not None for r in browser.rows()),
                     timeout=15_000)
+
+    # "Improve transcript": the saved audio is transcribed again; the result is local only.
+    browser.select(recording.id)
+    assert browser.detail.refine_button.isVisibleTo(browser) and browser.detail.refine_button.isEnabled()
+    requests_before = len(server.state.requests)
+    with qtbot.waitSignal(app.controller.refined, timeout=60_000):
+        qtbot.mouseClick(browser.detail.refine_button, Qt.MouseButton.LeftButton)
+    refined = app.ctx.store.refined_segments(recording.id)
+    assert refined and wer(JFK_TEXT, " ".join(s.text for s in refined)) <= 0.1
+    assert refined[0].text in browser.detail.transcript_view.toPlainText()
+    assert browser.detail.refine_button.text() == "Improve transcript"
+    assert all(p.endswith("/desktop_recordings/") for _m, p, _b in server.state.requests[requests_before:])  # lists
+    assert remote["transcript_segments"] == next(iter(server.state.recordings.values()))["transcript_segments"]
 
 
 @pytest.mark.slow

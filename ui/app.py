@@ -91,7 +91,9 @@ class DesktopApp:
         if self.browser is None:
             from ui.browser import RecordingsBrowser
 
-            self.browser = RecordingsBrowser(self.ctx, self.controller.make_client, self.controller.wake_sync)
+            self.browser = RecordingsBrowser(self.ctx, self.controller.make_client, self.controller.wake_sync,
+                                             refine=self.controller.refine_recording)
+            self.controller.refined.connect(self.browser.on_refined)
             self.browser.setWindowTitle("Desktop Recorder — Recordings")
             self.browser.setWindowIcon(app_icon())
             self.browser.resize(980, 640)

@@ -52,14 +52,32 @@ class RecordingsBrowser(RecordingsView):
         client_factory: Callable[[], PostHogClient],
         on_local_change: Callable[[], None],
         parent: QWidget | None = None,
+        *,
+        refine: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(ctx, client_factory, parent)
         self.on_local_change = on_local_change
+        self.refine = refine  # runs the post-meeting pass for a local recording id (the app's model)
+        self.detail.refine_button.setVisible(refine is not None)
+        self.detail.refine_requested.connect(self.refine_selected)
         self.ask: Callable[[str, str], bool] = self.ask_user  # replaceable: modal dialogs block tests
         self.detail.save_requested.connect(self.save_edits)
         self.detail.delete_requested.connect(self.delete_selected)
         self.detail.export_requested.connect(self.choose_export)
         self.detail.open_audio_requested.connect(self.open_audio)
+
+    def refine_selected(self) -> None:
+        row = self.selected_row()
+        if row is not None and row.local is not None and self.refine is not None:
+            self.detail.refine_button.setEnabled(False)
+            self.detail.refine_button.setText("Improving…")
+            self.refine(row.local.id)
+
+    def on_refined(self, _recording_id: str) -> None:
+        """The post-meeting pass finished (or failed): show what the store has now."""
+        if isValid(self):
+            self.detail.refine_button.setText("Improve transcript")
+            self._show_selected(force=True)
 
     # -- edit ----------------------------------------------------------------------------------
 

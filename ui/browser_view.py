@@ -247,8 +247,10 @@ class RecordingsView(QWidget):
         self._maybe_fetch_detail(row)
 
     def transcript(self, row: BrowserRow) -> list[TranscriptLine]:
+        """The refined local transcript if there is one, else the live one, else the server's."""
         if row.local is not None:
-            lines = local_lines(self.ctx.store.segments(row.local.id))
+            refined = self.ctx.store.refined_segments(row.local.id)
+            lines = local_lines(refined or self.ctx.store.segments(row.local.id))
             if lines or row.remote is None:
                 return lines
         return remote_lines(row.remote.transcript_segments) if row.remote else []

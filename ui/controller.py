@@ -19,6 +19,7 @@ from api.sync import SyncStatus, SyncWorker
 from desktop_recorder.config import Settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
+from desktop_recorder.refine import refine_recording
 from desktop_recorder.session import (
     FinalLine,
     Notice,
@@ -27,7 +28,7 @@ from desktop_recorder.session import (
     SessionEvent,
     SessionOptions,
 )
-from desktop_recorder.store import LocalRecording
+from desktop_recorder.store import LocalRecording, StoredSegment
 from recorder.devices import device_table
 from transcription.download import Progress
 from transcription.types import Transcriber
@@ -56,6 +57,7 @@ class RecorderController(QObject):
     levels = Signal(dict)  # source -> dBFS
     elapsed = Signal(float)
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
+    refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
     recording_finished = Signal(object)  # LocalRecording
     _sync_status = Signal()  # emitted from the sync thread, handled on the GUI thread
 
@@ -237,6 +239,26 @@ class RecorderController(QObject):
         self.notice.emit("error", f"Finishing the recording failed: {exc}. It will be recovered on the next start.")
         self._set_state("idle")
         self._reload_if_asked()
+
+    def refine_recording(self, recording_id: str) -> None:
+        """Transcribe a recording's saved audio again with the loaded model (not while recording)."""
+        transcriber = self.transcriber
+        if self.state != "idle" or transcriber is None:
+            self.notice.emit("warning", "The transcript can be improved once the model is loaded and nothing is "
+                                        "being recorded.")
+            self.refined.emit(recording_id)
+            return
+
+        def done(lines: list[StoredSegment]) -> None:
+            self.notice.emit("info", f"Transcript improved: {len(lines)} lines (kept on this computer).")
+            self.refined.emit(recording_id)
+
+        def failed(exc: Exception) -> None:
+            self.notice.emit("error", f"The transcript could not be improved: {exc}")
+            self.refined.emit(recording_id)
+
+        run_in_background(lambda: refine_recording(self.ctx.store, transcriber, recording_id), done, failed,
+                          name="refine")
 
     def edit_live(self, fields: dict[str, Any]) -> None:
         """Title/platform/participants edited during the meeting (also sent with the final PATCH)."""

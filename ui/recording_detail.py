@@ -44,6 +44,7 @@ class RecordingDetail(QWidget):
     save_requested = Signal(dict)  # every editable field, as the form now holds it
     export_requested = Signal()
     open_audio_requested = Signal()
+    refine_requested = Signal()
     delete_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -79,9 +80,14 @@ class RecordingDetail(QWidget):
         row = QHBoxLayout()
         self.export_button = self._action_button("Export transcript…", self.export_requested.emit)
         self.audio_button = self._action_button("Open audio file", self.open_audio_requested.emit)
+        self.refine_button = self._action_button("Improve transcript", self.refine_requested.emit)
+        self.refine_button.setToolTip("Transcribe the saved audio again, slower and more accurately. The better "
+                                      "transcript is kept on this computer; the server keeps the live one.")
+        self.refine_button.setVisible(False)  # shown where the app can refine (a model is loaded)
         self.delete_button = self._action_button("Delete…", self.delete_requested.emit)
         row.addWidget(self.export_button)
         row.addWidget(self.audio_button)
+        row.addWidget(self.refine_button)
         row.addStretch(1)
         row.addWidget(self.delete_button)
         return row
@@ -132,7 +138,9 @@ class RecordingDetail(QWidget):
         self._fields = dict(fields)
         for widget in (self.export_button, self.delete_button, self.tabs):
             widget.setEnabled(row is not None)
-        self.audio_button.setEnabled(bool(row and row.local and row.local.audio_path))
+        has_audio = bool(row and row.local and row.local.audio_path)
+        self.audio_button.setEnabled(has_audio)
+        self.refine_button.setEnabled(has_audio)
         if row is None:
             self.title_label.setText("No recording selected")
             self.meta_label.setText("Pick a recording on the left to see its transcript.")
