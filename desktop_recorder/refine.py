@@ -10,7 +10,6 @@ what was appended live (its transcript text cannot be rewritten through the API)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import soundfile as sf
@@ -19,11 +18,7 @@ import soxr
 from desktop_recorder.store import Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
-from transcription.types import SAMPLE_RATE_HZ, AsrSegment, Audio, FinalSegment, Source
-
-
-class FileTranscriber(Protocol):
-    def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]: ...
+from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source, Transcriber
 
 
 class CannotRefine(Exception):
@@ -43,7 +38,7 @@ def read_tracks(path: Path) -> dict[Source, np.ndarray]:
     return {"mic": np.ascontiguousarray(mic), "system": np.ascontiguousarray(system)}
 
 
-def refine_recording(store: Store, model: FileTranscriber, recording_id: str) -> list[StoredSegment]:
+def refine_recording(store: Store, model: Transcriber, recording_id: str) -> list[StoredSegment]:
     """Transcribe the saved audio again, store the result as the refined transcript, return it."""
     rec = store.get_recording(recording_id)
     if not rec.audio_path or not Path(rec.audio_path).is_file():

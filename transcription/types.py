@@ -43,6 +43,10 @@ class Transcriber(Protocol):
         """``final=False`` asks for a cheap interim pass (greedy); finals may use beam search."""
         ...
 
+    def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
+        """A whole recording in one pass (beam search, silences skipped): the post-meeting pass."""
+        ...
+
 
 @dataclass(frozen=True)
 class FinalSegment:
