@@ -138,6 +138,8 @@ def cmd_devices(_ctx: AppContext, _args: argparse.Namespace) -> int:
     for dev in table.devices:
         marks = [m for m, name in (("MIC", table.default_mic), ("SYSTEM", table.default_system)) if name == dev.name]
         print(f"{'/'.join(marks) or '-':<10} {dev.label}")
+    if table.system_hint:
+        print(table.system_hint)
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -86,7 +87,7 @@ class SourceCapture:
             try:
                 self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
                     device=self.device.portaudio_index, samplerate=self._rate, channels=1, dtype="float32",
-                    callback=self._callback,
+                    callback=self._callback, extra_settings=_platform_settings(sd),
                 )
                 self._stream.start()
                 return
@@ -132,3 +133,11 @@ class SourceCapture:
             except Exception:  # noqa: BLE001 - a vanished device must not stop the shutdown
                 pass
             self._stream = None
+
+
+def _platform_settings(sd: Any) -> Any:
+    """On Windows, WASAPI shared mode opens a device only in its own format unless asked to convert
+    (a stereo loopback read as mono, a 48 kHz device at its rate). Untested: no Windows here."""
+    if sys.platform == "win32":
+        return sd.WasapiSettings(auto_convert=True)
+    return None

@@ -5,13 +5,21 @@ is its default source, the system audio the monitor of its **default sink** (wha
 hears). Debian's PortAudio has no PulseAudio host API, so such a source is opened through the
 ALSA ``pulse`` device with ``PULSE_SOURCE`` naming it; no custom ALSA configuration is needed.
 Without a sound server, PortAudio's own inputs are offered.
+
+Elsewhere PortAudio's device list is classified (``table_from_portaudio``, pure):
+- Windows: the WASAPI host API; the system audio is the ``<default output> [Loopback]`` input
+  that PortAudio builds with WASAPI loopback list for every output, else a "Stereo Mix" input,
+  else a virtual cable (VB-Audio) the user routes the call to.
+- macOS: Core Audio; the system audio is a virtual device the user installed (BlackHole,
+  Loopback Audio, Soundflower…), found by name, with guidance when there is none.
+Both are unit-tested on device tables only: this code has not run on Windows or macOS.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,7 @@ class DeviceTable:
     default_mic: str | None
     default_system: str | None
     server: str | None  # e.g. "PulseAudio 16.1" / "PulseAudio (on PipeWire 1.0)"; None = no sound server
+    system_hint: str | None = None  # how to get a system-audio source, when there is none
 
 
 def pulse_table() -> DeviceTable | None:
@@ -97,24 +106,65 @@ def _looks_virtual(src: Any) -> bool:
     return src.name.startswith(("null", "remap")) or "null" in driver
 
 
+LOOPBACK_SUFFIX = " [Loopback]"  # PortAudio's WASAPI loopback inputs: "<output name> [Loopback]"
+SYSTEM_MIX_NAMES = ("stereo mix", "what u hear", "wave out mix", "monitor of")  # drivers' own loopback inputs
+ROUTING_NAMES = ("blackhole", "loopback audio", "soundflower", "background music", "cable output", "vb-audio",
+                 "voicemeeter")  # virtual devices a user sends the call's sound to: system-audio candidates
+APP_DEVICE_NAMES = ("teams audio", "zoomaudiodevice")  # meeting apps' own virtual devices: neither mic nor system
+SYSTEM_HINTS = {
+    "win32": ("No system-audio source: this PortAudio build lists no WASAPI loopback inputs and there is no "
+              "'Stereo Mix' input. Enable 'Stereo Mix' under Sound settings > Recording devices, or install a "
+              "virtual cable (VB-Audio) and send the call's output to it."),
+    "darwin": ("No system-audio source: macOS needs a virtual audio device for it. Install BlackHole 2ch "
+               "(https://existential.audio/blackhole/), then in Audio MIDI Setup create a Multi-Output Device with "
+               "your speakers or headphones and BlackHole, and select it as the output of the call."),
+}
+
+
 def portaudio_table() -> DeviceTable:
     import sounddevice as sd
 
-    devices = []
-    default_in = sd.default.device[0] if sd.default.device else -1
-    for index, dev in enumerate(sd.query_devices()):
-        if dev["max_input_channels"] <= 0:
+    return table_from_portaudio(list(sd.query_devices()), list(sd.query_hostapis()), sys.platform)
+
+
+def table_from_portaudio(devices: list[dict[str, Any]], hostapis: list[dict[str, Any]], platform: str) -> DeviceTable:
+    """Pure: classify PortAudio's inputs (unit-tested with device tables of each OS)."""
+    api = next((i for i, h in enumerate(hostapis) if h["name"] == "Windows WASAPI"), 0) if hostapis else -1
+    host = hostapis[api] if api >= 0 else {"default_input_device": -1, "default_output_device": -1}
+    out = host["default_output_device"]
+    out_name = str(devices[out]["name"]) if 0 <= out < len(devices) else None
+    inputs: list[InputDevice] = []
+    for index, dev in enumerate(devices):
+        if dev["max_input_channels"] <= 0 or (api >= 0 and dev.get("hostapi", api) != api):
             continue
-        lower = dev["name"].lower()
-        kind: Kind = "system" if any(k in lower for k in ("loopback", "blackhole", "stereo mix", "monitor")) else "mic"
-        devices.append(InputDevice(
-            name=str(dev["name"]), description=str(dev["name"]), kind=kind, backend="portaudio",
-            sample_rate_hz=int(dev["default_samplerate"]), is_default=index == default_in, portaudio_index=index,
+        name = str(dev["name"])
+        inputs.append(InputDevice(
+            name=name, description=name, kind=_portaudio_kind(name), backend="portaudio",
+            sample_rate_hz=int(dev["default_samplerate"]), is_default=index == host["default_input_device"],
+            portaudio_index=index,
         ))
-    default_mic = next((d.name for d in devices if d.is_default and d.kind == "mic"), None)
-    default_mic = default_mic or next((d.name for d in devices if d.kind == "mic"), None)
-    default_system = next((d.name for d in devices if d.kind == "system"), None)
-    return DeviceTable(tuple(devices), default_mic, default_system, None)
+    mics = [d for d in inputs if d.kind == "mic"]
+    default_mic = next((d.name for d in mics if d.is_default), mics[0].name if mics else None)
+    loopback_of_output = f"{out_name}{LOOPBACK_SUFFIX}" if out_name else None
+    candidates = (  # best first: the loopback of what the user hears, any loopback, a virtual device
+        [d for d in inputs if d.name == loopback_of_output]
+        + [d for d in inputs if d.kind == "system"]
+        + [d for d in inputs if d.kind == "virtual" and any(v in d.name.lower() for v in ROUTING_NAMES)]
+    )
+    default_system = candidates[0].name if candidates else None
+    if default_system:
+        inputs = [replace(d, is_default=d.is_default or d.name == default_system) for d in inputs]
+    hint = None if default_system else SYSTEM_HINTS.get(platform)
+    return DeviceTable(tuple(inputs), default_mic, default_system, None, hint)
+
+
+def _portaudio_kind(name: str) -> Kind:
+    lower = name.lower()
+    if name.endswith(LOOPBACK_SUFFIX) or lower.startswith(SYSTEM_MIX_NAMES):
+        return "system"
+    if any(v in lower for v in ROUTING_NAMES + APP_DEVICE_NAMES):
+        return "virtual"
+    return "mic"
 
 
 def device_table() -> DeviceTable:
@@ -133,7 +183,8 @@ def resolve(table: DeviceTable, role: Role, spec: str) -> InputDevice | None:
         wanted = table.default_mic if role == "mic" else table.default_system
         if wanted is None:
             where = "no sound server and no input device" if not table.devices else "no default for it"
-            raise NoAudioDevice(f"No {_role_name(role)} found ({where}). Available inputs:\n{_listing(table)}")
+            hint = f"\n{table.system_hint}" if role == "system" and table.system_hint else ""
+            raise NoAudioDevice(f"No {_role_name(role)} found ({where}).{hint} Available inputs:\n{_listing(table)}")
         spec = wanted
     for dev in table.devices:
         if spec in (dev.name, str(dev.portaudio_index)):
