@@ -184,7 +184,7 @@ class CapturePipeline:
 
     def _take(self, block: AudioBlock) -> None:
         pieces = self._timelines[block.source].place(block.samples, block.sample_rate_hz, block.captured_at)
-        self._levels[block.source] = _dbfs(block.samples)
+        self._levels[block.source] = dbfs(block.samples)
         for piece in pieces:
             self._emit(block.source, piece)
 
@@ -219,7 +219,7 @@ class CapturePipeline:
         self._pending = {s: [buffers[s][n:]] if len(buffers[s]) > n else [] for s in ("mic", "system")}
 
 
-def _dbfs(samples: Audio) -> float:
+def dbfs(samples: Audio) -> float:
     if not len(samples):
         return -120.0
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))

@@ -227,6 +227,38 @@ def test_device_combos_list_the_sound_servers_sources(qtbot, audio_rig, ctx, sav
     assert saved[0].mic == "meet_mic" and load_settings(ctx.paths).mic == "meet_mic"
 
 
+@pytest.mark.slow
+@pytest.mark.audio
+def test_level_meters_show_the_speech_played_into_each_device(qtbot, audio_rig, ctx, saved, playable):
+    from tests.recording import play
+
+    dlg = SettingsDialog(ctx, saved.append)
+    qtbot.addWidget(dlg)
+    dlg.show()
+    qtbot.waitSignal(dlg.audio.devices_loaded, timeout=15_000).wait()
+    mic, system = dlg.audio.meters["mic"], dlg.audio.meters["system"]
+    qtbot.waitUntil(lambda: "dBFS" in system.format() or system.format() == "silent", timeout=10_000)
+    assert system.value() < -50 and mic.value() < -50  # nothing playing: the rig's silence
+    player = play(playable["jfk"], "meet_speakers")
+    try:
+        qtbot.waitUntil(lambda: system.value() > -40, timeout=10_000)  # speech on the system side only
+        assert mic.value() < -50
+    finally:
+        player.kill()
+        player.wait()
+    player = play(playable["left"], "meet_mic_in")
+    try:
+        qtbot.waitUntil(lambda: mic.value() > -40, timeout=10_000)
+    finally:
+        player.kill()
+        player.wait()
+    dlg.audio.system_combo.setCurrentIndex(dlg.audio.system_combo.findData("none"))
+    assert system.format() == "off" and "system" not in dlg.audio._meters
+    dlg.close()
+    assert dlg.audio._meters == {}  # the devices are released with the dialog
+
+
+
 def test_start_at_login_writes_and_removes_the_autostart_entry(ctx, qtbot, monkeypatch, tmp_path, memory_keyring):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     entry = tmp_path / "xdg" / "autostart" / "desktop-recorder.desktop"

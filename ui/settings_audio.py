@@ -9,7 +9,8 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -26,14 +27,18 @@ from shiboken6 import isValid
 
 from api.models import PLATFORMS
 from desktop_recorder.config import Settings
-from recorder.devices import DeviceTable, device_table
+from recorder.devices import DeviceTable, NoAudioDevice, device_table, resolve
+from recorder.meter import LevelMeter
 from transcription.download import cached_model, download_model, model_names, repo_for
 from transcription.model import ModelUnavailable, resolve_model
+from transcription.types import Source
 from ui.background import run_in_background
 from ui.settings_posthog import HINT_STYLE
 
 log = logging.getLogger(__name__)
 
+METER_MS = 100
+METER_FLOOR_DB = -60
 LANGUAGES = ("en", "auto", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "ja", "zh")
 KIND_NAMES = {"mic": "microphone", "system": "system audio", "virtual": "virtual device"}
 
@@ -51,13 +56,31 @@ class AudioSection(QGroupBox):
         self.system_combo = self._source_combo("system audio", settings.system)
         self.devices_label = QLabel("Looking for audio devices…")
         self.devices_label.setStyleSheet(HINT_STYLE)
+        self.meters: dict[Source, QProgressBar] = {"mic": self._meter_bar(), "system": self._meter_bar()}
+        self._meters: dict[Source, LevelMeter] = {}
+        self._table: DeviceTable | None = None
         self.form.addRow("Microphone", self.mic_combo)
+        self.form.addRow("", self.meters["mic"])
         self.form.addRow("System audio", self.system_combo)
+        self.form.addRow("", self.meters["system"])
         self.form.addRow("", self.devices_label)
+        self._meter_timer = QTimer(self, interval=METER_MS)
+        self._meter_timer.timeout.connect(self._show_levels)
+        self.mic_combo.currentIndexChanged.connect(lambda _i: self._restart_meter("mic"))
+        self.system_combo.currentIndexChanged.connect(lambda _i: self._restart_meter("system"))
         self._build_identity(settings)
         self._build_model(settings)
 
     # -- builders ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _meter_bar() -> QProgressBar:
+        bar = QProgressBar()
+        bar.setRange(METER_FLOOR_DB, 0)
+        bar.setValue(METER_FLOOR_DB)
+        bar.setFormat("no signal")
+        bar.setMaximumHeight(14)
+        return bar
 
     def _source_combo(self, role: str, current: str) -> QComboBox:
         combo = QComboBox()
@@ -189,6 +212,7 @@ class AudioSection(QGroupBox):
     def _fill_devices(self, table: DeviceTable) -> None:
         if not isValid(self):
             return
+        self._table = table
         for combo, default in ((self.mic_combo, table.default_mic), (self.system_combo, table.default_system)):
             chosen = combo.currentData()
             while combo.count() > 2:
@@ -204,7 +228,68 @@ class AudioSection(QGroupBox):
         where = f" on {table.server}" if table.server else ""
         self.devices_label.setText(f"{found} input{'s' if found != 1 else ''} found{where}." if found else
                                    "No audio inputs found: is PulseAudio or PipeWire running?")
+        if table.system_hint and not table.default_system:
+            self.devices_label.setText(f"{self.devices_label.text()} {table.system_hint}")
+        for source in ("mic", "system"):
+            self._restart_meter(source)  # type: ignore[arg-type]
         self.devices_loaded.emit()
+
+    # -- live levels -----------------------------------------------------------------------------
+
+    def _restart_meter(self, source: Source) -> None:
+        """Open the chosen device just to show its level (nothing is recorded)."""
+        old = self._meters.pop(source, None)
+        if old is not None:
+            old.stop()
+        bar = self.meters[source]
+        bar.setValue(METER_FLOOR_DB)
+        bar.setFormat("no signal")
+        combo = self.mic_combo if source == "mic" else self.system_combo
+        if self._table is None or not isValid(self):
+            return
+        try:
+            device = resolve(self._table, source, str(combo.currentData()))
+        except NoAudioDevice:
+            device = None
+        if device is None:
+            bar.setFormat("off" if combo.currentData() == "none" else "not available")
+            return
+        meter = LevelMeter(source, device)
+        self._meters[source] = meter
+        run_in_background(meter.start, lambda _r: self._meter_started(source, meter),
+                          lambda exc: self._meter_failed(source, meter, exc), name=f"meter-{source}")
+
+    def _meter_started(self, source: Source, meter: LevelMeter) -> None:
+        if not isValid(self) or self._meters.get(source) is not meter:
+            meter.stop()  # replaced or closed while it was opening
+            return
+        self._meter_timer.start()
+
+    def _meter_failed(self, source: Source, meter: LevelMeter, exc: Exception) -> None:
+        if isValid(self) and self._meters.get(source) is meter:
+            self._meters.pop(source)
+            self.meters[source].setFormat(f"cannot open: {exc}")
+
+    def _show_levels(self) -> None:
+        if not isValid(self):
+            return
+        for source, meter in list(self._meters.items()):
+            level = meter.level_dbfs()
+            bar = self.meters[source]
+            if level is None:
+                continue
+            bar.setValue(max(METER_FLOOR_DB, min(0, round(level))))
+            bar.setFormat(f"{level:.0f} dBFS" if level > METER_FLOOR_DB else "silent")
+
+    def hideEvent(self, event: QHideEvent) -> None:  # the dialog closed: release the devices
+        self.stop_meters()
+        super().hideEvent(event)
+
+    def stop_meters(self) -> None:
+        self._meter_timer.stop()
+        for meter in self._meters.values():
+            meter.stop()
+        self._meters.clear()
 
     @staticmethod
     def _name_of(table: DeviceTable, name: str | None) -> str:
