@@ -231,7 +231,7 @@ class AudioSection(QGroupBox):
         if table.system_hint and not table.default_system:
             self.devices_label.setText(f"{self.devices_label.text()} {table.system_hint}")
         for source in ("mic", "system"):
-            self._restart_meter(source)  # type: ignore[arg-type]
+            self._restart_meter(source)
         self.devices_loaded.emit()
 
     # -- live levels -----------------------------------------------------------------------------
