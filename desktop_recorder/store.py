@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     owner_pid INTEGER,
     remote_state TEXT NOT NULL DEFAULT 'pending',
     last_error TEXT,
-    error_message TEXT
+    error_message TEXT,
+    details TEXT NOT NULL DEFAULT '{}'  -- notes, summary, extracted_tasks as last known here
 );
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 LIVE_STATUSES = ("recording", "processing")
+DETAIL_FIELDS = ("notes", "summary", "extracted_tasks")
 # Nudge for colliding start times: the server drops a segment whose timestamp it already has.
 TIMESTAMP_NUDGE_MS = 0.001
 
@@ -102,6 +104,7 @@ class LocalRecording:
     owner_pid: int | None
     remote_state: str
     last_error: str | None
+    details: dict[str, Any] = field(default_factory=dict)  # notes, summary, extracted_tasks (last known)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> LocalRecording:
@@ -112,6 +115,7 @@ class LocalRecording:
             duration_s=row["duration_s"], participants=json.loads(row["participants"]),
             audio_path=row["audio_path"], owner_pid=row["owner_pid"], remote_state=row["remote_state"],
             last_error=row["last_error"],
+            details={k: v for k, v in json.loads(row["details"] or "{}").items() if k in DETAIL_FIELDS},
         )
 
 
@@ -159,6 +163,8 @@ class Store:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(recordings)")}
         if "server_project" not in columns:
             self._db.execute("ALTER TABLE recordings ADD COLUMN server_project TEXT")
+        if "details" not in columns:
+            self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
 
@@ -267,7 +273,29 @@ class Store:
                            (json.dumps(list(fields["participants"])), recording_id))
             if "platform" in fields:
                 db.execute("UPDATE recordings SET platform = ? WHERE id = ?", (fields["platform"], recording_id))
+            self._merge_details(db, recording_id, fields, edited=True)
             self._enqueue_patch(db, recording_id, dict(fields))
+
+    def remember_details(self, recording_id: str, fields: dict[str, Any]) -> None:
+        """Keep the server's notes, summary and tasks here too, for reading them offline later.
+        A field the user edited here keeps the edit (a server copy seen earlier may be older)."""
+        with self._tx() as db:
+            self._merge_details(db, recording_id, fields, edited=False)
+
+    @staticmethod
+    def _merge_details(db: sqlite3.Connection, recording_id: str, fields: dict[str, Any], *, edited: bool) -> None:
+        row = db.execute("SELECT details FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+        if row is None:
+            return
+        details = json.loads(row["details"] or "{}")
+        mine = set(details.get("_edited", []))
+        new = {k: fields[k] for k in DETAIL_FIELDS if k in fields and (edited or k not in mine)}
+        if not new:
+            return
+        details.update(new)
+        if edited:
+            details["_edited"] = sorted(mine | set(new))
+        db.execute("UPDATE recordings SET details = ? WHERE id = ?", (json.dumps(details), recording_id))
 
     def request_delete(self, recording_id: str) -> None:
         """The user deleted it: nothing else is sent, and the server copy goes too (if there is one)."""

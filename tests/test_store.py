@@ -92,3 +92,32 @@ def test_recording_owned_by_a_live_process_is_left_alone_until_it_dies(tmp_path)
     assert recovered[0].status == "error"  # the owner died and no audio was ever written
     assert "no audio" in store.pending_ops(rec.id)[-1].payload["error_message"]
     store.close()
+
+
+def test_notes_summary_and_tasks_are_kept_and_the_users_edit_wins(tmp_path):
+    store = new_store(tmp_path)
+    rec = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None)
+    store.remember_details(rec.id, {"summary": "Server summary", "notes": None, "meeting_title": "ignored"})
+    assert store.get_recording(rec.id).details == {"summary": "Server summary", "notes": None}
+    store.edit_recording(rec.id, {"notes": "Mine"})
+    store.remember_details(rec.id, {"notes": None, "summary": "Newer server summary"})  # an older server copy
+    assert store.get_recording(rec.id).details == {"summary": "Newer server summary", "notes": "Mine"}
+    store.close()
+    reopened = Store(tmp_path / "data" / "db.sqlite3")
+    assert reopened.get_recording(rec.id).details["notes"] == "Mine"
+    reopened.close()
+
+
+def test_a_database_from_before_the_details_column_opens(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE recordings DROP COLUMN details")
+    db.execute("INSERT INTO recordings (id, platform, status, started_at) VALUES ('a', 'zoom', 'ready', '2026')")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.get_recording("a").details == {}
+    store.close()

@@ -240,6 +240,30 @@ def test_editing_a_local_recording_queues_a_patch_and_wakes_sync(qtbot, server, 
     assert remote["meeting_title"] == "Standup (Tuesday)" and remote["notes"] == "Follow up with Bo"
 
 
+def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):
+    """What was seen or written here is kept locally, so it shows when PostHog cannot be reached."""
+    local_id = add_local(ctx, "Standup")
+    sync_all(ctx, server)
+    with server.state.lock:  # written on the server (e.g. its AI summary), seen once in the browser
+        remote = server.state.recordings[ctx.store.get_recording(local_id).server_id]
+        remote["summary"] = "We agreed to ship on Friday."
+        remote["extracted_tasks"] = [{"title": "Write the release notes", "assignee": "Ana"}]
+    browser = make_browser(factory)
+    loaded(qtbot, browser)
+    browser.select(local_id)
+    browser.detail.notes_edit.setPlainText("Ask Bo about QA")
+    browser.detail.save_button.click()
+    sync_all(ctx, server)
+
+    offline = make_browser(lambda: PostHogClient("http://127.0.0.1:9", WRITE_KEY, retry=RetryPolicy(max_attempts=1)))
+    with qtbot.waitSignal(offline.load_failed, timeout=10_000):
+        offline.refresh()
+    offline.select(local_id)
+    text = offline.detail.transcript_view.toPlainText()
+    assert "We agreed to ship on Friday." in text and "Write the release notes" in text
+    assert offline.detail.notes_edit.toPlainText() == "Ask Bo about QA"
+
+
 def test_editing_a_server_only_recording_patches_the_server(qtbot, server, factory, make_browser, woken):
     remote = add_remote(server, "Planning", extracted_tasks=[{"title": "Send the notes", "assignee": "Ana"}])
     browser = make_browser(factory)

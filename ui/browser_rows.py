@@ -188,6 +188,8 @@ def current_fields(row: BrowserRow, queued: Sequence[OutboxOp] = ()) -> dict[str
     then what the local store itself holds."""
     values: dict[str, Any] = {"meeting_title": None, "participants": [], "notes": None, "summary": None,
                               "extracted_tasks": []}
+    if row.local is not None:  # as last known here: what shows offline
+        values.update(row.local.details)
     if row.remote is not None:
         values.update({k: row.remote.raw.get(k) for k in EDITABLE if k in row.remote.raw})
     for op in queued:

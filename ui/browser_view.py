@@ -29,6 +29,7 @@ from api.client import PostHogClient
 from api.errors import ApiError, NetworkError
 from api.models import PLATFORMS, STATUSES, RemoteRecording
 from desktop_recorder.context import AppContext, SyncNotConfigured
+from desktop_recorder.store import DETAIL_FIELDS
 from transcription.formats import TranscriptLine
 from ui.background import run_in_background
 from ui.browser_list import RecordingList
@@ -243,6 +244,10 @@ class RecordingsView(QWidget):
             self.detail.show_recording(None, [], {})
             return
         queued = self.ctx.store.pending_ops(row.local.id) if row.local else []
+        if row.local is not None and row.remote is not None:  # keep the server's notes for offline reading
+            known = {k: row.remote.raw[k] for k in DETAIL_FIELDS if k in row.remote.raw}
+            if any(row.local.details.get(k) != v for k, v in known.items()):
+                self.ctx.store.remember_details(row.local.id, known)
         self.detail.show_recording(row, self.transcript(row), current_fields(row, queued))
         self._maybe_fetch_detail(row)
 
