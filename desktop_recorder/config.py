@@ -74,13 +74,22 @@ class Settings:
 
     def with_env(self) -> Settings:
         """Environment overrides (not saved): ``POSTHOG_HOST``, ``POSTHOG_PROJECT_ID``."""
-        host = os.environ.get("POSTHOG_HOST") or self.host
-        project = os.environ.get("POSTHOG_PROJECT_ID") or self.project_id
-        return replace(self, host=host or None, project_id=project)
+        return replace(self, **env_overrides())
+
+
+ENV_FIELDS = {"host": "POSTHOG_HOST", "project_id": "POSTHOG_PROJECT_ID"}
+
+
+def env_overrides() -> dict[str, str]:
+    return {name: os.environ[var] for name, var in ENV_FIELDS.items() if os.environ.get(var)}
 
 
 def load_settings(paths: AppPaths) -> Settings:
     """Settings from the file, with env overrides. A corrupt file is set aside, never lost."""
+    return _read_file(paths).with_env()
+
+
+def _read_file(paths: AppPaths) -> Settings:
     path = paths.settings_file
     data: dict[str, object] = {}
     if path.exists():
@@ -95,11 +104,16 @@ def load_settings(paths: AppPaths) -> Settings:
             path.replace(backup)
     known = {f.name for f in fields(Settings)}
     values = {k: v for k, v in data.items() if k in known and (v is None or isinstance(v, str))}
-    return Settings(**values).with_env()  # type: ignore[arg-type]
+    return Settings(**values)  # type: ignore[arg-type]
 
 
 def save_settings(paths: AppPaths, settings: Settings) -> None:
-    """Atomic write: a crash mid-save leaves the old file intact."""
+    """Atomic write: a crash mid-save leaves the old file intact. A value that only came from the
+    environment (unchanged by the user) is not written: the file keeps its own."""
+    on_disk = _read_file(paths)
+    for name, value in env_overrides().items():
+        if getattr(settings, name) == value:
+            settings = replace(settings, **{name: getattr(on_disk, name)})
     tmp = paths.settings_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")
     os.replace(tmp, paths.settings_file)

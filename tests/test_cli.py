@@ -85,6 +85,18 @@ def test_configure_saves_settings_without_the_key(app_home):
     assert "phx" not in (app_home / "config" / "settings.json").read_text()
 
 
+def test_environment_overrides_are_not_written_into_the_settings_file(app_home):
+    env = cli_env(app_home, None)
+    assert run_cli("configure", "--host", "https://eu.posthog.com", "--project", "42", env=env).returncode == 0
+    env["POSTHOG_HOST"] = "http://localhost:8010"  # a headless run pointed elsewhere for a while
+    env["POSTHOG_PROJECT_ID"] = "7"
+    assert run_cli("configure", "--name", "Ana", env=env).returncode == 0
+    saved = json.loads((app_home / "config" / "settings.json").read_text())
+    assert (saved["host"], saved["project_id"], saved["user_name"]) == ("https://eu.posthog.com", "42", "Ana")
+    assert run_cli("configure", "--project", "9", env=env).returncode == 0  # changed by the user: saved
+    assert json.loads((app_home / "config" / "settings.json").read_text())["project_id"] == "9"
+
+
 def test_corrupt_settings_are_set_aside_not_fatal(app_home):
     (app_home / "config").mkdir(parents=True)
     (app_home / "config" / "settings.json").write_text("{not json")

@@ -66,7 +66,7 @@ class PostHogSection(QGroupBox):
         self.form.addRow("Server", self.region_combo)
         self.form.addRow("URL", self.custom_edit)
         if os.environ.get("POSTHOG_HOST"):
-            self.form.addRow("", self._hint("POSTHOG_HOST is set in the environment and overrides this."))
+            self.form.addRow("", self._hint("POSTHOG_HOST is set in the environment: it overrides this, unsaved."))
 
     def _build_project(self, project: str) -> None:
         self.project_edit = QLineEdit(project)
