@@ -299,8 +299,13 @@ class Handler(BaseHTTPRequestHandler):
         logic = PostHogState(state)
         if path.rstrip("/") == "/api/users/@me":
             self._auth(READ)
+            # ``organization.teams`` is not in the contract page; PostHog's user serializer lists the
+            # organization's projects there (inferred). Only ``team_id`` serves recordings here.
             return 200, {"id": 1, "email": "tester@example.com", "first_name": "Test",
-                         "team": {"id": state.team_id, "name": "Default project"}}, {}
+                         "team": {"id": state.team_id, "name": "Default project"},
+                         "organization": {"id": "org-1", "name": "Test org", "teams": [
+                             {"id": state.team_id, "name": "Default project"},
+                             {"id": state.team_id + 1, "name": "Staging"}]}}, {}
         m = ROUTE.match(path)
         if not m:
             raise envelope(404, "invalid_request", "not_found", "Not found.")

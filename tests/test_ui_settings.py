@@ -112,6 +112,22 @@ def test_connection_with_a_write_key_shows_who_which_project_and_the_write_scope
     assert server.state.recordings == {}  # and changes nothing on the server
 
 
+def test_a_project_can_be_picked_from_the_servers_list_after_a_connection_test(qtbot, server, dialog, saved):
+    point_at(dialog, server.url, WRITE_KEY)
+    assert not dialog.posthog.project_pick.isVisibleTo(dialog)
+    check(qtbot, dialog)
+    pick = dialog.posthog.project_pick
+    assert pick.isVisibleTo(dialog)
+    assert [pick.itemText(i) for i in range(pick.count())] == ["Pick a project…", "Default project (1)",
+                                                               "Staging (2)"]
+    pick.activated.emit(2)
+    assert dialog.posthog.project_edit.text() == "2"
+    assert "no such project" in check(qtbot, dialog)  # this test server only serves project 1
+    pick.activated.emit(1)
+    save_button(dialog).click()
+    assert saved[-1].project_id == "1"
+
+
 def test_connection_with_a_read_key_says_the_write_scope_is_missing(qtbot, server, dialog):
     point_at(dialog, server.url, READ_KEY, project="1")
     message = check(qtbot, dialog)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from api.client import PostHogClient
 from api.retry import RetryPolicy
@@ -27,6 +28,7 @@ class ConnectionReport:
     email: str | None
     project_id: int
     can_write: bool
+    projects: tuple[tuple[int, str], ...] = ()  # (id, name) the user can pick from
 
     def describe(self) -> str:
         who = self.email or "an unnamed user"
@@ -34,6 +36,16 @@ class ConnectionReport:
                  f"{WRITE_SCOPE} missing: this key can read but recordings will not sync. "
                  f"Create a key with the {WRITE_SCOPE} scope.")
         return f"Connected to {self.host} as {who}, project {self.project_id}. {scope}"
+
+
+def projects_of(me: dict[str, Any]) -> tuple[tuple[int, str], ...]:
+    """The user's current project and the other projects of their organization, as users/@me lists
+    them (``team``, and ``organization.teams`` where the server includes it)."""
+    found: dict[int, str] = {}
+    for team in [me.get("team") or {}, *((me.get("organization") or {}).get("teams") or [])]:
+        if isinstance(team, dict) and isinstance(team.get("id"), int):
+            found.setdefault(team["id"], str(team.get("name") or f"Project {team['id']}"))
+    return tuple(found.items())
 
 
 def check_connection(host: str, typed_key: str, project: str) -> ConnectionReport:
@@ -47,4 +59,4 @@ def check_connection(host: str, typed_key: str, project: str) -> ConnectionRepor
         project_id = client.resolve_project()
         can_write = client.probe_write_scope()
     log.info("connection test: project %s, write scope %s", project_id, can_write)
-    return ConnectionReport(host, me.get("email"), project_id, can_write)
+    return ConnectionReport(host, me.get("email"), project_id, can_write, projects_of(me))

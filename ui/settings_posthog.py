@@ -72,7 +72,14 @@ class PostHogSection(QGroupBox):
         self.project_edit = QLineEdit(project)
         self.project_edit.setPlaceholderText("@current")
         self.project_edit.setToolTip("The numeric project (environment) id, or @current for the key's current one")
-        self.form.addRow("Project", self.project_edit)
+        self.project_pick = QComboBox()
+        self.project_pick.setToolTip("Your projects, as the server listed them for 'Test connection'")
+        self.project_pick.activated.connect(self._project_picked)
+        row = QHBoxLayout()
+        row.addWidget(self.project_edit, 1)
+        row.addWidget(self.project_pick)
+        self.project_pick.setVisible(False)  # filled by a successful connection test
+        self.form.addRow("Project", row)
 
     def _build_key(self) -> None:
         self.key_edit = QLineEdit()
@@ -147,7 +154,20 @@ class PostHogSection(QGroupBox):
 
     def _tested(self, report: ConnectionReport) -> None:
         if isValid(self):
+            self._fill_projects(report)
             self._show_result(report.describe(), good=report.can_write)
+
+    def _fill_projects(self, report: ConnectionReport) -> None:
+        self.project_pick.clear()
+        self.project_pick.addItem("Pick a project…", None)
+        for project_id, name in report.projects:
+            self.project_pick.addItem(f"{name} ({project_id})", project_id)
+        self.project_pick.setVisible(bool(report.projects))
+
+    def _project_picked(self, index: int) -> None:
+        project_id = self.project_pick.itemData(index)
+        if project_id is not None:
+            self.project_edit.setText(str(project_id))
 
     def _test_failed(self, exc: Exception) -> None:
         if isValid(self):
