@@ -112,7 +112,8 @@ def test_connection_with_a_write_key_shows_who_which_project_and_the_write_scope
     assert server.state.recordings == {}  # and changes nothing on the server
 
 
-def test_a_project_can_be_picked_from_the_servers_list_after_a_connection_test(qtbot, server, dialog, saved):
+def test_a_project_can_be_picked_from_the_servers_list_after_a_connection_test(qtbot, server, dialog, saved,
+                                                                             memory_keyring):
     point_at(dialog, server.url, WRITE_KEY)
     assert not dialog.posthog.project_pick.isVisibleTo(dialog)
     check(qtbot, dialog)
