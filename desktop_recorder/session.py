@@ -19,7 +19,7 @@ from filelock import FileLock, Timeout
 
 from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
-from recorder.health import HealthWatch
+from recorder.health import HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
 from transcription.echo import EchoGate
 from transcription.stream import StreamingEngine
@@ -102,6 +102,7 @@ class RecordingSession:
     _write_error_told: bool = False
     _health_checked_at: float = 0.0
     _watch: HealthWatch = field(default_factory=lambda: HealthWatch(()))
+    _lag: LagWatch = field(default_factory=LagWatch)
     _echo: EchoGate | None = None  # with both sources: keeps mic echoes of the speakers out of "Me"
     _echo_told: bool = False
 
@@ -231,6 +232,9 @@ class RecordingSession:
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
                                           {h.source: h.alive for h in health}, self._pipeline.echo_db):
             self.on_event(Notice("warning", warning))
+        lag = self._lag.update(self.backlog_s)
+        if lag:
+            self.on_event(Notice("warning" if self._lag.behind else "info", lag))
 
     def _feed(self, *, block: bool) -> bool:
         """Move all queued audio into the engines; False once the stop sentinel is seen."""

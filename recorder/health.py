@@ -69,3 +69,27 @@ class HealthWatch:
                 self._told.add(f"silent:{source}")
                 warnings.append(MESSAGES[source].format(s=now - since))
         return warnings
+
+
+LAG_WARN_S = 15.0
+LAG_CLEAR_S = 3.0
+
+
+@dataclass
+class LagWatch:
+    """Says when transcription falls behind the audio, and when it has caught up (audio is never
+    dropped: it waits, and stopping transcribes what is left)."""
+
+    warn_s: float = LAG_WARN_S
+    clear_s: float = LAG_CLEAR_S
+    behind: bool = False
+
+    def update(self, backlog_s: float) -> str | None:
+        if not self.behind and backlog_s >= self.warn_s:
+            self.behind = True
+            return (f"Transcription is {backlog_s:.0f} s behind the audio (the computer is busy). Nothing is "
+                    "lost: it catches up, and stopping waits for it.")
+        if self.behind and backlog_s <= self.clear_s:
+            self.behind = False
+            return "Transcription has caught up."
+        return None

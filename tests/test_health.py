@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recorder.health import HealthWatch
+from recorder.health import HealthWatch, LagWatch
 
 
 def feed(watch, seconds, mic, system, alive=None, start=0.0):
@@ -51,3 +51,13 @@ def test_echo_hint_after_a_few_seconds_of_clear_echo_only():
     assert [w for t in range(6) for w in watch.update(t, levels, alive, echo_db=-40.0)] == []  # faint: fine
     said = [w for t in range(6, 14) for w in watch.update(t, levels, alive, echo_db=-8.0)]
     assert len(said) == 1 and "Use headphones" in said[0] and "-8 dB" in said[0]
+
+
+def test_lag_is_told_once_when_transcription_falls_behind_and_again_when_it_caught_up():
+    watch = LagWatch(warn_s=15, clear_s=3)
+    assert [watch.update(s) for s in (0.5, 8.0, 14.9)] == [None, None, None]
+    told = watch.update(16.0)
+    assert told and "16 s behind" in told and "Nothing is lost" in told
+    assert [watch.update(s) for s in (30.0, 10.0, 3.5)] == [None, None, None]  # once, until it caught up
+    assert watch.update(2.0) == "Transcription has caught up."
+    assert watch.update(1.0) is None

@@ -173,3 +173,31 @@ def test_settled_time_stops_at_the_first_audio_not_yet_final():
     while engine.has_work():
         engine.poll()
     assert 3000 - 32 <= engine.settled_ms <= 3000
+
+
+def test_a_backlog_of_closed_utterances_is_decoded_in_one_pass():
+    """Behind (nobody polled for a while), waiting utterances are merged: fewer passes to catch up."""
+    asr = ScriptedTranscriber(words_per_call=[["one", "two", "three"]])
+    engine = make(asr, partial_every_ms=60_000)
+    for _ in range(3):  # three utterances close while the worker is busy elsewhere
+        engine.insert_audio(np.concatenate([tone(1.0), silence(1.0)]))
+    assert engine.backlog_s > 4.0
+    events = engine.poll()
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["one two three"]
+    assert len(asr.calls) == 1 and asr.calls[0].seconds > 4.5  # all three in a single pass
+    assert not engine.has_final_work() and engine.backlog_s == 0.0
+
+
+def test_a_backlog_longer_than_the_merge_limit_takes_several_passes():
+    asr = ScriptedTranscriber()
+    engine = make(asr, partial_every_ms=60_000, merge_backlog_s=4.0)
+    for _ in range(3):  # each utterance spans ~1.5 s (with its pre- and post-roll), 2 s apart
+        engine.insert_audio(np.concatenate([tone(1.0), silence(1.0)]))
+    first = engine.poll()
+    assert len(asr.calls) == 1 and 3.0 < asr.calls[0].seconds < 4.0  # the first two together
+    assert engine.has_final_work()  # the third did not fit
+    polls = 1
+    while engine.has_final_work():
+        engine.poll()
+        polls += 1
+    assert polls == 2 and first

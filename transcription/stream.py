@@ -11,6 +11,10 @@ Commit policy (pure; the model sits behind ``Transcriber``):
   passes agree on (LocalAgreement-2) that end ``holdback_s`` before the newest audio, so a
   monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.
 - The prompt holds only committed text of audio that has left the buffer.
+- Behind (several utterances closed and waiting: a slow machine, a busy CPU), the waiting ones
+  are decoded together, up to ``merge_backlog_s``: one model pass costs about the same for 3 s
+  or 20 s of audio (Whisper's encoder always sees a 30 s window), so catching up takes fewer
+  passes. Audio is never dropped.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class StreamConfig:
     holdback_s: float = 1.0
     prompt_chars: int = 200
     context_s: float = 4.0  # already-final audio decoded again before an utterance, for context
+    merge_backlog_s: float = 20.0  # closed utterances waiting together are decoded in one pass, up to this
     # Prompt when nothing has been committed yet: without one, tiny.en misheard the first words of
     # a recording in 11 of 12 variants of the JFK clip ("And so am I fellow"); with it, 0 of 12.
     default_prompt: str | None = "Meeting transcript."
@@ -181,6 +186,9 @@ class StreamingEngine:
         """Do at most one model pass; finals of closed utterances first, then a partial."""
         if self._closed:
             utt = self._closed.pop(0)
+            limit = self.config.samples(self.config.merge_backlog_s * 1000)
+            while self._closed and self._closed[0].end - utt.start <= limit:  # behind: catch up in one pass
+                utt = _Utterance(utt.start, self._closed.pop(0).end, utt.boundary)
             events = self._finalise(utt)
             self._trim()
             return events
