@@ -96,6 +96,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     stop.wait(args.duration)
     live.message(f"Stopping ({stop.reason}); transcribing the rest…")
     recording = session.stop()
+    live.close()
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")
     if args.refine:

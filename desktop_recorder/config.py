@@ -107,12 +107,17 @@ def _read_file(paths: AppPaths) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+def _same_value(a: str | None, b: str | None) -> bool:
+    """Equal up to what the app normalises away (spaces, a trailing slash of a host)."""
+    return (a or "").strip().rstrip("/") == (b or "").strip().rstrip("/")
+
+
 def save_settings(paths: AppPaths, settings: Settings) -> None:
     """Atomic write: a crash mid-save leaves the old file intact. A value that only came from the
     environment (unchanged by the user) is not written: the file keeps its own."""
     on_disk = _read_file(paths)
     for name, value in env_overrides().items():
-        if getattr(settings, name) == value:
+        if _same_value(getattr(settings, name), value):
             settings = replace(settings, **{name: getattr(on_disk, name)})
     tmp = paths.settings_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(settings), indent=2), encoding="utf-8")

@@ -39,7 +39,8 @@ class AppContext:
     def load_transcriber(self, spec: str | None = None, progress: Progress | None = None) -> WhisperTranscriber:
         """The model the settings (or ``spec``) name, fetched first if needed. Raises ModelUnavailable."""
         s = self.settings
-        choice = prepare_model(spec or s.model, self.paths.models_dir, progress)
+        choice = prepare_model(spec or s.model, self.paths.models_dir, progress,
+                               earlier_dirs=(self.paths.data_dir / "models",))  # where earlier builds downloaded
         return WhisperTranscriber(choice, language=s.language, device=s.device, compute_type=s.compute_type)
 
     def make_client(self) -> PostHogClient:

@@ -214,6 +214,7 @@ class RecordingSession:
             self._release_mic(flush=True)
         except Exception as exc:  # keep the audio file; say what happened
             log.exception("transcription failed")
+            self._keep_held_lines()
             self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
             while self._audio.get() is not _STOP:
                 pass
@@ -288,8 +289,18 @@ class RecordingSession:
             self.on_event(Partial(self.options.mic_label, ""))
             if not self._echo_told:
                 self._echo_told = True
-                self.on_event(Notice("info", "Your microphone hears the speakers: what it hears from them is left "
-                                             "out of your side of the transcript. Headphones avoid this."))
+                self.on_event(Notice("info", "Lines your microphone picked up from the speakers were not added "
+                                             "as yours (echo). Headphones avoid this."))
+
+    def _keep_held_lines(self) -> None:
+        """Transcription failed: mic lines waiting for the echo check are stored as they are."""
+        if self._echo is None:
+            return
+        try:
+            for seg, _verdict in self._echo.release(0.0, flush=True):
+                self._commit(seg)
+        except Exception:
+            log.exception("could not store the mic lines held for the echo check")
 
     def _commit(self, ev: FinalSegment) -> None:
         assert self.recording is not None

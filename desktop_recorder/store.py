@@ -276,25 +276,38 @@ class Store:
             self._merge_details(db, recording_id, fields, edited=True)
             self._enqueue_patch(db, recording_id, dict(fields))
 
-    def remember_details(self, recording_id: str, fields: dict[str, Any]) -> None:
+    def remember_details(self, recording_id: str, fields: dict[str, Any], server_updated_at: str | None) -> None:
         """Keep the server's notes, summary and tasks here too, for reading them offline later.
-        A field the user edited here keeps the edit (a server copy seen earlier may be older)."""
+        A field edited here after that server copy was last updated keeps the edit (the browser
+        may hold a copy fetched before the edit); a newer server copy wins."""
         with self._tx() as db:
-            self._merge_details(db, recording_id, fields, edited=False)
+            self._merge_details(db, recording_id, fields, edited=False, server_updated_at=server_updated_at)
 
     @staticmethod
-    def _merge_details(db: sqlite3.Connection, recording_id: str, fields: dict[str, Any], *, edited: bool) -> None:
+    def _merge_details(db: sqlite3.Connection, recording_id: str, fields: dict[str, Any], *, edited: bool,
+                       server_updated_at: str | None = None) -> None:
         row = db.execute("SELECT details FROM recordings WHERE id = ?", (recording_id,)).fetchone()
         if row is None:
             return
         details = json.loads(row["details"] or "{}")
-        mine = set(details.get("_edited", []))
-        new = {k: fields[k] for k in DETAIL_FIELDS if k in fields and (edited or k not in mine)}
+        edited_at: dict[str, str] = details.get("_edited_at", {})
+        server_time = _parse_time(server_updated_at)
+        new = {}
+        for k in DETAIL_FIELDS:
+            if k not in fields:
+                continue
+            mine = _parse_time(edited_at.get(k))
+            if not edited and mine is not None and (server_time is None or server_time < mine):
+                continue  # our edit is newer than this copy of the server's
+            new[k] = fields[k]
+            if edited:
+                edited_at[k] = utc_now()
+            else:
+                edited_at.pop(k, None)
         if not new:
             return
         details.update(new)
-        if edited:
-            details["_edited"] = sorted(mine | set(new))
+        details["_edited_at"] = edited_at
         db.execute("UPDATE recordings SET details = ? WHERE id = ?", (json.dumps(details), recording_id))
 
     def request_delete(self, recording_id: str) -> None:
@@ -446,3 +459,13 @@ class Store:
 def _segment(r: sqlite3.Row) -> StoredSegment:
     return StoredSegment(r["id"], r["recording_id"], r["timestamp_ms"], r["end_ms"], r["source"], r["speaker"],
                          r["text"], r["confidence"], bool(r["synced"]))
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

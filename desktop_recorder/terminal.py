@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from typing import TextIO
 
 from tqdm import tqdm
@@ -18,33 +19,46 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 
 
 class LiveTranscript:
+    """Called from the transcription worker, the capture thread (notices) and the main thread:
+    one lock keeps the lines whole."""
+
     def __init__(self, out: TextIO | None = None, *, interactive: bool | None = None) -> None:
         self._out = out or sys.stdout
         self.interactive = self._out.isatty() if interactive is None else interactive
         self._partials: dict[str, str] = {}
         self._shown = False
+        self._lock = threading.Lock()
 
     def final(self, speaker: str, line: str) -> None:
-        self._partials.pop(speaker, None)
-        self._erase()
-        self._out.write(line + "\n")
-        self._redraw()
+        with self._lock:
+            self._partials.pop(speaker, None)
+            self._erase()
+            self._out.write(line + "\n")
+            self._redraw()
 
     def partial(self, speaker: str, text: str) -> None:
         if not self.interactive:
             return
-        if text:
-            self._partials[speaker] = text
-        else:
-            self._partials.pop(speaker, None)
-        self._erase()
-        self._redraw()
+        with self._lock:
+            if text:
+                self._partials[speaker] = text
+            else:
+                self._partials.pop(speaker, None)
+            self._erase()
+            self._redraw()
 
     def message(self, text: str, err: TextIO | None = None) -> None:
         """A line on stderr, without tearing the partial line on the same terminal."""
-        self._erase()
-        print(text, file=err or sys.stderr, flush=True)
-        self._redraw()
+        with self._lock:
+            self._erase()
+            print(text, file=err or sys.stderr, flush=True)
+            self._redraw()
+
+    def close(self) -> None:
+        """The recording is over: no partial text stays on screen."""
+        with self._lock:
+            self._partials.clear()
+            self._erase()
 
     def _erase(self) -> None:
         if self._shown:

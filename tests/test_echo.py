@@ -112,7 +112,8 @@ def test_mic_segments_wait_until_the_system_side_is_final():
     gate.hold(seg("mic", 1.0, 3.0, "Hello there everyone."))
     assert list(gate.release(system_settled_ms=2000)) == []  # a system utterance may still cover it
     assert gate.held == 1
-    [(kept, verdict)] = list(gate.release(system_settled_ms=3400))
+    assert list(gate.release(system_settled_ms=3400)) == []  # a system line ending by 3.8 s is compared too
+    [(kept, verdict)] = list(gate.release(system_settled_ms=3900))
     assert kept.text == "Hello there everyone." and not verdict.echo
     assert verdict.audio_share is None  # silent far end: nothing to compare
     gate.hold(seg("mic", 4.0, 5.0, "Bye."))
@@ -126,3 +127,25 @@ def test_a_stuck_system_side_does_not_hold_the_users_words_forever():
     gate.add_audio("mic", np.zeros(SR, np.float32))
     gate.add_audio("system", np.zeros(SR, np.float32))
     assert [s.text for s, _ in gate.release(system_settled_ms=0)] == ["Are you there?"]
+
+
+def test_repeating_the_far_ends_words_after_they_stopped_is_kept():
+    """'Thank you so much' right after the other side said it: words match, but the far end is
+    silent while the user speaks, so it cannot be an echo."""
+    far = np.concatenate([speechlike(2), np.zeros(3 * SR, np.float32)])
+    near = np.concatenate([np.zeros(2 * SR, np.float32), speechlike(2), np.zeros(SR, np.float32)])
+    gate = gate_with(near, far)
+    gate.add_system(seg("system", 0.2, 1.9, "Thank you so much."))
+    gate.hold(seg("mic", 2.2, 3.8, "Thank you so much."))
+    [(_, verdict)] = list(gate.release(system_settled_ms=5000))
+    assert not verdict.echo and verdict.audio_share is None and verdict.text_share == 1.0
+
+
+def test_the_ring_buffer_returns_exactly_what_was_added():
+    gate = EchoGate(EchoConfig(history_s=1.0))
+    ramp = np.arange(int(2.5 * SR), dtype=np.float32)
+    for i in range(0, len(ramp), 700):  # chunks that do not divide the ring
+        gate.add_audio("mic", ramp[i:i + 700])
+    history = gate._audio["mic"]
+    assert np.array_equal(history.get(int(1.6 * SR), int(2.5 * SR)), ramp[int(1.6 * SR):])
+    assert not np.any(history.get(0, 100))  # older than the ring: gone, read as silence

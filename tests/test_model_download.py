@@ -104,3 +104,15 @@ def _python(code: str, *args: str, env: dict[str, str]) -> str:
     return done.stdout
 
 
+
+
+def test_device_auto_falls_back_to_the_cpu_when_cuda_is_unusable(monkeypatch):
+    """A machine that reports a GPU without working CUDA libraries still transcribes."""
+    import numpy as np
+
+    from transcription import model as model_module
+
+    monkeypatch.setattr(model_module, "pick_device", lambda device: "cuda" if device == "auto" else device)
+    transcriber = model_module.WhisperTranscriber(model_module.resolve_model("auto"))  # no GPU here
+    assert (transcriber.device, transcriber.compute_type) == ("cpu", "int8")
+    assert transcriber.transcribe(np.zeros(16_000, np.float32)) is not None

@@ -94,17 +94,22 @@ def test_recording_owned_by_a_live_process_is_left_alone_until_it_dies(tmp_path)
     store.close()
 
 
-def test_notes_summary_and_tasks_are_kept_and_the_users_edit_wins(tmp_path):
+def test_notes_summary_and_tasks_are_kept_and_the_newer_of_edit_and_server_copy_wins(tmp_path):
     store = new_store(tmp_path)
     rec = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None)
-    store.remember_details(rec.id, {"summary": "Server summary", "notes": None, "meeting_title": "ignored"})
+    store.remember_details(rec.id, {"summary": "Server summary", "notes": None, "meeting_title": "ignored"},
+                           "2026-01-01T10:00:00Z")
     assert store.get_recording(rec.id).details == {"summary": "Server summary", "notes": None}
     store.edit_recording(rec.id, {"notes": "Mine"})
-    store.remember_details(rec.id, {"notes": None, "summary": "Newer server summary"})  # an older server copy
-    assert store.get_recording(rec.id).details == {"summary": "Newer server summary", "notes": "Mine"}
+    # A server copy fetched before the edit (older): the edit stays; its other fields are taken.
+    store.remember_details(rec.id, {"notes": None, "summary": "Newer summary"}, "2026-01-01T10:05:00Z")
+    assert store.get_recording(rec.id).details == {"summary": "Newer summary", "notes": "Mine"}
+    # A server copy updated after the edit (someone changed the notes on the web): it wins.
+    store.remember_details(rec.id, {"notes": "Edited on the web"}, "2999-01-01T00:00:00Z")
+    assert store.get_recording(rec.id).details["notes"] == "Edited on the web"
     store.close()
     reopened = Store(tmp_path / "data" / "db.sqlite3")
-    assert reopened.get_recording(rec.id).details["notes"] == "Mine"
+    assert reopened.get_recording(rec.id).details["notes"] == "Edited on the web"
     reopened.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import replace
 
@@ -151,6 +152,7 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     browser.select(recording.id)
     assert browser.detail.refine_button.isVisibleTo(browser) and browser.detail.refine_button.isEnabled()
     requests_before = len(server.state.requests)
+    server_segments = copy.deepcopy(remote["transcript_segments"])  # the server's dict changes in place
     with qtbot.waitSignal(app.controller.refined, timeout=60_000):
         qtbot.mouseClick(browser.detail.refine_button, Qt.MouseButton.LeftButton)
     refined = app.ctx.store.refined_segments(recording.id)
@@ -158,7 +160,7 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     assert refined[0].text in browser.detail.transcript_view.toPlainText()
     assert browser.detail.refine_button.text() == "Improve transcript"
     assert all(p.endswith("/desktop_recordings/") for _m, p, _b in server.state.requests[requests_before:])  # lists
-    assert remote["transcript_segments"] == next(iter(server.state.recordings.values()))["transcript_segments"]
+    assert next(iter(server.state.recordings.values()))["transcript_segments"] == server_segments
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ hub uses, and is reported as ``progress(done_bytes, total_bytes)``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from transcription.model import ModelChoice, ModelUnavailable, resolve_model
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 # What faster-whisper itself fetches of a model repository (faster_whisper.utils.download_model).
 MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json", "vocabulary.*"]
+REQUIRED_FILES = ("model.bin", "config.json", "tokenizer.json")
 POLL_S = 0.25
 
 
@@ -50,7 +53,8 @@ def cached_model(name: str, cache_dir: Path) -> Path | None:
                                       local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError):
         return None
-    return path if (path / "model.bin").exists() else None
+    complete = all((path / f).exists() for f in REQUIRED_FILES)  # an interrupted fetch is fetched again
+    return path if complete else None
 
 
 def download_model(name: str, cache_dir: Path, progress: Progress | None = None) -> Path:
@@ -58,6 +62,7 @@ def download_model(name: str, cache_dir: Path, progress: Progress | None = None)
     found = cached_model(name, cache_dir)
     if found is not None:
         return found
+    progress = _safe(progress)
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import OfflineModeIsEnabled, RepositoryNotFoundError
     from huggingface_hub.utils.tqdm import disable_progress_bars
@@ -83,6 +88,24 @@ def download_model(name: str, cache_dir: Path, progress: Progress | None = None)
     if progress:
         progress(total, total)
     return path
+
+
+def _safe(progress: Progress | None) -> Progress | None:
+    """A progress callback that fails (its window closed) is dropped, not allowed to fail the download."""
+    if progress is None:
+        return None
+    broken = threading.Event()
+
+    def report(done: int, total: int) -> None:
+        if broken.is_set():
+            return
+        try:
+            progress(done, total)
+        except Exception:  # whatever the receiver raises
+            log.warning("model download progress could not be shown; downloading on", exc_info=True)
+            broken.set()
+
+    return report
 
 
 def _wanted(filename: str) -> bool:
@@ -122,9 +145,15 @@ class _CacheWatch:
         self._thread.join()
 
 
-def prepare_model(spec: str, cache_dir: Path, progress: Progress | None = None) -> ModelChoice:
-    """``auto`` or a folder as they are; a model name fetched (or found) in ``cache_dir``."""
+def prepare_model(spec: str, cache_dir: Path, progress: Progress | None = None,
+                  earlier_dirs: tuple[Path, ...] = ()) -> ModelChoice:
+    """``auto`` or a folder as they are; a model name found in ``earlier_dirs`` (where older
+    versions downloaded models) or ``cache_dir``, else fetched into ``cache_dir``."""
     choice = resolve_model(spec)
     if choice.is_local:
         return choice
+    for folder in earlier_dirs:
+        found = cached_model(choice.path_or_name, folder) if folder.is_dir() else None
+        if found is not None:
+            return replace(choice, path_or_name=str(found))
     return replace(choice, path_or_name=str(download_model(choice.path_or_name, cache_dir, progress)))

@@ -35,7 +35,7 @@ class EchoConfig:
     audio_share: float = 0.6  # mic energy explained by the system audio, for an echo
     text_share: float = 0.6  # mic words found in the system text around it, for an echo
     min_text_words: int = 2  # one matching word ("okay") is no evidence
-    text_pad_ms: int = 1500  # system finals this close to the mic segment are compared
+    text_pad_ms: int = 800  # system finals this close to the mic segment are compared (segment times are rough)
     min_system_dbfs: float = -50.0  # a quieter far end cannot be what the mic hears
     history_s: float = 120.0  # audio kept for the check (the longest hold plus an utterance)
     max_hold_ms: float = 60_000  # a mic final waits at most this long (in audio time) for the system side
@@ -49,23 +49,29 @@ class EchoVerdict:
 
 
 class _History:
-    """The last ``history_s`` of one source, addressed by absolute sample index."""
+    """The last ``history_s`` of one source in a ring buffer, addressed by absolute sample index
+    (``add`` copies only the new chunk: it runs for every block of a long recording)."""
 
-    def __init__(self, seconds: float) -> None:
-        self._size = int(seconds * SR)
-        self._buf = np.zeros(0, np.float32)
-        self.end = 0  # absolute index after the newest sample
+    def __init__(self, seconds: float, whole: Audio | None = None) -> None:
+        self._ring = whole if whole is not None else np.zeros(int(seconds * SR), np.float32)
+        self.end = len(whole) if whole is not None else 0  # absolute index after the newest sample
 
     def add(self, chunk: Audio) -> None:
-        self._buf = np.concatenate([self._buf, chunk.astype(np.float32, copy=False)])[-self._size:]
+        size = len(self._ring)
+        chunk = chunk[-size:]
+        pos = self.end % size
+        first = min(len(chunk), size - pos)
+        self._ring[pos: pos + first] = chunk[:first]
+        self._ring[: len(chunk) - first] = chunk[first:]
         self.end += len(chunk)
 
     def get(self, start: int, end: int) -> Audio:
-        first = self.end - len(self._buf)
-        lo, hi = max(start, first), min(end, self.end)
+        size = len(self._ring)
+        lo, hi = max(start, self.end - size, 0), min(end, self.end)
         out = np.zeros(max(end - start, 0), np.float32)
         if hi > lo:
-            out[lo - start: hi - start] = self._buf[lo - first: hi - first]
+            idx = np.arange(lo, hi) % size
+            out[lo - start: hi - start] = self._ring[idx]
         return out
 
 
@@ -105,9 +111,11 @@ def text_share(mic_text: str, system_texts: list[str]) -> tuple[float, int]:
 class EchoGate:
     """Holds mic finals until the system side of their time window is known, then judges them."""
 
-    def __init__(self, config: EchoConfig | None = None) -> None:
+    def __init__(self, config: EchoConfig | None = None, *, whole: dict[Source, Audio] | None = None) -> None:
+        """``whole``: both tracks of a finished recording, used in place (the post-meeting pass)."""
         self.config = config or EchoConfig()
-        self._audio: dict[Source, _History] = {s: _History(self.config.history_s) for s in ("mic", "system")}
+        self._audio: dict[Source, _History] = {
+            s: _History(self.config.history_s, whole[s] if whole else None) for s in ("mic", "system")}
         self._system: list[FinalSegment] = []
         self._held: list[FinalSegment] = []
         self.suppressed = 0
@@ -139,7 +147,7 @@ class EchoGate:
         newest = self._audio["mic"].end * 1000 / SR
         keep: list[FinalSegment] = []
         for seg in self._held:
-            settled = system_settled_ms >= seg.end_ms + c.max_lag_ms
+            settled = system_settled_ms >= seg.end_ms + c.text_pad_ms  # every system line it is compared with
             if flush or settled or newest - seg.end_ms >= c.max_hold_ms:
                 verdict = self.judge(seg)
                 self.suppressed += verdict.echo
@@ -159,8 +167,9 @@ class EchoGate:
         near = [s.text for s in self._system
                 if s.start_ms <= seg.end_ms + c.text_pad_ms and s.end_ms >= seg.start_ms - c.text_pad_ms]
         words, found = text_share(seg.text, near)
-        echo = (share is not None and share >= c.audio_share) or (
-            words >= c.text_share and found >= c.min_text_words)
+        # Words alone count only while the far end is audible in the same window: answering "thank
+        # you, Anna" after Anna said "thank you" is not an echo.
+        echo = share is not None and (share >= c.audio_share or (words >= c.text_share and found >= c.min_text_words))
         return EchoVerdict(echo, None if share is None else round(share, 3), round(words, 3))
 
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transcription.types import AsrSegment, AsrWord, Audio
+import numpy as np
+
+from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +94,19 @@ class WhisperTranscriber:
         from faster_whisper import WhisperModel
 
         started = time.perf_counter()
+        threads = cpu_threads or os.cpu_count() or 2
+
+        def load(on: str, compute: str) -> Any:
+            return WhisperModel(choice.path_or_name, device=on, compute_type=compute, cpu_threads=threads,
+                                local_files_only=True)  # fetching is transcription.download's job, with progress
+
         try:
             self.device = pick_device(device)
             self.compute_type = pick_compute_type(compute_type, self.device)
-            self._model = WhisperModel(
-                choice.path_or_name,
-                device=self.device,
-                compute_type=self.compute_type,
-                cpu_threads=cpu_threads or os.cpu_count() or 2,
-                local_files_only=True,  # fetching is transcription.download's job, with progress
-            )
+            if device == "auto" and self.device == "cuda":
+                self._model = self._usable_gpu_or_cpu(load, compute_type)
+            else:
+                self._model = load(self.device, self.compute_type)
         except Exception as exc:  # faster-whisper raises many types (hub, ctranslate2, OS)
             raise ModelUnavailable(
                 f"Cannot load model {choice.spec!r} ({exc.__class__.__name__}: {exc}). "
@@ -113,6 +118,20 @@ class WhisperTranscriber:
         self.beam_size = beam_size
         self.partial_beam_size = partial_beam_size
         log.info("model %s loaded in %.2f s (%s, %s)", choice.spec, self.load_seconds, self.device, self.compute_type)
+
+    def _usable_gpu_or_cpu(self, load: Any, compute_type: str) -> Any:
+        """A GPU whose CUDA libraries (cuBLAS, cuDNN) are missing loads fine and fails at the first
+        decode: try one, and use the CPU instead if it fails (``auto`` must never mean "broken")."""
+        try:
+            model = load(self.device, self.compute_type)
+            segments, _info = model.transcribe(np.zeros(SAMPLE_RATE_HZ, np.float32), beam_size=1)
+            list(segments)
+            return model
+        except Exception as exc:  # noqa: BLE001 - any CUDA failure means: use the CPU
+            log.warning("CUDA is present but unusable (%s); using the CPU", exc)
+            self.device = "cpu"
+            self.compute_type = pick_compute_type(compute_type, "cpu")
+            return load(self.device, self.compute_type)
 
     def transcribe(
         self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False, final: bool = True

@@ -247,7 +247,7 @@ class RecordingsView(QWidget):
         if row.local is not None and row.remote is not None:  # keep the server's notes for offline reading
             known = {k: row.remote.raw[k] for k in DETAIL_FIELDS if k in row.remote.raw}
             if any(row.local.details.get(k) != v for k, v in known.items()):
-                self.ctx.store.remember_details(row.local.id, known)
+                self.ctx.store.remember_details(row.local.id, known, row.remote.raw.get("updated_at"))
         self.detail.show_recording(row, self.transcript(row), current_fields(row, queued))
         self._maybe_fetch_detail(row)
 

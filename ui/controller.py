@@ -79,7 +79,8 @@ class RecorderController(QObject):
         self._client_factory = client_factory or ctx.make_client
         self._session_kwargs = session_kwargs or {}
         self._last_sync_kind = ""
-        self._model_generation = 0  # only the newest load's result counts
+        self._model_generation = 0  # only the newest load's result (and progress) counts
+        self._refining = 0  # post-meeting passes running on the shared model
         self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
         self._tick.timeout.connect(self._on_tick)
@@ -103,7 +104,11 @@ class RecorderController(QObject):
         generation = self._model_generation
         self.transcriber = None
         self._set_state("loading")
-        run_in_background(lambda: self._transcriber_factory(self.ctx, self.model_progress.emit),
+        def progress(done: int, total: int) -> None:
+            if generation == self._model_generation:  # a superseded download stays quiet
+                self.model_progress.emit(done, total)
+
+        run_in_background(lambda: self._transcriber_factory(self.ctx, progress),
                           lambda t: self._on_model_loaded(generation, t),
                           lambda exc: self._on_model_failed(generation, exc), name="model-loader")
 
@@ -207,7 +212,9 @@ class RecorderController(QObject):
         self.session = session
         self._set_state("recording")
         self._tick.start()
-        self.notice.emit("info", "Recording started.")
+        self.notice.emit("info", "Recording started." + (
+            " A transcript is still being improved: live lines may come slower until it is done."
+            if self._refining else ""))
         self.wake_sync()
 
     def stop_recording(self, *, title: str | None = None, participants: list[str] | None = None) -> None:
@@ -241,19 +248,23 @@ class RecorderController(QObject):
         self._reload_if_asked()
 
     def refine_recording(self, recording_id: str) -> None:
-        """Transcribe a recording's saved audio again with the loaded model (not while recording)."""
+        """Transcribe a recording's saved audio again with the loaded model. Started only while
+        idle; a recording started meanwhile shares the model (and is told it may be slower)."""
         transcriber = self.transcriber
         if self.state != "idle" or transcriber is None:
             self.notice.emit("warning", "The transcript can be improved once the model is loaded and nothing is "
                                         "being recorded.")
             self.refined.emit(recording_id)
             return
+        self._refining += 1
 
         def done(lines: list[StoredSegment]) -> None:
+            self._refining -= 1
             self.notice.emit("info", f"Transcript improved: {len(lines)} lines (kept on this computer).")
             self.refined.emit(recording_id)
 
         def failed(exc: Exception) -> None:
+            self._refining -= 1
             self.notice.emit("error", f"The transcript could not be improved: {exc}")
             self.refined.emit(recording_id)
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QHideEvent
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -245,8 +245,8 @@ class AudioSection(QGroupBox):
         bar.setValue(METER_FLOOR_DB)
         bar.setFormat("no signal")
         combo = self.mic_combo if source == "mic" else self.system_combo
-        if self._table is None or not isValid(self):
-            return
+        if self._table is None or not isValid(self) or not self.isVisible():
+            return  # opened when shown: a closed dialog must not keep listening
         try:
             device = resolve(self._table, source, str(combo.currentData()))
         except NoAudioDevice:
@@ -260,8 +260,10 @@ class AudioSection(QGroupBox):
                           lambda exc: self._meter_failed(source, meter, exc), name=f"meter-{source}")
 
     def _meter_started(self, source: Source, meter: LevelMeter) -> None:
-        if not isValid(self) or self._meters.get(source) is not meter:
+        if not isValid(self) or self._meters.get(source) is not meter or not self.isVisible():
             meter.stop()  # replaced or closed while it was opening
+            if isValid(self) and self._meters.get(source) is meter:
+                del self._meters[source]
             return
         self._meter_timer.start()
 
@@ -284,6 +286,12 @@ class AudioSection(QGroupBox):
     def hideEvent(self, event: QHideEvent) -> None:  # the dialog closed: release the devices
         self.stop_meters()
         super().hideEvent(event)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        for source in ("mic", "system"):
+            if source not in self._meters:
+                self._restart_meter(source)
 
     def stop_meters(self) -> None:
         self._meter_timer.stop()
