@@ -54,6 +54,17 @@ CREATE TABLE IF NOT EXISTS segments (
     UNIQUE (recording_id, timestamp_ms)
 );
 CREATE INDEX IF NOT EXISTS segments_unsynced ON segments (recording_id, synced, id);
+-- Mic lines the echo check left out of the transcript (heard from the speakers): kept, never synced,
+-- so a wrong call can be seen and undone.
+CREATE TABLE IF NOT EXISTS echo_segments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recording_id TEXT NOT NULL REFERENCES recordings(id),
+    timestamp_ms REAL NOT NULL,
+    end_ms REAL NOT NULL,
+    text TEXT NOT NULL,
+    audio_share REAL,
+    text_share REAL NOT NULL
+);
 -- The transcript of a second, slower pass over the saved audio after the meeting: local only
 -- (the server's transcript is append-only), shown and exported instead of the live one.
 CREATE TABLE IF NOT EXISTS refined_segments (
@@ -320,7 +331,7 @@ class Store:
 
     def remove_recording(self, recording_id: str) -> None:
         with self._tx() as db:
-            for table in ("outbox", "segments", "refined_segments"):
+            for table in ("outbox", "segments", "refined_segments", "echo_segments"):
                 db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
             db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
 
@@ -358,6 +369,19 @@ class Store:
                 "SELECT * FROM segments WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)
             ).fetchall()
         return [_segment(r) for r in rows]
+
+    def add_echo_segment(self, recording_id: str, *, start_ms: float, end_ms: float, text: str,
+                         audio_share: float | None, text_share: float) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, audio_share, text_share)"
+                       " VALUES (?, ?, ?, ?, ?, ?)", (recording_id, start_ms, end_ms, text, audio_share, text_share))
+
+    def echo_segments(self, recording_id: str) -> list[tuple[float, str]]:
+        """(start ms, text) of the mic lines left out as echo."""
+        with self._lock:
+            rows = self._db.execute("SELECT timestamp_ms, text FROM echo_segments WHERE recording_id = ? "
+                                    "ORDER BY timestamp_ms", (recording_id,)).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def replace_refined(self, recording_id: str, segments: list[StoredSegment]) -> None:
         """The refined transcript of a recording, replacing an earlier one (atomically)."""
