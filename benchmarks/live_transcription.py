@@ -8,7 +8,8 @@ thread owns the model and polls the engines as the recorder does (finals first).
 printed is one JSON object:
 
 - ``final_latency_p50_s`` / ``p90``: audio clock from the end of a stretch of speech (offline
-  Silero VAD over the clean file, pauses >= 300 ms) to the final segment that ends in it.
+  Silero VAD over the clean file, pauses >= 300 ms) to the first final segment that covers it
+  (a stretch finalised together with the next one waits for it, and that counts).
 - ``partial_latency_p50_s``: for each word of an offline word-timestamped pass, audio clock from
   its end to the moment the live view (finals + current partial) first shows it.
 - ``wer_live`` / ``wer_offline``: against the reference after normalising case and punctuation;
@@ -65,30 +66,43 @@ class Stream:
         self.engine = StreamingEngine(source, model, StreamingVad(silero_scorer()))
         self.inserted = 0
         self.finals: list[tuple[float, FinalSegment]] = []
-        self.views: list[tuple[float, list[str]]] = []  # (audio clock, words shown)
-        self._partial: list[str] = []
+        self.final_words: list[str] = []
+        # (audio clock, final words shown so far, partial words): what the live view showed when.
+        # Counts, not copies: a copy per event grows with the square of the recording's length.
+        self.views: list[tuple[float, int, tuple[str, ...]]] = []
+        self._partial: tuple[str, ...] = ()
 
     def record(self, clock: float, events: list) -> None:  # type: ignore[type-arg]
         for ev in events:
             if isinstance(ev, FinalSegment):
                 self.finals.append((clock, ev))
-                self._partial = []
+                self.final_words += normalize(ev.text).split()
+                self._partial = ()
             elif isinstance(ev, PartialText):
-                self._partial = normalize(ev.text).split()
-        shown = [w for _, f in self.finals for w in normalize(f.text).split()] + self._partial
-        self.views.append((clock, shown))
+                self._partial = tuple(normalize(ev.text).split())
+        self.views.append((clock, len(self.final_words), self._partial))
+
+
+RECENT_WORDS = 120  # per view, only the newest words are aligned (enough for a 30 s window)
 
 
 def partial_latencies(stream: Stream, model: WhisperTranscriber) -> list[float]:
+    """For each word of an offline pass: when the live view first showed it, minus when it was
+    spoken. Each view is aligned with the reference words of the preceding 30 s only, and a word
+    "seen" before it was spoken is a misalignment (repeated phrases), not a latency."""
     words = [w for s in model.transcribe(stream.audio, word_timestamps=True, prompt=None)
              for w in s.words]
     truth = [(normalize(w.text), w.end_s) for w in words if normalize(w.text)]
+    ends = np.array([end for _, end in truth])
     first_seen: dict[int, float] = {}
-    for clock, shown in stream.views:
-        matcher = SequenceMatcher(a=[t for t, _ in truth], b=shown, autojunk=False)
+    for clock, n_final, partial in stream.views:
+        lo, hi = int(np.searchsorted(ends, clock - 30.0)), int(np.searchsorted(ends, clock + 0.5))
+        shown = stream.final_words[max(0, n_final - RECENT_WORDS): n_final] + list(partial)
+        matcher = SequenceMatcher(a=[t for t, _ in truth[lo:hi]], b=shown, autojunk=False)
         for block in matcher.get_matching_blocks():
-            for i in range(block.a, block.a + block.size):
-                first_seen.setdefault(i, clock)
+            for i in range(lo + block.a, lo + block.a + block.size):
+                if clock >= truth[i][1] - 0.5:
+                    first_seen.setdefault(i, clock)
     return [first_seen[i] - truth[i][1] for i in first_seen]
 
 
@@ -166,7 +180,7 @@ def main() -> None:
     final_latency, partial_latency = [], []
     for s in streams:
         for end in speech_ends(s.audio):
-            done = [clock for clock, f in s.finals if end - 1.0 <= f.end_ms / 1000 <= end + 0.6]
+            done = [clock for clock, f in s.finals if f.start_ms / 1000 - 0.3 <= end <= f.end_ms / 1000 + 0.6]
             if done:
                 final_latency.append(min(done) - end)
         partial_latency += partial_latencies(s, model)

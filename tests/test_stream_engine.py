@@ -63,6 +63,7 @@ def run(engine: StreamingEngine, audio: np.ndarray, block: int = 1600) -> list:
 
 
 def make(asr: ScriptedTranscriber, **config) -> StreamingEngine:
+    config.setdefault("short_utterance_s", 0.0)  # the short-fragment wait has its own test
     return StreamingEngine("system", asr, StreamingVad(energy_scorer), StreamConfig(**config))
 
 
@@ -201,3 +202,16 @@ def test_a_backlog_longer_than_the_merge_limit_takes_several_passes():
         engine.poll()
         polls += 1
     assert polls == 2 and first
+
+
+def test_a_short_fragment_waits_longer_for_the_rest_of_its_sentence():
+    """'ask not' + a breath + 'what your country…' is decoded as one utterance; a short
+    fragment with nothing after it is final once the longer silence has passed."""
+    asr = ScriptedTranscriber(words_per_call=[["ask", "not", "what", "your", "country"],
+                                              ["ask", "not", "what", "your", "country", "yes"]])  # with context
+    engine = make(asr, short_utterance_s=1.5, short_end_silence_ms=1500, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(2.0), silence(0.7)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["ask not what your country"]
+    assert len(asr.calls) == 1 and asr.calls[0].seconds > 3.5
+    assert run(engine, np.concatenate([tone(0.5), silence(1.0)])) == []  # "yes", then 1 s: not yet
+    assert [e.text for e in run(engine, silence(0.6)) if isinstance(e, FinalSegment)] == ["yes"]
