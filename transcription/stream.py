@@ -58,11 +58,9 @@ class StreamConfig:
     long_utterance_s: float = 12.0
     max_utterance_s: float = 24.0
     holdback_s: float = 1.0
-    # Committed text given as the prompt. Whisper conditions on up to 224 tokens of earlier text; 500
-    # characters (about 110 tokens) took the live WER on the espeak-ng monologue from 9.2 % to 6.9 %
-    # (offline: 7.7 %) and on the two-voice call from 7.9 % to 7.1 % (offline 7.1 %); 200 was too little.
-    prompt_chars: int = 500
-    partial_prompt_chars: int = 200  # partials run every 700 ms: a shorter prompt keeps them cheap
+    # Committed text given as the prompt. 500 characters helped on two 48 s espeak-ng clips (live WER
+    # 9.2 -> 6.9 % and 7.9 -> 7.1 %) but hurt on 10 minutes of mixed speech (19.8 -> 21.2 %): not kept.
+    prompt_chars: int = 200
     context_s: float = 4.0  # already-final audio decoded again before an utterance, for context
     merge_backlog_s: float = 20.0  # closed utterances waiting together are decoded in one pass, up to this
     # Prompt when nothing has been committed yet: without one, tiny.en misheard the first words of
@@ -220,10 +218,10 @@ class StreamingEngine:
             events.extend(self.poll())
         return events
 
-    def _prompt(self, before: int, chars: int | None = None) -> str | None:
+    def _prompt(self, before: int) -> str | None:
         """Committed text of audio that ends before ``before`` (never of audio being decoded)."""
         text = " ".join(t for end, t in self._committed if end <= before)
-        return text[-(chars or self.config.prompt_chars):].strip() or self.config.default_prompt
+        return text[-self.config.prompt_chars:].strip() or self.config.default_prompt
 
     def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
         """Decode the utterance after up to ``context_s`` of earlier audio; keep only its own words."""
@@ -293,8 +291,7 @@ class StreamingEngine:
         start = self._utt_start
         self._partial_at = self._vad_pos
         long = (self._vad_pos - start) >= c.samples(c.long_utterance_s * 1000)
-        segments = self._asr.transcribe(self._audio(start, self._vad_pos),
-                                        prompt=self._prompt(start, self.config.partial_prompt_chars),
+        segments = self._asr.transcribe(self._audio(start, self._vad_pos), prompt=self._prompt(start),
                                         word_timestamps=long, final=False)
         events: list[TranscriptEvent] = []
         if long:
