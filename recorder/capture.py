@@ -22,7 +22,7 @@ import numpy.typing as npt
 from recorder.devices import InputDevice
 from transcription.types import Source
 
-OPEN_ATTEMPTS = 4
+OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries: a busy server refused opens for over 1.5 s in CI
 OPEN_RETRY_S = 0.25
 QUEUE_BLOCKS = 2000  # ≈ 40 s of 20 ms blocks: the writer only has to stall that long to drop anything
 log = logging.getLogger(__name__)
