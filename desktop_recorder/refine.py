@@ -35,9 +35,10 @@ def read_tracks(path: Path) -> dict[Source, np.ndarray]:
     tracks: dict[Source, np.ndarray] = {}
     layout: tuple[tuple[Source, int], ...] = (("mic", 0), ("system", 1))
     for source, column in layout:
-        channel = pcm[:, min(column, pcm.shape[1] - 1)].astype(np.float32) / 32768.0
-        if column >= pcm.shape[1]:
-            channel[:] = 0.0
+        if column < pcm.shape[1]:
+            channel = pcm[:, column].astype(np.float32) / 32768.0
+        else:  # a mono file: no system track
+            channel = np.zeros(len(pcm), np.float32)
         if rate != SAMPLE_RATE_HZ:
             channel = np.asarray(soxr.resample(channel, rate, SAMPLE_RATE_HZ, quality="HQ"), np.float32)
         tracks[source] = channel

@@ -315,7 +315,3 @@ class RecordingSession:
         self._speakers_heard[speaker] = None
         self.on_event(FinalLine(stored))
         self.on_segment_stored()
-
-    @property
-    def echoes_left_out(self) -> int:
-        return self._echo.suppressed if self._echo else 0

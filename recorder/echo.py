@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from transcription.echo import AudioHistory
 from transcription.types import SAMPLE_RATE_HZ, Audio
 
 MIN_SYSTEM_DBFS = -45.0  # below this the far end is silent: nothing to estimate
@@ -20,17 +21,20 @@ class EchoMeter:
     def __init__(self, window_s: float = 3.0, max_lag_s: float = 0.3) -> None:
         self._size = int(window_s * SAMPLE_RATE_HZ)
         self._max_lag = int(max_lag_s * SAMPLE_RATE_HZ)
-        self._mic = np.zeros(0, np.float32)
-        self._system = np.zeros(0, np.float32)
+        self._heard = {"mic": AudioHistory(window_s), "system": AudioHistory(window_s)}
 
     def add(self, mic: Audio, system: Audio) -> None:
         """Equal-length, time-aligned chunks of both sources."""
-        self._mic = np.concatenate([self._mic, mic])[-self._size:]
-        self._system = np.concatenate([self._system, system])[-self._size:]
+        self._heard["mic"].add(mic)
+        self._heard["system"].add(system)
+
+    def _window(self, source: str) -> Audio:
+        history = self._heard[source]
+        return history.get(history.end - min(history.end, self._size), history.end)
 
     def estimate_db(self) -> float | None:
         """Echo level in dB, or None when the far end is silent or the mic does not echo it."""
-        mic, system = self._mic.astype(np.float64), self._system.astype(np.float64)
+        mic, system = self._window("mic").astype(np.float64), self._window("system").astype(np.float64)
         if len(system) < self._size // 2:
             return None
         if 20 * np.log10(np.sqrt(np.mean(system**2)) + 1e-12) < MIN_SYSTEM_DBFS:

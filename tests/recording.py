@@ -71,3 +71,8 @@ def local_segments(home: Path) -> list[StoredSegment]:
         return [s for rec in store.list_recordings() for s in store.segments(rec.id)]
     finally:
         store.close()
+
+
+def said_by(segments: list[StoredSegment], speaker: str) -> str:
+    """Everything one speaker said, in time order."""
+    return " ".join(s.text for s in segments if s.speaker == speaker)

@@ -10,7 +10,7 @@ import pytest
 
 from desktop_recorder.store import Store
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, wer
-from tests.recording import Recorder, local_segments, play
+from tests.recording import Recorder, local_segments, play, said_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio]
 
@@ -33,7 +33,7 @@ def test_speech_heard_by_both_devices_yields_one_others_line(audio_rig, app_home
     assert code == 0, err
 
     segments = local_segments(app_home)
-    others = " ".join(s.text for s in segments if s.speaker == "Others")
+    others = said_by(segments, "Others")
     assert wer(JFK_TEXT, others) <= 0.1, others
     assert [s.text for s in segments if s.speaker == "Alice"] == [], out
     kept = Store(app_home / "data" / "recordings.sqlite3")
@@ -69,7 +69,7 @@ def test_double_talk_keeps_the_users_words(audio_rig, app_home, playable):
     assert code == 0, err
 
     segments = local_segments(app_home)
-    others = " ".join(s.text for s in segments if s.speaker == "Others")
-    alice = " ".join(s.text for s in segments if s.speaker == "Alice")
+    others = said_by(segments, "Others")
+    alice = said_by(segments, "Alice")
     assert wer(JFK_TEXT, others) <= 0.1, others
     assert wer(LEFT_TEXT, alice) <= 0.35, alice

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, run_cli, wer
-from tests.recording import Recorder, local_segments
+from tests.recording import Recorder, local_segments, said_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio]
 RIG = Path(__file__).parent / "rig" / "pipewire.sh"
@@ -48,7 +48,7 @@ def test_record_on_pipewire_captures_both_sides_with_no_configuration(pipewire, 
     code, _out, err = rec.finish()
     assert code == 0, err
     segments = local_segments(app_home)
-    others = " ".join(s.text for s in segments if s.speaker == "Others")
-    alice = " ".join(s.text for s in segments if s.speaker == "Alice")
+    others = said_by(segments, "Others")
+    alice = said_by(segments, "Alice")
     assert wer(JFK_TEXT, others) <= 0.1, others
     assert wer(LEFT_TEXT, alice) <= 0.35, alice

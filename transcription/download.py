@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from fnmatch import fnmatch
 from pathlib import Path
 
 from transcription.model import ModelChoice, ModelUnavailable, resolve_model
@@ -109,7 +110,7 @@ def _safe(progress: Progress | None) -> Progress | None:
 
 
 def _wanted(filename: str) -> bool:
-    return filename in MODEL_FILES or filename.startswith("vocabulary.")
+    return any(fnmatch(filename, pattern) for pattern in MODEL_FILES)
 
 
 class _CacheWatch:

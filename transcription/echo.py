@@ -48,8 +48,8 @@ class EchoVerdict:
     text_share: float
 
 
-class _History:
-    """The last ``history_s`` of one source in a ring buffer, addressed by absolute sample index
+class AudioHistory:
+    """The last ``seconds`` of one source in a ring buffer, addressed by absolute sample index
     (``add`` copies only the new chunk: it runs for every block of a long recording)."""
 
     def __init__(self, seconds: float, whole: Audio | None = None) -> None:
@@ -114,8 +114,8 @@ class EchoGate:
     def __init__(self, config: EchoConfig | None = None, *, whole: dict[Source, Audio] | None = None) -> None:
         """``whole``: both tracks of a finished recording, used in place (the post-meeting pass)."""
         self.config = config or EchoConfig()
-        self._audio: dict[Source, _History] = {
-            s: _History(self.config.history_s, whole[s] if whole else None) for s in ("mic", "system")}
+        self._audio: dict[Source, AudioHistory] = {
+            s: AudioHistory(self.config.history_s, whole[s] if whole else None) for s in ("mic", "system")}
         self._system: list[FinalSegment] = []
         self._held: list[FinalSegment] = []
         self.suppressed = 0

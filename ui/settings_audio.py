@@ -185,19 +185,20 @@ class AudioSection(QGroupBox):
             self.download_bar.setFormat(f"{done / 1e6:.0f} of {total / 1e6:.0f} MB (%p%)")
 
     def _downloaded(self, folder: Path) -> None:
-        if isValid(self):
-            self._downloading = False
-            self.download_bar.setVisible(False)
-            self._show_model_status()
-            self.model_ready.emit(str(folder))
+        self._download_ended(str(folder), None)
 
     def _download_failed(self, exc: Exception) -> None:
-        if isValid(self):
-            self._downloading = False
-            self.download_bar.setVisible(False)
-            self._show_model_status()
-            self.model_label.setText(str(exc))
-            self.model_ready.emit("")
+        self._download_ended("", str(exc))
+
+    def _download_ended(self, folder: str, error: str | None) -> None:
+        if not isValid(self):
+            return
+        self._downloading = False
+        self.download_bar.setVisible(False)
+        self._show_model_status()
+        if error:
+            self.model_label.setText(error)
+        self.model_ready.emit(folder)
 
     def _choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of a CTranslate2 faster-whisper model")
