@@ -149,3 +149,17 @@ def test_the_ring_buffer_returns_exactly_what_was_added():
     history = gate._audio["mic"]
     assert np.array_equal(history.get(int(1.6 * SR), int(2.5 * SR)), ramp[int(1.6 * SR):])
     assert not np.any(history.get(0, 100))  # older than the ring: gone, read as silence
+
+
+def test_over_a_whole_recording_early_system_lines_are_still_compared():
+    """The post-meeting pass adds every system line first, then judges the mic lines: the early
+    ones must not have been dropped as 'older than the history' of a live gate."""
+    n = 200 * SR
+    far = np.zeros(n, np.float32)
+    far[SR: 4 * SR] = speechlike(3)
+    room = np.zeros(n, np.float32)
+    room[SR: 4 * SR] = 0.3 * speechlike(3)  # echo blurred by the room: only the words tell
+    gate = EchoGate(whole={"mic": room, "system": far})
+    gate.add_system(seg("system", 1.0, 4.0, "He began a confused complaint against the wizard."))
+    gate.add_system(seg("system", 190.0, 195.0, "Thanks everyone, bye."))
+    assert gate.judge(seg("mic", 1.1, 4.0, "began a confused complaint against wizard")).echo

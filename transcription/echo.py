@@ -117,6 +117,8 @@ class EchoGate:
         self._audio: dict[Source, AudioHistory] = {
             s: AudioHistory(self.config.history_s, whole[s] if whole else None) for s in ("mic", "system")}
         self._system: list[FinalSegment] = []
+        # System lines older than the audio kept are dropped; over a whole recording nothing is.
+        self._keep_system_ms = float("inf") if whole else self.config.history_s * 1000
         self._held: list[FinalSegment] = []
         self.suppressed = 0
 
@@ -126,7 +128,7 @@ class EchoGate:
 
     def add_system(self, segment: FinalSegment) -> None:
         self._system.append(segment)
-        horizon = segment.end_ms - self.config.history_s * 1000
+        horizon = segment.end_ms - self._keep_system_ms
         self._system = [s for s in self._system if s.end_ms >= horizon]
 
     def hold(self, segment: FinalSegment) -> None:
