@@ -16,8 +16,9 @@ printed is one JSON object:
   live finals merged by time; offline = the same model and beam transcribing each whole file,
   merged word by word by time.
 - ``cpu_percent``: process CPU time / (wall time x cores) while streaming; ``peak_rss_mb``: the
-  process's peak resident memory up to the end of streaming (model + engines; the offline passes
-  that follow for the reference figures are not counted).
+  process's peak resident memory up to the end of streaming (model + engines; the files are read
+  from disk block by block as a recorder receives audio, and the offline passes that follow for the
+  reference figures are not counted).
 - ``dropped_audio_s``: audio fed but never given to an engine (0 unless the design drops audio);
   ``max_lag_s``: the most audio waiting for the worker (how far transcription fell behind).
 """
@@ -35,6 +36,8 @@ from difflib import SequenceMatcher
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import soxr
 from faster_whisper import decode_audio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,11 +61,37 @@ def speech_ends(audio: np.ndarray) -> list[float]:
                                                                             speech_pad_ms=0))]
 
 
+class FileFeed:
+    """A sound file read block by block as 16 kHz mono, so a long file is never whole in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = sf.SoundFile(str(path))
+        self._resampler = soxr.ResampleStream(self._file.samplerate, SR, 1, dtype="float32")
+        self.length = round(self._file.frames * SR / self._file.samplerate)
+        self._given = 0
+        self._ready = np.zeros(0, np.float32)
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` samples (fewer only at the end of the file)."""
+        want = min(n, self.length - self._given)
+        while len(self._ready) < want:
+            block = self._file.read(max(1024, want), dtype="float32", always_2d=True)
+            more = self._resampler.resample_chunk(block.mean(axis=1), last=len(block) == 0)
+            if len(block) == 0:  # end of file: pad the rounding difference with silence
+                more = np.concatenate([more, np.zeros(want, np.float32)])
+            self._ready = np.concatenate([self._ready, more])
+        got, self._ready = self._ready[:want], self._ready[want:]
+        self._given += want
+        return got
+
+
 class Stream:
     """One source: its audio, its engine, and what it showed when."""
 
-    def __init__(self, source: Source, audio: np.ndarray, model: WhisperTranscriber) -> None:
-        self.source, self.audio = source, audio
+    def __init__(self, source: Source, path: Path, model: WhisperTranscriber) -> None:
+        self.source, self.path = source, path
+        self.feed = FileFeed(path)
+        self.audio = np.zeros(0, np.float32)  # the whole file, loaded after streaming for the analysis
         self.engine = StreamingEngine(source, model, StreamingVad(silero_scorer()))
         self.inserted = 0
         self.finals: list[tuple[float, FinalSegment]] = []
@@ -107,7 +136,7 @@ def partial_latencies(stream: Stream, model: WhisperTranscriber) -> list[float]:
 
 
 def run(streams: list[Stream], speedup: float) -> dict[str, float]:
-    total = max(len(s.audio) for s in streams)
+    total = max(s.feed.length for s in streams)
     fed = {"n": 0, "done": False}
     cond = threading.Condition()
     max_lag = [0.0]
@@ -119,21 +148,21 @@ def run(streams: list[Stream], speedup: float) -> dict[str, float]:
     def worker() -> None:
         while True:
             with cond:
-                while not fed["done"] and all(s.inserted >= min(fed["n"], len(s.audio)) for s in streams) \
+                while not fed["done"] and all(s.inserted >= min(fed["n"], s.feed.length) for s in streams) \
                         and not any(s.engine.has_work() for s in streams):
                     cond.wait(0.05)
                 target, done = fed["n"], fed["done"]
             for s in streams:
-                end = min(target, len(s.audio))
+                end = min(target, s.feed.length)
                 max_lag[0] = max(max_lag[0], (end - s.inserted) / SR)
                 if end > s.inserted:
-                    s.engine.insert_audio(s.audio[s.inserted:end])
+                    s.engine.insert_audio(s.feed.read(end - s.inserted))
                     s.inserted = end
             busy = [s for s in streams if s.engine.has_work()]
             if busy:
                 busy.sort(key=lambda s: (not s.engine.has_final_work(), -s.engine.backlog_s))
                 busy[0].record(clock(), busy[0].engine.poll())
-            elif done and all(s.inserted == len(s.audio) for s in streams):
+            elif done and all(s.inserted == s.feed.length for s in streams):
                 for s in streams:
                     s.record(clock(), s.engine.finish())
                 return
@@ -154,7 +183,7 @@ def run(streams: list[Stream], speedup: float) -> dict[str, float]:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {"cpu_percent": 100 * cpu / (wall * (os.cpu_count() or 1)), "max_lag_s": max_lag[0],
-            "dropped_audio_s": sum(len(s.audio) - s.inserted for s in streams) / SR}
+            "dropped_audio_s": sum(s.feed.length - s.inserted for s in streams) / SR}
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -173,9 +202,11 @@ def main() -> None:
     model = WhisperTranscriber(prepare_model(args.model, AppPaths.resolve().models_dir))
     model.transcribe(np.zeros(SR, np.float32))  # warm-up: load-time costs are not latency
     files: list[tuple[Source, Path]] = [("system", args.system)] + ([("mic", args.mic)] if args.mic else [])
-    streams = [Stream(src, decode_audio(str(path)).astype(np.float32), model) for src, path in files]
+    streams = [Stream(src, path, model) for src, path in files]
     measured = run(streams, args.speedup)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the live part only
+    for s in streams:
+        s.audio = decode_audio(str(s.path)).astype(np.float32)
 
     final_latency, partial_latency = [], []
     for s in streams:

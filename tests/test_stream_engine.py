@@ -23,22 +23,28 @@ def energy_scorer(audio: np.ndarray) -> np.ndarray:
 class Call:
     seconds: float
     prompt: str | None
+    prefix: str | None
     word_timestamps: bool
     final: bool
 
 
 @dataclass
 class ScriptedTranscriber:
-    """Answers each call with words spread over the audio it got; records what it was asked."""
+    """Answers each call with words spread over the audio it got; records what it was asked.
+
+    Like the real model, its answer starts with the forced ``prefix`` (an empty script entry: the
+    model said nothing after it)."""
 
     words_per_call: list[list[str]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
     no_speech: float = 0.0
     avg_logprob: float = -0.1
+    honours_prefix: bool = True
 
-    def transcribe(self, audio, *, prompt=None, word_timestamps=False, final=True):
-        self.calls.append(Call(len(audio) / SR, prompt, word_timestamps, final))
+    def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
+        self.calls.append(Call(len(audio) / SR, prompt, prefix, word_timestamps, final))
         words = self.words_per_call.pop(0) if self.words_per_call else ["hello"]
+        words = (prefix.split() if prefix and self.honours_prefix else []) + words
         step = len(audio) / SR / max(len(words), 1)
         ws = tuple(AsrWord(i * step, (i + 1) * step, f" {w}", 0.9) for i, w in enumerate(words))
         return [AsrSegment(0.0, len(audio) / SR, " ".join(words), self.avg_logprob, self.no_speech, 1.2, ws)]
@@ -63,7 +69,6 @@ def run(engine: StreamingEngine, audio: np.ndarray, block: int = 1600) -> list:
 
 
 def make(asr: ScriptedTranscriber, **config) -> StreamingEngine:
-    config.setdefault("short_utterance_s", 0.0)  # the short-fragment wait has its own test
     return StreamingEngine("system", asr, StreamingVad(energy_scorer), StreamConfig(**config))
 
 
@@ -103,31 +108,50 @@ def test_finish_makes_speech_in_progress_final():
     assert [e.text for e in engine.finish() if isinstance(e, FinalSegment)] == ["cut off"]
 
 
-def test_context_is_decoded_but_only_new_words_become_final_and_prompt_excludes_them():
-    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["first", "part", "second", "bit"]])
+def test_earlier_finals_are_decoded_again_as_forced_context_and_only_new_words_become_final():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["second", "bit"], ["third"]])
     engine = make(asr, partial_every_ms=60_000)
-    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second bit"]
-    second = asr.calls[1]
-    assert second.word_timestamps and second.seconds > 2.0  # the first utterance's audio is context
-    assert "first" not in (second.prompt or "")  # its audio is being decoded: its text must not prompt it
-    assert asr.calls[0].prompt == "Meeting transcript."  # nothing committed yet: the neutral prompt
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    finals = [e for e in events if isinstance(e, FinalSegment)]
+    assert [e.text for e in finals] == ["first part", "second bit", "third"]
+    assert asr.calls[0].prefix is None and asr.calls[0].prompt == "Meeting transcript."  # nothing said yet
+    second, third = asr.calls[1], asr.calls[2]
+    assert second.prefix == "first part" and second.seconds > 2.0  # the first utterance's audio comes too
+    assert "first" not in (second.prompt or "")  # the prompt never holds text of audio being decoded
+    assert third.prefix == "first part second bit" and third.seconds > 4.0
+    assert 1700 <= finals[1].start_ms <= 2000 and 3700 <= finals[2].start_ms <= 4000  # their own audio's times
 
 
-def test_falls_back_to_decoding_alone_when_the_model_skips_the_context():
-    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["unrelated"], ["second", "bit"]])
-    engine = make(asr, partial_every_ms=60_000)
-    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second bit"]
-    assert asr.calls[2].prompt == "first part" and not asr.calls[2].word_timestamps
+def test_context_is_limited_to_context_s_of_whole_earlier_finals():
+    asr = ScriptedTranscriber(words_per_call=[["one"], ["two"], ["three"]])
+    engine = make(asr, partial_every_ms=60_000, context_s=3.0)
+    run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert asr.calls[2].prefix == "two" and asr.calls[2].prompt == "one"  # "one" is 4 s back: prompt only
 
 
-def test_falls_back_when_the_model_repeats_the_context_but_skips_the_new_phrase():
-    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["first", "part"], ["ask", "not"]])
+def test_no_context_after_a_long_pause():
+    asr = ScriptedTranscriber(words_per_call=[["before"], ["after"]])
+    engine = make(asr, partial_every_ms=60_000, context_gap_s=3.0)
+    events = run(engine, np.concatenate([tone(1.0), silence(5.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["before", "after"]
+    assert asr.calls[1].prefix is None and asr.calls[1].prompt == "before"
+
+
+def test_decodes_alone_when_the_model_stops_after_the_forced_context():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], [], ["ask", "not"]])
     engine = make(asr, partial_every_ms=60_000)
     events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(0.6), silence(1.0)]))
     assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "ask not"]
-    assert len(asr.calls) == 3 and not asr.calls[2].word_timestamps
+    assert len(asr.calls) == 3 and asr.calls[2].prefix is None and asr.calls[2].prompt == "first part"
+
+
+def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["first", "bart", "second"], ["second"]],
+                              honours_prefix=False)
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second"]
+    assert asr.calls[1].prefix == "first part" and asr.calls[2].prefix is None
 
 
 def test_long_monologue_commits_agreed_words_before_it_ends():
@@ -202,16 +226,3 @@ def test_a_backlog_longer_than_the_merge_limit_takes_several_passes():
         engine.poll()
         polls += 1
     assert polls == 2 and first
-
-
-def test_a_short_fragment_waits_longer_for_the_rest_of_its_sentence():
-    """'ask not' + a breath + 'what your country…' is decoded as one utterance; a short
-    fragment with nothing after it is final once the longer silence has passed."""
-    asr = ScriptedTranscriber(words_per_call=[["ask", "not", "what", "your", "country"],
-                                              ["ask", "not", "what", "your", "country", "yes"]])  # with context
-    engine = make(asr, short_utterance_s=1.5, short_end_silence_ms=1500, partial_every_ms=60_000)
-    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(2.0), silence(0.7)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["ask not what your country"]
-    assert len(asr.calls) == 1 and asr.calls[0].seconds > 3.5
-    assert run(engine, np.concatenate([tone(0.5), silence(1.0)])) == []  # "yes", then 1 s: not yet
-    assert [e.text for e in run(engine, silence(0.6)) if isinstance(e, FinalSegment)] == ["yes"]

@@ -134,7 +134,8 @@ class WhisperTranscriber:
             return load(self.device, self.compute_type)
 
     def transcribe(
-        self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False, final: bool = True
+        self, audio: Audio, *, prompt: str | None = None, prefix: str | None = None,
+        word_timestamps: bool = False, final: bool = True,
     ) -> list[AsrSegment]:
         segments, _info = self._model.transcribe(
             audio,
@@ -143,6 +144,7 @@ class WhisperTranscriber:
             temperature=0.0,
             condition_on_previous_text=False,
             initial_prompt=prompt or None,
+            prefix=prefix or None,
             word_timestamps=word_timestamps,
             vad_filter=False,
         )

@@ -3,8 +3,13 @@
 Commit policy (pure; the model sits behind ``Transcriber``):
 - Silero VAD scores every 32 ms window as audio arrives. Silence is never transcribed.
 - An utterance closes when ``end_silence_ms`` of silence follows speech; it is then transcribed
-  once, with its whole context, and committed as final segments. Finals therefore appear about
-  ``end_silence_ms`` + one model pass after the speaker pauses.
+  once and committed as final segments. Finals therefore appear about ``end_silence_ms`` + one
+  model pass after the speaker pauses.
+- Context: the finals just before it (up to ``context_s`` of audio) are decoded again in the same
+  pass, their text forced as the decoder's prefix. Whisper then hears the utterance as the
+  continuation it is, as in an offline pass, at the cost of one pass over a longer buffer (the
+  forced words are not searched for); a phrase decoded alone, without what was said before it,
+  is misheard far more often.
 - While someone speaks, the utterance so far is transcribed every ``partial_every_ms`` of new
   audio and shown as a partial (never sent to the server).
 - An utterance longer than ``long_utterance_s`` commits early the words two consecutive
@@ -20,8 +25,7 @@ Commit policy (pure; the model sits behind ``Transcriber``):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from difflib import SequenceMatcher
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,8 +53,6 @@ class StreamConfig:
     speech_threshold: float = 0.5
     silence_threshold: float = 0.35
     end_silence_ms: int = 500
-    short_utterance_s: float = 1.5  # speech shorter than this ends only after ``short_end_silence_ms``
-    short_end_silence_ms: int = 1500
     pre_roll_ms: int = 250
     post_roll_ms: int = 200
     min_speech_ms: int = 200
@@ -61,7 +63,8 @@ class StreamConfig:
     # Committed text given as the prompt. 500 characters helped on two 48 s espeak-ng clips (live WER
     # 9.2 -> 6.9 % and 7.9 -> 7.1 %) but hurt on 10 minutes of mixed speech (19.8 -> 21.2 %): not kept.
     prompt_chars: int = 200
-    context_s: float = 4.0  # already-final audio decoded again before an utterance, for context
+    context_s: float = 10.0  # audio of earlier finals decoded again before an utterance (see above)
+    context_gap_s: float = 3.0  # ... if the last of them ended at most this long before it
     merge_backlog_s: float = 20.0  # closed utterances waiting together are decoded in one pass, up to this
     # Prompt when nothing has been committed yet: without one, tiny.en misheard the first words of
     # a recording in 11 of 12 variants of the JFK clip ("And so am I fellow"); with it, 0 of 12.
@@ -75,7 +78,15 @@ class StreamConfig:
 class _Utterance:
     start: int  # absolute samples from recording start
     end: int
-    boundary: int  # middle of the silence before it: words whose middle lies before belong to the past
+
+
+@dataclass(frozen=True)
+class _Said:
+    """A final's text and where its audio lies (absolute samples)."""
+
+    start: int
+    end: int
+    text: str
 
 
 class StreamingEngine:
@@ -95,8 +106,7 @@ class StreamingEngine:
         self._closed: list[_Utterance] = []
         self._partial_at = 0
         self._previous_words: list[AsrWord] = []
-        self._committed: list[tuple[int, str]] = []  # (end sample, text) of recent finals, for the prompt
-        self._last_final_end = 0
+        self._committed: list[_Said] = []  # recent finals: the prompt, and the context of the next decode
 
     # -- input -------------------------------------------------------------------------------
 
@@ -139,25 +149,14 @@ class StreamingEngine:
             return
         if prob >= c.silence_threshold:
             self._voiced_end = end
-        elif end - self._voiced_end >= c.samples(self._end_silence_ms()):
+        elif end - self._voiced_end >= c.samples(c.end_silence_ms):
             self._close_utterance()
-
-    def _end_silence_ms(self) -> int:
-        """A short fragment ("ask not", then a breath) waits longer for the rest of its sentence:
-        decoded alone, without what follows, it is often misheard ("asked not...")."""
-        assert self._onset is not None
-        c = self.config
-        short = self._voiced_end - self._onset < c.samples(c.short_utterance_s * 1000)
-        return c.short_end_silence_ms if short else c.end_silence_ms
 
     def _close_utterance(self) -> None:
         assert self._onset is not None
         c = self.config
         if self._voiced_end - self._onset >= c.samples(c.min_speech_ms) and self._voiced_end > self._utt_start:
-            boundary = max(self._last_final_end, (self._last_final_end + self._onset) // 2)
-            end = self._voiced_end + c.samples(c.post_roll_ms)
-            self._closed.append(_Utterance(self._utt_start, end, min(boundary, self._utt_start)))
-            self._last_final_end = self._voiced_end
+            self._closed.append(_Utterance(self._utt_start, self._voiced_end + c.samples(c.post_roll_ms)))
         self._onset = None
         self._previous_words = []
 
@@ -170,8 +169,7 @@ class StreamingEngine:
             keep_from = self._utt_start
         else:
             keep_from = self._vad_pos - c.samples(c.pre_roll_ms)
-        if self._committed:  # keep earlier final audio as context for the next utterance
-            keep_from = min(keep_from, self._last_final_end - c.samples(c.context_s * 1000))
+        keep_from -= c.samples(c.context_s * 1000)  # earlier finals' audio: the next decode's context
         keep_from = max(keep_from, self._vad_pos - c.samples((c.context_s + c.max_utterance_s) * 1000))
         cut = keep_from - self._buf_start
         if cut > 0:
@@ -200,7 +198,7 @@ class StreamingEngine:
             utt = self._closed.pop(0)
             limit = self.config.samples(self.config.merge_backlog_s * 1000)
             while self._closed and self._closed[0].end - utt.start <= limit:  # behind: catch up in one pass
-                utt = _Utterance(utt.start, self._closed.pop(0).end, utt.boundary)
+                utt = _Utterance(utt.start, self._closed.pop(0).end)
             events = self._finalise(utt)
             self._trim()
             return events
@@ -220,68 +218,47 @@ class StreamingEngine:
 
     def _prompt(self, before: int) -> str | None:
         """Committed text of audio that ends before ``before`` (never of audio being decoded)."""
-        text = " ".join(t for end, t in self._committed if end <= before)
+        text = " ".join(said.text for said in self._committed if said.end <= before)
         return text[-self.config.prompt_chars:].strip() or self.config.default_prompt
 
+    def _context(self, utt: _Utterance) -> _Said | None:
+        """The finals just before ``utt`` that fit in ``context_s`` (and Whisper's 30 s window), merged."""
+        c = self.config
+        if not self._committed or utt.start - self._committed[-1].end > c.samples(c.context_gap_s * 1000):
+            return None
+        earliest = max(self._buf_start, utt.start - c.samples(c.context_s * 1000), utt.end - c.samples(28_000))
+        taken: list[_Said] = []
+        for said in reversed(self._committed):
+            if said.start < earliest:
+                break
+            taken.insert(0, said)
+        if not taken:
+            return None
+        return _Said(taken[0].start, taken[-1].end, " ".join(said.text for said in taken))
+
     def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
-        """Decode the utterance after up to ``context_s`` of earlier audio; keep only its own words."""
-        context_start = max(self._buf_start, utt.start - self.config.samples(self.config.context_s * 1000))
-        if self._committed and context_start < utt.boundary:
+        """Decode the utterance after the earlier finals' audio, their text forced as the prefix."""
+        context = self._context(utt)
+        if context is not None:
             segments = self._asr.transcribe(
-                self._audio(context_start, utt.end), prompt=self._prompt(context_start), word_timestamps=True
+                self._audio(context.start, utt.end), prompt=self._prompt(context.start), prefix=context.text
             )
-            kept = [s for s in segments if not is_hallucination(s)]
-            words = [(i, w) for i, s in enumerate(kept) for w in s.words]
-            cut = self._after_context([w for _, w in words], context_start, (utt.start - context_start) / SR)
-            if cut is not None and cut < len(words):
-                return self._finals_after(kept, words, cut, context_start, utt.start)
-            # The hypothesis does not repeat the context, or repeats only the context (Whisper
-            # sometimes skips a short phrase after a long one): decode the utterance on its own.
+            new = _after_prefix(segments, context.text)
+            if new:
+                return [f for f in (self._final(context.start, seg, floor=utt.start) for seg in new) if f is not None]
+            # Nothing after the known text (Whisper sometimes ends a pass there): decode it alone.
         segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
         return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
-
-    def _finals_after(
-        self, kept: list[AsrSegment], words: list[tuple[int, AsrWord]], cut: int, offset: int, floor: int
-    ) -> list[TranscriptEvent]:
-        events: list[TranscriptEvent] = []
-        for i, seg in enumerate(kept):
-            own = [w for j, (k, w) in enumerate(words) if k == i and j >= cut]
-            if own:
-                final = self._final(offset, _from_words(seg, own), floor=floor)
-                if final is not None:
-                    events.append(final)
-        return events
-
-    def _after_context(self, words: list[AsrWord], context_start: int, new_audio_s: float) -> int | None:
-        """Index of the first new word: the hypothesis is aligned with the committed text it repeats.
-
-        Only matches whose words lie in the context audio count (a phrase can recur in new speech).
-        """
-        said = [k for end, text in self._committed if end > context_start for k in map(_norm, text.split()) if k]
-        if not said:
-            return None
-        matcher = SequenceMatcher(a=said, b=[_norm(w.text) for w in words], autojunk=False)
-        blocks = [
-            b for b in matcher.get_matching_blocks()
-            if b.size and words[b.b + b.size - 1].start_s < new_audio_s
-        ]
-        if not blocks:
-            return None
-        last = blocks[-1]
-        missing = len(said) - (last.a + last.size)  # committed words after the match the hypothesis lacks
-        if missing > 1:
-            return None
-        return last.b + last.size + missing
 
     def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0) -> FinalSegment | None:
         if is_hallucination(seg):
             log.debug("%s: dropped likely hallucination %r", self.source, seg.text)
             return None
         text = collapse_repeats(seg.text)
-        end_sample = offset + int(seg.end_s * SR)
-        self._committed = [*self._committed[-20:], (end_sample, text)]
-        start_ms = max(offset * 1000 / SR + seg.start_s * 1000, floor * 1000 / SR)
-        end_ms = max(offset * 1000 / SR + seg.end_s * 1000, start_ms)
+        start = max(offset + int(seg.start_s * SR), floor)
+        end = max(offset + int(seg.end_s * SR), start)
+        self._committed = [*self._committed[-20:], _Said(start, end, text)]
+        start_ms, end_ms = start * 1000 / SR, end * 1000 / SR
         return FinalSegment(
             self.source, round(float(start_ms), 1), round(float(end_ms), 1), text, confidence(seg.avg_logprob)
         )
@@ -319,7 +296,6 @@ class StreamingEngine:
             return []
         taken = words[:agreed]
         final = self._final(start, _from_words(None, taken))
-        self._last_final_end = start + int(taken[-1].end_s * SR)
         self._utt_start = start + int(taken[-1].end_s * SR)
         self._previous_words = words[agreed:]
         self._previous_words = [
@@ -337,6 +313,22 @@ def _from_words(seg: AsrSegment | None, words: list[AsrWord]) -> AsrSegment:
     no_speech = seg.no_speech_prob if seg else 0.0
     ratio = seg.compression_ratio if seg else 1.0
     return AsrSegment(words[0].start_s, words[-1].end_s, text, logprob, no_speech, ratio, tuple(words))
+
+
+def _after_prefix(segments: list[AsrSegment], prefix: str) -> list[AsrSegment] | None:
+    """The segments with the forced ``prefix`` cut off their text (None if they do not start with it)."""
+    expected = [k for k in map(_norm, prefix.split()) if k]
+    out: list[AsrSegment] = []
+    for seg in segments:
+        words = seg.text.split()
+        i = 0
+        while expected and i < len(words):
+            if _norm(words[i]) and _norm(words[i]) != expected.pop(0):
+                return None
+            i += 1
+        if words[i:]:
+            out.append(replace(seg, text=" ".join(words[i:]), words=()))
+    return None if expected else out
 
 
 def _norm(word: str) -> str:

@@ -38,9 +38,13 @@ class Transcriber(Protocol):
     """The model behind a small interface: the real one, or a scripted one in unit tests."""
 
     def transcribe(
-        self, audio: Audio, *, prompt: str | None = None, word_timestamps: bool = False, final: bool = True
+        self, audio: Audio, *, prompt: str | None = None, prefix: str | None = None,
+        word_timestamps: bool = False, final: bool = True,
     ) -> list[AsrSegment]:
-        """``final=False`` asks for a cheap interim pass (greedy); finals may use beam search."""
+        """``final=False`` asks for a cheap interim pass (greedy); finals may use beam search.
+
+        ``prefix``: text the model is forced to start with (what the first part of ``audio`` is
+        already known to say); the segments returned include it."""
         ...
 
     def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
