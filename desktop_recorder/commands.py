@@ -252,6 +252,33 @@ def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
+    rec = _find(ctx, args.recording_id)
+    if rec is None:
+        return 2
+    lines = ctx.store.echo_segments(rec.id)
+    unknown = [n for n in args.restore if not 1 <= n <= len(lines)]
+    if unknown:
+        say(f"error: no line {', '.join(map(str, unknown))}; this recording has {len(lines)} left out")
+        return 2
+    if not args.restore:
+        if not lines:
+            say("No lines were left out as echo.")
+        for n, line in enumerate(lines, 1):
+            print(f"{n:3d}  [{clock(line.timestamp_ms)}] {line.text}")
+        return 0
+    for n in sorted(set(args.restore)):
+        ctx.store.restore_echo(lines[n - 1].id, speaker=ctx.settings.user_name or "Me")
+    say(f"Put {len(set(args.restore))} line(s) back in the transcript.")
+    try:
+        worker = SyncWorker(ctx.store, ctx.make_client())
+    except SyncNotConfigured:
+        return 0  # local only: nothing to send
+    if not worker.drain(FINAL_SYNC_WAIT_S):
+        say(f"They stay queued and sync later ({worker.status.last_error}).")
+    return 0
+
+
 def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     settings = ctx.settings
     if args.host:

@@ -288,6 +288,7 @@ class RecordingSession:
                      seg.start_ms / 1000, verdict.audio_share, verdict.text_share, seg.text)
             assert self.recording is not None
             self.store.add_echo_segment(self.recording.id, start_ms=seg.start_ms, end_ms=seg.end_ms, text=seg.text,
+                                        speaker=self._speaker(seg.source), confidence=seg.confidence,
                                         audio_share=verdict.audio_share, text_share=verdict.text_share)
             self.on_event(Partial(self.options.mic_label, ""))
             if not self._echo_told:

@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS echo_segments (
     end_ms REAL NOT NULL,
     text TEXT NOT NULL,
     audio_share REAL,
-    text_share REAL NOT NULL
+    text_share REAL NOT NULL,
+    speaker TEXT,
+    confidence REAL
 );
 -- The transcript of a second, slower pass over the saved audio after the meeting: local only
 -- (the server's transcript is append-only), shown and exported instead of the live one.
@@ -154,6 +156,16 @@ class OutboxOp:
     attempted_at: str | None
 
 
+@dataclass(frozen=True)
+class EchoLine:
+    """A mic line the echo check left out of the transcript."""
+
+    id: int
+    timestamp_ms: float
+    text: str
+    speaker: str | None
+
+
 class Store:
     """Thread-safe access to the database (one connection, serialised by a lock)."""
 
@@ -178,6 +190,9 @@ class Store:
             self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
+        if "speaker" not in {row["name"] for row in self._db.execute("PRAGMA table_info(echo_segments)")}:
+            self._db.execute("ALTER TABLE echo_segments ADD COLUMN speaker TEXT")
+            self._db.execute("ALTER TABLE echo_segments ADD COLUMN confidence REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -350,18 +365,23 @@ class Store:
     ) -> StoredSegment:
         """Store a final segment under a timestamp unique within the recording."""
         with self._tx() as db:
-            ts = round(float(start_ms), 3)
-            while db.execute(
-                "SELECT 1 FROM segments WHERE recording_id = ? AND timestamp_ms = ?", (recording_id, ts)
-            ).fetchone():
-                ts = round(ts + TIMESTAMP_NUDGE_MS, 3)
-            cur = db.execute(
-                "INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (recording_id, ts, end_ms, source, speaker, text, confidence),
-            )
-            seg_id = int(cur.lastrowid or 0)
-        return StoredSegment(seg_id, recording_id, ts, end_ms, source, speaker, text, confidence, False)
+            return self._insert_segment(db, recording_id, start_ms, end_ms, source, speaker, text, confidence)
+
+    @staticmethod
+    def _insert_segment(db: sqlite3.Connection, recording_id: str, start_ms: float, end_ms: float, source: str,
+                        speaker: str | None, text: str, confidence: float | None) -> StoredSegment:
+        ts = round(float(start_ms), 3)
+        while db.execute(
+            "SELECT 1 FROM segments WHERE recording_id = ? AND timestamp_ms = ?", (recording_id, ts)
+        ).fetchone():
+            ts = round(ts + TIMESTAMP_NUDGE_MS, 3)
+        cur = db.execute(
+            "INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (recording_id, ts, end_ms, source, speaker, text, confidence),
+        )
+        return StoredSegment(int(cur.lastrowid or 0), recording_id, ts, end_ms, source, speaker, text, confidence,
+                             False)
 
     def segments(self, recording_id: str) -> list[StoredSegment]:
         with self._lock:
@@ -370,18 +390,31 @@ class Store:
             ).fetchall()
         return [_segment(r) for r in rows]
 
-    def add_echo_segment(self, recording_id: str, *, start_ms: float, end_ms: float, text: str,
-                         audio_share: float | None, text_share: float) -> None:
+    def add_echo_segment(self, recording_id: str, *, start_ms: float, end_ms: float, text: str, speaker: str | None,
+                         confidence: float | None, audio_share: float | None, text_share: float) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, audio_share, text_share)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", (recording_id, start_ms, end_ms, text, audio_share, text_share))
+            db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, speaker, confidence, "
+                       "audio_share, text_share) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (recording_id, start_ms, end_ms, text, speaker, confidence, audio_share, text_share))
 
-    def echo_segments(self, recording_id: str) -> list[tuple[float, str]]:
-        """(start ms, text) of the mic lines left out as echo."""
+    def echo_segments(self, recording_id: str) -> list[EchoLine]:
+        """The mic lines left out as echo, in time order."""
         with self._lock:
-            rows = self._db.execute("SELECT timestamp_ms, text FROM echo_segments WHERE recording_id = ? "
-                                    "ORDER BY timestamp_ms", (recording_id,)).fetchall()
-        return [(r[0], r[1]) for r in rows]
+            rows = self._db.execute("SELECT id, timestamp_ms, text, speaker FROM echo_segments "
+                                    "WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)).fetchall()
+        return [EchoLine(r["id"], r["timestamp_ms"], r["text"], r["speaker"]) for r in rows]
+
+    def restore_echo(self, echo_id: int, speaker: str) -> StoredSegment:
+        """Put a line the echo check left out back into the transcript (and so into the sync
+        queue), in one transaction: it is in exactly one of the two tables, whatever happens.
+        ``speaker`` names it when the line was stored without one (before speakers were kept)."""
+        with self._tx() as db:
+            row = db.execute("SELECT * FROM echo_segments WHERE id = ?", (echo_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no echo line {echo_id}")
+            db.execute("DELETE FROM echo_segments WHERE id = ?", (echo_id,))
+            return self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
+                                        row["speaker"] or speaker, row["text"], row["confidence"])
 
     def replace_refined(self, recording_id: str, segments: list[StoredSegment]) -> None:
         """The refined transcript of a recording, replacing an earlier one (atomically)."""

@@ -76,6 +76,30 @@ def test_list_and_sync_with_nothing_recorded(app_home, server):
     assert run_cli("sync", env=cli_env(app_home, server)).returncode == 0
 
 
+def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_home, server):
+    from desktop_recorder.context import AppContext
+
+    ctx = AppContext.open()
+    store = ctx.store
+    rid = store.create_recording(platform="zoom", title="Call", participants=[], audio_path=None).id
+    for ms, text in ((2000, "heard from the speakers"), (6000, "actually said by me")):
+        store.add_echo_segment(rid, start_ms=ms, end_ms=ms + 900, text=text, speaker="Ana", confidence=0.8,
+                               audio_share=0.7, text_share=0.5)
+    store.finish_recording(rid, status="ready", duration_s=10.0, title="Call", participants=[])
+    ctx.close()
+    env = cli_env(app_home, server)
+    listed = run_cli("echo", rid, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == ["  1  [00:02] heard from the speakers", "  2  [00:06] actually said by me"]
+    bad = run_cli("echo", rid, "--restore", "3", env=env)
+    assert bad.returncode == 2 and "no line 3" in bad.stderr
+    restored = run_cli("echo", rid, "--restore", "2", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert run_cli("echo", rid, env=env).stdout.splitlines() == ["  1  [00:02] heard from the speakers"]
+    (remote,) = server.state.recordings.values()
+    assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]] == [("actually said by me", "Ana")]
+
+
 def test_configure_saves_settings_without_the_key(app_home):
     env = cli_env(app_home, None)
     result = run_cli("configure", "--host", "https://eu.posthog.com", "--project", "42", "--name", "Ana", env=env)

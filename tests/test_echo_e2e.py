@@ -38,7 +38,7 @@ def test_speech_heard_by_both_devices_yields_one_others_line(audio_rig, app_home
     assert [s.text for s in segments if s.speaker == "Alice"] == [], out
     kept = Store(app_home / "data" / "recordings.sqlite3")
     try:  # what was left out is kept locally (never synced), not lost
-        left_out = " ".join(text for _, text in kept.echo_segments(segments[0].recording_id))
+        left_out = " ".join(line.text for line in kept.echo_segments(segments[0].recording_id))
     finally:
         kept.close()
     assert wer(JFK_TEXT, left_out) <= 0.2, left_out

@@ -126,3 +126,46 @@ def test_a_database_from_before_the_details_column_opens(tmp_path):
     store = Store(path)
     assert store.get_recording("a").details == {}
     store.close()
+
+
+def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
+    store = new_store(tmp_path)
+    rid = store.create_recording(platform="zoom", title="t", participants=[], audio_path=None).id
+    add(store, rid, 1000.0, "system", "ask not what your country")
+    store.add_echo_segment(rid, start_ms=1000.0, end_ms=2500.0, text="ask not what your country", speaker="Me",
+                           confidence=0.8, audio_share=0.9, text_share=1.0)
+    (line,) = store.echo_segments(rid)
+    assert (line.timestamp_ms, line.text, line.speaker) == (1000.0, "ask not what your country", "Me")
+    restored = store.restore_echo(line.id, speaker="Someone else")
+    assert (restored.source, restored.speaker, restored.confidence, restored.synced) == ("mic", "Me", 0.8, False)
+    assert restored.timestamp_ms == 1000.001  # the system line holds 1000.0: timestamps stay unique
+    assert store.echo_segments(rid) == []
+    assert [s.text for s in store.unsynced_segments(rid, 10)] == ["ask not what your country"] * 2
+    try:
+        store.restore_echo(line.id, speaker="Me")
+    except KeyError:
+        pass
+    else:
+        raise AssertionError("a line restored twice must not be added twice")
+    assert len(store.segments(rid)) == 2
+    store.close()
+
+
+def test_echo_lines_stored_before_speakers_were_kept_open_and_restore_with_the_given_name(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE echo_segments DROP COLUMN speaker")
+    db.execute("ALTER TABLE echo_segments DROP COLUMN confidence")
+    db.execute("INSERT INTO recordings (id, platform, status, started_at) VALUES ('a', 'zoom', 'ready', '2026')")
+    db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, audio_share, text_share) "
+               "VALUES ('a', 500, 900, 'hello', NULL, 0.8)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    (line,) = store.echo_segments("a")
+    assert line.speaker is None
+    assert store.restore_echo(line.id, speaker="Me").speaker == "Me"
+    store.close()

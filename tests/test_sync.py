@@ -362,3 +362,21 @@ def test_delete_removes_the_server_copy_and_the_local_one(server, store, worker_
     deletes = [(m, p) for m, p, _ in server.state.requests[before:] if m == "DELETE"]
     assert len(deletes) == 2 and all(m == "DELETE" for m, _ in deletes)
     assert not [1 for m, _p, _b in server.state.requests[before:] if m == "POST"]  # never created to delete
+
+
+def test_an_echo_line_restored_after_the_meeting_reaches_the_server(server, store, worker_for):
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 3)
+    store.add_echo_segment(rid, start_ms=1500, end_ms=2400, text="my own words", speaker="Me", confidence=0.7,
+                           audio_share=0.7, text_share=0.0)
+    finish(store, rid)
+    worker = worker_for()
+    assert worker.drain(5)
+    assert_each_once_on_server(server, stamps)  # left out: not sent
+    (line,) = store.echo_segments(rid)
+    store.restore_echo(line.id, speaker="Me")
+    assert worker.drain(5)
+    remote = only_recording(server)["transcript_segments"]
+    assert sorted(s["timestamp"] for s in remote) == sorted([*stamps, 1500.0])
+    assert {s["text"]: s["speaker"] for s in remote}["my own words"] == "Me"
+    assert store.get_recording(rid).remote_state == "synced"

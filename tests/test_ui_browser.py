@@ -240,6 +240,34 @@ def test_editing_a_local_recording_queues_a_patch_and_wakes_sync(qtbot, server, 
     assert remote["meeting_title"] == "Standup (Tuesday)" and remote["notes"] == "Follow up with Bo"
 
 
+def test_a_line_left_out_as_echo_can_be_put_back_and_syncs(qtbot, server, ctx, factory, make_browser, woken):
+    local_id = add_local(ctx, "Call", texts=("Hello there",))
+    ctx.store.add_echo_segment(local_id, start_ms=4000, end_ms=5200, text="That was me talking", speaker="Me",
+                               confidence=0.8, audio_share=0.7, text_share=0.0)
+    plain_id = add_local(ctx, "No echo here")
+    sync_all(ctx, server)
+    browser = make_browser(factory)
+    loaded(qtbot, browser)
+    detail = browser.detail
+    browser.select(plain_id)
+    assert not detail.tabs.isTabVisible(detail._echo_tab)  # nothing left out: no tab
+    browser.select(local_id)
+    assert detail.tabs.isTabVisible(detail._echo_tab)
+    assert detail.tabs.tabText(detail._echo_tab) == "Left out as echo (1)"
+    assert detail.echo_list.item(0).text() == "[00:04]  That was me talking"
+    assert "That was me talking" not in detail.transcript_view.toPlainText()
+    assert not detail.restore_button.isEnabled()  # nothing selected yet
+    detail.echo_list.item(0).setSelected(True)
+    detail.restore_button.click()
+
+    assert "That was me talking" in detail.transcript_view.toPlainText()
+    assert not detail.tabs.isTabVisible(detail._echo_tab) and woken == [1]
+    assert "Put 1 line back" in browser.notice.text()
+    sync_all(ctx, server)
+    remote = server.state.recordings[ctx.store.get_recording(local_id).server_id]
+    assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]][-1] == ("That was me talking", "Me")
+
+
 def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):
     """What was seen or written here is kept locally, so it shows when PostHog cannot be reached."""
     local_id = add_local(ctx, "Standup")

@@ -65,6 +65,7 @@ class RecordingsBrowser(RecordingsView):
         self.detail.delete_requested.connect(self.delete_selected)
         self.detail.export_requested.connect(self.choose_export)
         self.detail.open_audio_requested.connect(self.open_audio)
+        self.detail.restore_echo_requested.connect(self.restore_echo)
 
     def refine_selected(self) -> None:
         row = self.selected_row()
@@ -78,6 +79,20 @@ class RecordingsBrowser(RecordingsView):
         if isValid(self):
             self.detail.refine_button.setText("Improve transcript")
             self._show_selected(force=True)
+
+    def restore_echo(self, echo_ids: list[int]) -> None:
+        """Lines wrongly left out as echo go back into the transcript (and the sync queue)."""
+        me = self.ctx.settings.user_name or "Me"  # only for lines stored before their speaker was kept
+        restored = 0
+        for echo_id in echo_ids:
+            try:
+                self.ctx.store.restore_echo(echo_id, speaker=me)
+                restored += 1
+            except KeyError:
+                log.warning("echo line %s is gone (restored already?)", echo_id)
+        self.on_local_change()
+        self.note(f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript.")
+        self._show_selected(force=True)
 
     # -- edit ----------------------------------------------------------------------------------
 

@@ -248,7 +248,8 @@ class RecordingsView(QWidget):
             known = {k: row.remote.raw[k] for k in DETAIL_FIELDS if k in row.remote.raw}
             if any(row.local.details.get(k) != v for k, v in known.items()):
                 self.ctx.store.remember_details(row.local.id, known, row.remote.raw.get("updated_at"))
-        self.detail.show_recording(row, self.transcript(row), current_fields(row, queued))
+        echo = self.ctx.store.echo_segments(row.local.id) if row.local else []
+        self.detail.show_recording(row, self.transcript(row), current_fields(row, queued), echo)
         self._maybe_fetch_detail(row)
 
     def transcript(self, row: BrowserRow) -> list[TranscriptLine]:

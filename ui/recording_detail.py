@@ -11,12 +11,15 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QTabWidget,
@@ -25,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_recorder.store import EchoLine
 from transcription.formats import TranscriptLine, clock
 from ui.browser_rows import (
     BrowserRow,
@@ -46,6 +50,7 @@ class RecordingDetail(QWidget):
     open_audio_requested = Signal()
     refine_requested = Signal()
     delete_requested = Signal()
+    restore_echo_requested = Signal(list)  # ids of lines left out as echo, to put back in the transcript
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,6 +62,7 @@ class RecordingDetail(QWidget):
         self.tabs = QTabWidget()
         self.tabs.addTab(self._build_transcript(), "Transcript")
         self.tabs.addTab(self._build_form(), "Details && notes")
+        self._echo_tab = self.tabs.addTab(self._build_echo(), "Left out as echo")
         layout.addWidget(self.tabs, 1)
         self.show_recording(None, [], {})
 
@@ -102,6 +108,28 @@ class RecordingDetail(QWidget):
         self.transcript_view.setOpenLinks(False)
         return self.transcript_view
 
+    def _build_echo(self) -> QWidget:
+        box = QWidget()
+        col = QVBoxLayout(box)
+        about = QLabel("Your microphone picked these lines up from the speakers while the others talked, so "
+                       "they were not added as yours. If you said one of them, put it back: it joins the "
+                       "transcript and syncs to PostHog.")
+        about.setWordWrap(True)
+        self.echo_list = QListWidget()
+        self.echo_list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.restore_button = QPushButton("Put back in the transcript")
+        self.restore_button.setEnabled(False)
+        self.echo_list.itemSelectionChanged.connect(
+            lambda: self.restore_button.setEnabled(bool(self.echo_list.selectedItems())))
+        self.restore_button.clicked.connect(self._emit_restore)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.restore_button)
+        col.addWidget(about)
+        col.addWidget(self.echo_list, 1)
+        col.addLayout(buttons)
+        return box
+
     def _build_form(self) -> QWidget:
         box = QWidget()
         form = QFormLayout(box)
@@ -134,8 +162,10 @@ class RecordingDetail(QWidget):
 
     # -- showing -------------------------------------------------------------------------------
 
-    def show_recording(self, row: BrowserRow | None, lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> None:
+    def show_recording(self, row: BrowserRow | None, lines: Sequence[TranscriptLine], fields: dict[str, Any],
+                       echo: Sequence[EchoLine] = ()) -> None:
         self._fields = dict(fields)
+        self._show_echo(echo)
         for widget in (self.export_button, self.delete_button, self.tabs):
             widget.setEnabled(row is not None)
         has_audio = bool(row and row.local and row.local.audio_path)
@@ -150,6 +180,20 @@ class RecordingDetail(QWidget):
             self.meta_label.setText(self._meta(row))
             self.transcript_view.setHtml(transcript_html(lines, fields))
         self._fill_form()
+
+    def _show_echo(self, echo: Sequence[EchoLine]) -> None:
+        self.echo_list.clear()
+        for line in echo:
+            item = QListWidgetItem(f"[{clock(line.timestamp_ms)}]  {line.text}")
+            item.setData(Qt.ItemDataRole.UserRole, line.id)
+            self.echo_list.addItem(item)
+        self.tabs.setTabText(self._echo_tab, f"Left out as echo ({len(echo)})")
+        self.tabs.setTabVisible(self._echo_tab, bool(echo))
+
+    def _emit_restore(self) -> None:
+        ids = [item.data(Qt.ItemDataRole.UserRole) for item in self.echo_list.selectedItems()]
+        if ids:
+            self.restore_echo_requested.emit(ids)
 
     def _meta(self, row: BrowserRow) -> str:
         parts = [format_date(row.started_at), format_duration(row.duration_s), row.platform.replace("_", " "),
