@@ -1,6 +1,6 @@
 """Synthetic speech with known text for the live transcription benchmark (espeak-ng voices).
 
-    python benchmarks/make_speech.py OUTDIR
+    python benchmarks/make_speech.py OUTDIR [--variants]
 
 writes 16 kHz mono 16-bit WAVs, each with its reference text (what was said, in time order):
 - ``paragraph.wav`` / ``.txt``: one voice reading a meeting opening, about a minute.
@@ -11,6 +11,10 @@ writes 16 kHz mono 16-bit WAVs, each with its reference text (what was said, in 
 - ``call_mic.wav`` + ``call_system.wav`` / ``call.txt``: a call as the recorder captures it with
   headphones: the user's voice on the mic track, the other person's on the system track, silence
   on the other track meanwhile.
+
+``--variants`` also writes ``variants/``: the four texts read by three other voices at random rates
+(150-185 words per minute) and pauses (12 files, about 11 minutes): enough words that a setting's
+effect on WER is not one misheard word (``benchmarks/replay_wer.py``).
 
 The paragraph and meeting texts, voices and pacing are those the issue's streaming baseline was
 measured on. Needs espeak-ng (Debian package ``espeak-ng``).
@@ -121,10 +125,24 @@ def turns(speaker: Speaker, parts: list[tuple[str, str]], gaps: dict[int, float]
     return np.concatenate(chunks)
 
 
+def variants(speaker: Speaker, out: Path) -> None:
+    out.mkdir(exist_ok=True)
+    texts = {"para": [s.strip() for s in re.findall(r"[^.?!]+[.?!]", PARAGRAPH)],
+             "meet": [text for _, text in MEETING], "mono": MONOLOGUE, "call": [text for _, text in CALL]}
+    for voice in ["en+f3", "en-us+m1", "en-gb+m4"]:
+        for name, sentences in texts.items():
+            parts = [speaker.pause(0.5)]
+            for sentence in sentences:
+                parts += [speaker.say(sentence, voice, int(speaker.rng.integers(150, 185))), speaker.pause(0.25, 1.0)]
+            write(out, f"{name}_{voice.replace('+', '_')}", np.concatenate(parts), " ".join(sentences))
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmpdir:
+        if "--variants" in sys.argv[2:]:
+            variants(Speaker(Path(tmpdir), seed=11), out / "variants")
         speaker = Speaker(Path(tmpdir), seed=7)
         sentences = [s.strip() for s in re.findall(r"[^.?!]+[.?!]", PARAGRAPH)]
         write(out, "paragraph", turns(speaker, [("en+m3", s) for s in sentences]), PARAGRAPH.strip())
@@ -148,7 +166,7 @@ def main() -> None:
         for track, chunks in tracks.items():
             write(out, f"call_{track}", np.concatenate(chunks), None)
         (out / "call.txt").write_text(" ".join(s for _, s in CALL) + "\n")
-    print({p.name: round(sf.info(p).duration, 1) for p in sorted(out.glob("*.wav"))})
+    print({str(p.relative_to(out)): round(sf.info(p).duration, 1) for p in sorted(out.rglob("*.wav"))})
 
 
 if __name__ == "__main__":
