@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from desktop_recorder.recovery import recover_interrupted
@@ -113,17 +115,22 @@ def test_notes_summary_and_tasks_are_kept_and_the_newer_of_edit_and_server_copy_
     reopened.close()
 
 
-def test_a_database_from_before_the_details_column_opens(tmp_path):
-    import sqlite3
-
+def older_database(tmp_path, *statements: str):
+    """A database as an earlier version left it: today's schema, changed by ``statements``, with
+    one recording 'a'."""
     path = tmp_path / "old.sqlite3"
     Store(path).close()
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE recordings DROP COLUMN details")
+    for statement in statements:
+        db.execute(statement)
     db.execute("INSERT INTO recordings (id, platform, status, started_at) VALUES ('a', 'zoom', 'ready', '2026')")
     db.commit()
     db.close()
-    store = Store(path)
+    return path
+
+
+def test_a_database_from_before_the_details_column_opens(tmp_path):
+    store = Store(older_database(tmp_path, "ALTER TABLE recordings DROP COLUMN details"))
     assert store.get_recording("a").details == {}
     store.close()
 
@@ -141,25 +148,16 @@ def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     assert restored.timestamp_ms == 1000.001  # the system line holds 1000.0: timestamps stay unique
     assert store.echo_segments(rid) == []
     assert [s.text for s in store.unsynced_segments(rid, 10)] == ["ask not what your country"] * 2
-    try:
+    with pytest.raises(KeyError):  # restored twice: not added twice
         store.restore_echo(line.id, speaker="Me")
-    except KeyError:
-        pass
-    else:
-        raise AssertionError("a line restored twice must not be added twice")
     assert len(store.segments(rid)) == 2
     store.close()
 
 
 def test_echo_lines_stored_before_speakers_were_kept_open_and_restore_with_the_given_name(tmp_path):
-    import sqlite3
-
-    path = tmp_path / "old.sqlite3"
-    Store(path).close()
+    path = older_database(tmp_path, "ALTER TABLE echo_segments DROP COLUMN speaker",
+                          "ALTER TABLE echo_segments DROP COLUMN confidence")
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE echo_segments DROP COLUMN speaker")
-    db.execute("ALTER TABLE echo_segments DROP COLUMN confidence")
-    db.execute("INSERT INTO recordings (id, platform, status, started_at) VALUES ('a', 'zoom', 'ready', '2026')")
     db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, audio_share, text_share) "
                "VALUES ('a', 500, 900, 'hello', NULL, 0.8)")
     db.commit()
