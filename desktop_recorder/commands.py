@@ -267,9 +267,14 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
         for n, line in enumerate(lines, 1):
             print(f"{n:3d}  [{clock(line.timestamp_ms)}] {line.text}")
         return 0
+    restored = 0
     for n in sorted(set(args.restore)):
-        ctx.store.restore_echo(lines[n - 1].id, speaker=ctx.settings.user_name or "Me")
-    say(f"Put {len(set(args.restore))} line(s) back in the transcript.")
+        try:
+            ctx.store.restore_echo(lines[n - 1].id, speaker=ctx.settings.user_name or "Me")
+            restored += 1
+        except KeyError:  # put back meanwhile (by the app)
+            say(f"Line {n} was already put back.")
+    say(f"Put {restored} line(s) back in the transcript.")
     try:
         worker = SyncWorker(ctx.store, ctx.make_client())
     except SyncNotConfigured:
