@@ -62,7 +62,10 @@ def speech_ends(audio: np.ndarray) -> list[float]:
 
 
 class FileFeed:
-    """A sound file read block by block as 16 kHz mono, so a long file is never whole in memory."""
+    """A sound file read block by block as 16 kHz mono, so a long file is never whole in memory.
+
+    Resampled with soxr, as the recorder does; the figures computed afterwards decode the file with
+    faster-whisper's own decoder, identical for 16 kHz files (as the test speech is)."""
 
     def __init__(self, path: Path) -> None:
         self._file = sf.SoundFile(str(path))
@@ -75,11 +78,14 @@ class FileFeed:
         """The next ``n`` samples (fewer only at the end of the file)."""
         want = min(n, self.length - self._given)
         while len(self._ready) < want:
+            if self._file.closed:  # the resampler's rounding at the very end: silence
+                self._ready = np.concatenate([self._ready, np.zeros(want - len(self._ready), np.float32)])
+                break
             block = self._file.read(max(1024, want), dtype="float32", always_2d=True)
-            more = self._resampler.resample_chunk(block.mean(axis=1), last=len(block) == 0)
-            if len(block) == 0:  # end of file: pad the rounding difference with silence
-                more = np.concatenate([more, np.zeros(want, np.float32)])
-            self._ready = np.concatenate([self._ready, more])
+            self._ready = np.concatenate(
+                [self._ready, self._resampler.resample_chunk(block.mean(axis=1), last=len(block) == 0)])
+            if len(block) == 0:
+                self._file.close()
         got, self._ready = self._ready[:want], self._ready[want:]
         self._given += want
         return got

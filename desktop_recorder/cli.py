@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "put wrongly left-out ones back")
     ec.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
     ec.add_argument("--restore", type=int, nargs="+", default=[], metavar="N",
-                    help="put these lines (numbers as listed) back in the transcript; they then sync")
+                    help="put these lines (numbers as listed, which never change) back in the transcript; "
+                         "they then sync")
     cfg = sub.add_parser("configure", help="set the PostHog host and project; store the API key in the keyring")
     cfg.add_argument("--host", help="https://us.posthog.com, https://eu.posthog.com or your instance's URL")
     cfg.add_argument("--project", help="numeric project id or @current")

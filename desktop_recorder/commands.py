@@ -256,21 +256,22 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
     rec = _find(ctx, args.recording_id)
     if rec is None:
         return 2
-    lines = ctx.store.echo_segments(rec.id)
-    unknown = [n for n in args.restore if not 1 <= n <= len(lines)]
+    lines = {line.id: line for line in ctx.store.echo_segments(rec.id)}  # numbered by their stable row id
+    unknown = [n for n in args.restore if n not in lines]
     if unknown:
-        say(f"error: no line {', '.join(map(str, unknown))}; this recording has {len(lines)} left out")
+        say(f"error: no line {', '.join(map(str, unknown))} left out in this recording; "
+            f"see 'desktop-recorder echo {args.recording_id}'")
         return 2
     if not args.restore:
         if not lines:
             say("No lines were left out as echo.")
-        for n, line in enumerate(lines, 1):
-            print(f"{n:3d}  [{clock(line.timestamp_ms)}] {line.text}")
+        for line in lines.values():
+            print(f"{line.id:4d}  [{clock(line.timestamp_ms)}] {line.text}")
         return 0
     restored = 0
     for n in sorted(set(args.restore)):
         try:
-            ctx.store.restore_echo(lines[n - 1].id, speaker=ctx.settings.user_name or "Me")
+            ctx.store.restore_echo(n, speaker=ctx.settings.user_name or "Me")
             restored += 1
         except KeyError:  # put back meanwhile (by the app)
             say(f"Line {n} was already put back.")

@@ -190,9 +190,10 @@ class Store:
             self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
-        if "speaker" not in {row["name"] for row in self._db.execute("PRAGMA table_info(echo_segments)")}:
-            self._db.execute("ALTER TABLE echo_segments ADD COLUMN speaker TEXT")
-            self._db.execute("ALTER TABLE echo_segments ADD COLUMN confidence REAL")
+        echo_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(echo_segments)")}
+        for name, kind in (("speaker", "TEXT"), ("confidence", "REAL")):
+            if name not in echo_columns:
+                self._db.execute(f"ALTER TABLE echo_segments ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -401,7 +402,7 @@ class Store:
         """The mic lines left out as echo, in time order."""
         with self._lock:
             rows = self._db.execute("SELECT id, timestamp_ms, text, speaker FROM echo_segments "
-                                    "WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)).fetchall()
+                                    "WHERE recording_id = ? ORDER BY timestamp_ms, id", (recording_id,)).fetchall()
         return [EchoLine(r["id"], r["timestamp_ms"], r["text"], r["speaker"]) for r in rows]
 
     def restore_echo(self, echo_id: int, speaker: str) -> StoredSegment:

@@ -90,12 +90,13 @@ def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_hom
     env = cli_env(app_home, server)
     listed = run_cli("echo", rid, env=env)
     assert listed.returncode == 0, listed.stderr
-    assert listed.stdout.splitlines() == ["  1  [00:02] heard from the speakers", "  2  [00:06] actually said by me"]
+    assert listed.stdout.splitlines() == ["   1  [00:02] heard from the speakers", "   2  [00:06] actually said by me"]
     bad = run_cli("echo", rid, "--restore", "3", env=env)
     assert bad.returncode == 2 and "no line 3" in bad.stderr
     restored = run_cli("echo", rid, "--restore", "2", env=env)
     assert restored.returncode == 0, restored.stderr
-    assert run_cli("echo", rid, env=env).stdout.splitlines() == ["  1  [00:02] heard from the speakers"]
+    assert run_cli("echo", rid, env=env).stdout.splitlines() == ["   1  [00:02] heard from the speakers"]
+    assert run_cli("echo", rid, "--restore", "2", env=env).returncode == 2  # put back already: not twice
     (remote,) = server.state.recordings.values()
     assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]] == [("actually said by me", "Ana")]
 

@@ -40,6 +40,7 @@ class ScriptedTranscriber:
     no_speech: float = 0.0
     avg_logprob: float = -0.1
     honours_prefix: bool = True
+    logprob_per_call: list[float] = field(default_factory=list)  # overrides avg_logprob, call by call
 
     def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
         self.calls.append(Call(len(audio) / SR, prompt, prefix, word_timestamps, final))
@@ -47,7 +48,8 @@ class ScriptedTranscriber:
         words = (prefix.split() if prefix and self.honours_prefix else []) + words
         step = len(audio) / SR / max(len(words), 1)
         ws = tuple(AsrWord(i * step, (i + 1) * step, f" {w}", 0.9) for i, w in enumerate(words))
-        return [AsrSegment(0.0, len(audio) / SR, " ".join(words), self.avg_logprob, self.no_speech, 1.2, ws)]
+        logprob = self.logprob_per_call.pop(0) if self.logprob_per_call else self.avg_logprob
+        return [AsrSegment(0.0, len(audio) / SR, " ".join(words), logprob, self.no_speech, 1.2, ws)]
 
 
 def tone(seconds: float) -> np.ndarray:
@@ -119,7 +121,7 @@ def test_earlier_finals_are_decoded_again_as_forced_context_and_only_new_words_b
     assert second.prefix == "first part" and second.seconds > 2.0  # the first utterance's audio comes too
     assert "first" not in (second.prompt or "")  # the prompt never holds text of audio being decoded
     assert third.prefix == "first part second bit" and third.seconds > 4.0
-    assert 1700 <= finals[1].start_ms <= 2000 and 3700 <= finals[2].start_ms <= 4000  # their own audio's times
+    assert 1700 <= finals[1].start_ms < 3000 and 3700 <= finals[2].start_ms < 5000  # within their own audio
 
 
 def test_context_is_limited_to_context_s_of_whole_earlier_finals():
@@ -143,6 +145,25 @@ def test_decodes_alone_when_the_model_stops_after_the_forced_context():
     events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(0.6), silence(1.0)]))
     assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "ask not"]
     assert len(asr.calls) == 3 and asr.calls[2].prefix is None and asr.calls[2].prompt == "first part"
+
+
+def test_punctuation_ending_the_forced_context_is_not_taken_for_new_words():
+    asr = ScriptedTranscriber(words_per_call=[["yes", "-"], [], ["right"]])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["yes -", "right"]
+    assert asr.calls[1].prefix == "yes -" and asr.calls[2].prefix is None  # nothing new: decoded alone
+
+
+def test_a_made_up_phrase_after_the_context_is_dropped_and_its_audio_is_not_context_again():
+    asr = ScriptedTranscriber(words_per_call=[["we", "agreed", "on", "the", "plan", "for", "friday"],
+                                              ["thanks", "for", "watching"], ["next"]],
+                              logprob_per_call=[-0.1, -2.0, -0.1])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(2.0), silence(1.0), tone(0.5), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we agreed on the plan for friday", "next"]
+    assert asr.calls[1].prefix == "we agreed on the plan for friday"
+    assert asr.calls[2].prefix is None  # the dropped phrase's audio is not decoded again as context
 
 
 def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 from transcription.types import AsrSegment
 
@@ -21,6 +22,12 @@ def is_hallucination(seg: AsrSegment) -> bool:
     if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
         return True
     return seg.avg_logprob < VERY_LOW_LOGPROB
+
+
+def compression_ratio(text: str) -> float:
+    """How well the text compresses (as faster-whisper computes it): a decoding loop compresses well."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def collapse_repeats(text: str, max_repeats: int = 2) -> str:

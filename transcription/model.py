@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,23 @@ class WhisperTranscriber:
             word_timestamps=word_timestamps,
             vad_filter=False,
         )
-        return [_segment(s) for s in segments]  # materialise the lazy generator here, in the worker
+        raw = list(segments)  # materialise the lazy generator here, in the worker
+        result = [_segment(s) for s in raw]
+        if prefix and raw:
+            result = self._without_forced_tokens(raw, result, prefix)
+        return result
+
+    def _without_forced_tokens(self, raw: list[Any], result: list[AsrSegment], prefix: str) -> list[AsrSegment]:
+        """faster-whisper averages a window's log-probability over all its tokens, the forced
+        prefix tokens included (scored as certain): a made-up phrase after a long prefix would
+        look confident. Average over the tokens the model chose instead."""
+        tokens = self._model.hf_tokenizer.encode(" " + prefix.strip(), add_special_tokens=False).ids
+        forced = 1 + len(tokens)  # <|0.00|> and the prefix
+        window = [i for i, s in enumerate(raw) if s.seek == raw[0].seek]  # the window the prefix was forced in
+        total = sum(len(raw[i].tokens) for i in window)
+        scale = (total + 1) / max(total - forced + 1, 1)
+        return [replace(seg, avg_logprob=seg.avg_logprob * scale) if i in window else seg
+                for i, seg in enumerate(result)]
 
     def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from transcription.guards import collapse_repeats, is_hallucination
+from transcription.guards import collapse_repeats, compression_ratio, is_hallucination
 from transcription.model import confidence
 from transcription.types import (
     SAMPLE_RATE_HZ,
@@ -107,6 +107,7 @@ class StreamingEngine:
         self._partial_at = 0
         self._previous_words: list[AsrWord] = []
         self._committed: list[_Said] = []  # recent finals: the prompt, and the context of the next decode
+        self._context_floor = 0  # context never reaches back over audio whose text was not kept
 
     # -- input -------------------------------------------------------------------------------
 
@@ -157,20 +158,18 @@ class StreamingEngine:
         c = self.config
         if self._voiced_end - self._onset >= c.samples(c.min_speech_ms) and self._voiced_end > self._utt_start:
             self._closed.append(_Utterance(self._utt_start, self._voiced_end + c.samples(c.post_roll_ms)))
+        else:  # too short to transcribe: not context for the next one either
+            self._context_floor = max(self._context_floor, self._voiced_end)
         self._onset = None
         self._previous_words = []
 
     def _trim(self) -> None:
-        """Drop audio nobody needs any more (silence before the next utterance)."""
+        """Drop audio nobody needs any more: all but the context before the first audio not yet
+        final (however far behind the transcriber is: audio is never dropped)."""
         c = self.config
-        if self._closed:
-            keep_from = self._closed[0].start
-        elif self._onset is not None:
-            keep_from = self._utt_start
-        else:
-            keep_from = self._vad_pos - c.samples(c.pre_roll_ms)
+        first = self._pending_from()
+        keep_from = self._vad_pos - c.samples(c.pre_roll_ms) if first is None else first
         keep_from -= c.samples(c.context_s * 1000)  # earlier finals' audio: the next decode's context
-        keep_from = max(keep_from, self._vad_pos - c.samples((c.context_s + c.max_utterance_s) * 1000))
         cut = keep_from - self._buf_start
         if cut > 0:
             self._buf = self._buf[cut:]
@@ -226,7 +225,8 @@ class StreamingEngine:
         c = self.config
         if not self._committed or utt.start - self._committed[-1].end > c.samples(c.context_gap_s * 1000):
             return None
-        earliest = max(self._buf_start, utt.start - c.samples(c.context_s * 1000), utt.end - c.samples(28_000))
+        earliest = max(self._buf_start, self._context_floor, utt.start - c.samples(c.context_s * 1000),
+                       utt.end - c.samples(28_000))
         taken: list[_Said] = []
         for said in reversed(self._committed):
             if said.start < earliest:
@@ -240,19 +240,20 @@ class StreamingEngine:
         """Decode the utterance after the earlier finals' audio, their text forced as the prefix."""
         context = self._context(utt)
         if context is not None:
-            segments = self._asr.transcribe(
-                self._audio(context.start, utt.end), prompt=self._prompt(context.start), prefix=context.text
-            )
+            segments = self._asr.transcribe(self._audio(context.start, utt.end), prompt=self._prompt(context.start),
+                                            prefix=context.text)
             new = _after_prefix(segments, context.text)
             if new:
                 return [f for f in (self._final(context.start, seg, floor=utt.start) for seg in new) if f is not None]
-            # Nothing after the known text (Whisper sometimes ends a pass there): decode it alone.
+            # Nothing after the known text (Whisper sometimes ends a pass there), or an answer that
+            # does not start with it: decode the utterance alone.
         segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
         return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
 
     def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0) -> FinalSegment | None:
         if is_hallucination(seg):
             log.debug("%s: dropped likely hallucination %r", self.source, seg.text)
+            self._context_floor = max(self._context_floor, offset + int(seg.end_s * SR))
             return None
         text = collapse_repeats(seg.text)
         start = max(offset + int(seg.start_s * SR), floor)
@@ -316,19 +317,30 @@ def _from_words(seg: AsrSegment | None, words: list[AsrWord]) -> AsrSegment:
 
 
 def _after_prefix(segments: list[AsrSegment], prefix: str) -> list[AsrSegment] | None:
-    """The segments with the forced ``prefix`` cut off their text (None if they do not start with it)."""
-    expected = [k for k in map(_norm, prefix.split()) if k]
+    """The new part of an answer whose text was forced to start with ``prefix``: the segments with
+    the forced words (and punctuation left over from them) cut off. None if the answer does not
+    start with the prefix or a word straddles its end (compared letter by letter)."""
+    target, seen = _norm(prefix), ""
     out: list[AsrSegment] = []
     for seg in segments:
         words = seg.text.split()
         i = 0
-        while expected and i < len(words):
-            if _norm(words[i]) and _norm(words[i]) != expected.pop(0):
-                return None
+        while i < len(words) and len(seen) < len(target):
+            seen += _norm(words[i])
             i += 1
-        if words[i:]:
-            out.append(replace(seg, text=" ".join(words[i:]), words=()))
-    return None if expected else out
+        if len(seen) < len(target):
+            continue  # all forced
+        if seen != target:
+            return None
+        if i == 0:
+            out.append(seg)  # wholly new
+            continue
+        while i < len(words) and not _norm(words[i]):
+            i += 1
+        if i < len(words):
+            text = " ".join(words[i:])
+            out.append(replace(seg, text=text, words=(), compression_ratio=compression_ratio(text)))
+    return out if seen == target else None
 
 
 def _norm(word: str) -> str:

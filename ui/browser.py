@@ -82,6 +82,9 @@ class RecordingsBrowser(RecordingsView):
 
     def restore_echo(self, echo_ids: list[int]) -> None:
         """Lines wrongly left out as echo go back into the transcript (and the sync queue)."""
+        row = self.selected_row()
+        if row is None or row.local is None:
+            return
         me = self.ctx.settings.user_name or "Me"  # only for lines stored before their speaker was kept
         restored = 0
         for echo_id in echo_ids:
@@ -91,7 +94,10 @@ class RecordingsBrowser(RecordingsView):
             except KeyError:
                 log.warning("echo line %s is gone (restored already?)", echo_id)
         self.on_local_change()
-        self.note(f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript.")
+        done = f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript"
+        if self.ctx.store.refined_segments(row.local.id):
+            done += " (the live one, which syncs; the improved transcript shown here was made without it)"
+        self.note(done + ".")
         self._show_selected(force=True)
 
     # -- edit ----------------------------------------------------------------------------------
