@@ -19,7 +19,15 @@ from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.refine import CannotRefine, refine_recording
 from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
-from desktop_recorder.session import FinalLine, Notice, Partial, RecordingSession, SessionEvent, SessionOptions
+from desktop_recorder.session import (
+    DEFAULT_MIC_LABEL,
+    FinalLine,
+    Notice,
+    Partial,
+    RecordingSession,
+    SessionEvent,
+    SessionOptions,
+)
 from desktop_recorder.store import LocalRecording, StoredSegment
 from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
@@ -271,7 +279,7 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
     restored = 0
     for n in sorted(set(args.restore)):
         try:
-            ctx.store.restore_echo(n, speaker=ctx.settings.user_name or "Me")
+            ctx.store.restore_echo(n, speaker=ctx.settings.user_name or DEFAULT_MIC_LABEL)
             restored += 1
         except KeyError:  # put back meanwhile (by the app)
             say(f"Line {n} was already put back.")

@@ -31,6 +31,9 @@ _STOP = None
 HEALTH_EVERY_S = 0.5
 
 
+DEFAULT_MIC_LABEL = "Me"  # the microphone's speaker when the user gave no name
+
+
 @dataclass(frozen=True)
 class SessionOptions:
     mic: str = "auto"
@@ -43,7 +46,7 @@ class SessionOptions:
 
     @property
     def mic_label(self) -> str:
-        return self.user_name or (self.participants[0] if self.participants else "Me")
+        return self.user_name or (self.participants[0] if self.participants else DEFAULT_MIC_LABEL)
 
 
 @dataclass(frozen=True)

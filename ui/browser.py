@@ -23,7 +23,7 @@ from api.client import PostHogClient
 from api.errors import NotFound
 from api.models import RemoteRecording
 from desktop_recorder.context import AppContext
-from desktop_recorder.session import is_owned
+from desktop_recorder.session import DEFAULT_MIC_LABEL, is_owned
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording
 from transcription.formats import render
 from ui.background import run_in_background
@@ -85,7 +85,7 @@ class RecordingsBrowser(RecordingsView):
         row = self.selected_row()
         if row is None or row.local is None:
             return
-        me = self.ctx.settings.user_name or "Me"  # only for lines stored before their speaker was kept
+        me = self.ctx.settings.user_name or DEFAULT_MIC_LABEL  # for lines stored before speakers were kept
         restored = 0
         for echo_id in echo_ids:
             try:
