@@ -104,6 +104,18 @@ def test_partials_while_speaking_are_cheap_and_never_final():
     assert [c.final for c in asr.calls] == [False, False, True]
 
 
+def test_no_partial_pass_while_the_speaker_pauses():
+    asr = ScriptedTranscriber()
+    engine = make(asr, partial_every_ms=300)
+    run(engine, tone(1.0))
+    during_speech = len(asr.calls)
+    assert during_speech >= 2 and not any(c.final for c in asr.calls)
+    assert run(engine, silence(0.45)) == []  # a pause shorter than the end of an utterance
+    assert len(asr.calls) == during_speech
+    run(engine, tone(0.4))  # speech again: partials again
+    assert len(asr.calls) == during_speech + 1
+
+
 def test_finish_makes_speech_in_progress_final():
     engine = make(ScriptedTranscriber(words_per_call=[["cut", "off"]]), partial_every_ms=60_000)
     assert run(engine, tone(2.0)) == []

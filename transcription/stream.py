@@ -11,7 +11,8 @@ Commit policy (pure; the model sits behind ``Transcriber``):
   forced words are not searched for); a phrase decoded alone, without what was said before it,
   is misheard far more often.
 - While someone speaks, the utterance so far is transcribed every ``partial_every_ms`` of new
-  audio and shown as a partial (never sent to the server).
+  speech and shown as a partial (never sent to the server). Not in a pause: the words have not
+  changed, and if it lasts the final comes anyway (partials are most of the model's work).
 - An utterance longer than ``long_utterance_s`` commits early the words two consecutive
   passes agree on (LocalAgreement-2) that end ``holdback_s`` before the newest audio, so a
   monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.
@@ -189,7 +190,7 @@ class StreamingEngine:
 
     def _partial_due(self) -> bool:
         c = self.config
-        return self._onset is not None and self._vad_pos - self._partial_at >= c.samples(c.partial_every_ms)
+        return self._onset is not None and self._voiced_end - self._partial_at >= c.samples(c.partial_every_ms)
 
     def poll(self) -> list[TranscriptEvent]:
         """Do at most one model pass; finals of closed utterances first, then a partial."""
