@@ -268,6 +268,28 @@ def test_a_line_left_out_as_echo_can_be_put_back_and_syncs(qtbot, server, ctx, f
     assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]][-1] == ("That was me talking", "Me")
 
 
+def test_echo_lines_picked_stay_picked_while_the_recording_refreshes(qtbot, ctx, factory, make_browser):
+    local_id = add_local(ctx, "Call")
+    for i, text in enumerate(("First echo", "Second echo")):
+        ctx.store.add_echo_segment(local_id, start_ms=4000 + 1000 * i, end_ms=4800 + 1000 * i, text=text,
+                                   speaker="Me", confidence=0.8, audio_share=0.7, text_share=0.0)
+    browser = make_browser(factory)
+    browser.select(local_id)
+    detail = browser.detail
+    detail.echo_list.item(1).setSelected(True)
+
+    # The recording goes on: a new line and a new echo, and the browser re-reads the store.
+    ctx.store.add_segment(local_id, start_ms=9000, end_ms=9800, source="system", speaker="Ana", text="More",
+                          confidence=0.9)
+    ctx.store.add_echo_segment(local_id, start_ms=9000, end_ms=9800, text="Third echo", speaker="Me",
+                               confidence=0.8, audio_share=0.7, text_share=0.0)
+    browser.reload_local()
+
+    assert detail.echo_list.count() == 3
+    assert [item.text() for item in detail.echo_list.selectedItems()] == ["[00:05]  Second echo"]
+    assert detail.restore_button.isEnabled()
+
+
 def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):
     """What was seen or written here is kept locally, so it shows when PostHog cannot be reached."""
     local_id = add_local(ctx, "Standup")

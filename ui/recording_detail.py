@@ -182,11 +182,15 @@ class RecordingDetail(QWidget):
         self._fill_form()
 
     def _show_echo(self, echo: Sequence[EchoLine]) -> None:
+        """The lines left out; those the user had selected stay selected (the row refreshes while
+        a recording goes on; ids are unique across recordings)."""
+        selected = {item.data(Qt.ItemDataRole.UserRole) for item in self.echo_list.selectedItems()}
         self.echo_list.clear()
         for line in echo:
             item = QListWidgetItem(f"[{clock(line.timestamp_ms)}]  {line.text}")
             item.setData(Qt.ItemDataRole.UserRole, line.id)
             self.echo_list.addItem(item)
+            item.setSelected(line.id in selected)
         self.tabs.setTabText(self._echo_tab, f"Left out as echo ({len(echo)})")
         self.tabs.setTabVisible(self._echo_tab, bool(echo))
 
