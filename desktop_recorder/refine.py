@@ -2,7 +2,8 @@
 
 Live decoding hears each utterance once, soon after it ends. Here each channel of the
 recording's WAV (left = mic, right = system) is transcribed whole, with beam search and VAD;
-mic lines that echo the system audio are left out as they are live. The result is stored next
+mic lines that echo the system audio are left out as they are live, except where the user put a
+line left out live back (they said it was theirs). The result is stored next
 to the live transcript and shown and exported instead of it — locally only: the server keeps
 what was appended live (its transcript text cannot be rewritten through the API).
 """
@@ -15,6 +16,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from desktop_recorder.session import DEFAULT_MIC_LABEL
 from desktop_recorder.store import Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
@@ -53,7 +55,7 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     tracks = read_tracks(Path(rec.audio_path))
     live = store.segments(recording_id)
     names = {src: next((s.speaker for s in live if s.source == src and s.speaker), default)
-             for src, default in (("mic", "Me"), ("system", "Others"))}
+             for src, default in (("mic", DEFAULT_MIC_LABEL), ("system", "Others"))}
     lines: dict[Source, list[FinalSegment]] = {}
     for source, audio in tracks.items():
         lines[source] = [
@@ -64,7 +66,9 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in lines["system"]:
         gate.add_system(seg)
-    kept = lines["system"] + [seg for seg in lines["mic"] if not gate.judge(seg).echo]
+    restored = store.restored_spans(recording_id)
+    kept = lines["system"] + [seg for seg in lines["mic"]
+                              if not gate.judge(seg).echo or _overlaps(seg, restored)]
     refined = [
         StoredSegment(0, recording_id, seg.start_ms, seg.end_ms, seg.source, names[seg.source], seg.text,
                       seg.confidence, True)
@@ -72,3 +76,12 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     ]
     store.replace_refined(recording_id, refined)
     return store.refined_segments(recording_id)
+
+
+def _overlaps(seg: FinalSegment, spans: list[tuple[float, float]]) -> bool:
+    """Whether ``seg`` shares at least half of itself, or of one of ``spans``, with that span."""
+    for start, end in spans:
+        shared = min(seg.end_ms, end) - max(seg.start_ms, start)
+        if shared > 0 and shared >= 0.5 * min(seg.end_ms - seg.start_ms, end - start):
+            return True
+    return False

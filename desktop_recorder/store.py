@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS segments (
     text TEXT NOT NULL,
     confidence REAL,
     synced INTEGER NOT NULL DEFAULT 0,
+    restored INTEGER NOT NULL DEFAULT 0,  -- 1: left out as echo, put back by the user
     UNIQUE (recording_id, timestamp_ms)
 );
 CREATE INDEX IF NOT EXISTS segments_unsynced ON segments (recording_id, synced, id);
@@ -190,6 +191,8 @@ class Store:
             self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
+        if "restored" not in {row["name"] for row in self._db.execute("PRAGMA table_info(segments)")}:
+            self._db.execute("ALTER TABLE segments ADD COLUMN restored INTEGER NOT NULL DEFAULT 0")
         echo_columns = {row["name"] for row in self._db.execute("PRAGMA table_info(echo_segments)")}
         for name, kind in (("speaker", "TEXT"), ("confidence", "REAL")):
             if name not in echo_columns:
@@ -414,8 +417,18 @@ class Store:
             if row is None:
                 raise KeyError(f"no echo line {echo_id}")
             db.execute("DELETE FROM echo_segments WHERE id = ?", (echo_id,))
-            return self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
-                                        row["speaker"] or speaker, row["text"], row["confidence"])
+            segment = self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
+                                           row["speaker"] or speaker, row["text"], row["confidence"])
+            db.execute("UPDATE segments SET restored = 1 WHERE id = ?", (segment.id,))
+            return segment
+
+    def restored_spans(self, recording_id: str) -> list[tuple[float, float]]:
+        """(start, end) ms of the mic lines the user put back after the echo check left them out."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT timestamp_ms, end_ms FROM segments WHERE recording_id = ? AND restored = 1 "
+                "ORDER BY timestamp_ms", (recording_id,)).fetchall()
+        return [(r["timestamp_ms"], r["end_ms"]) for r in rows]
 
     def replace_refined(self, recording_id: str, segments: list[StoredSegment]) -> None:
         """The refined transcript of a recording, replacing an earlier one (atomically)."""

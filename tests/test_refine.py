@@ -72,6 +72,22 @@ def test_the_speakers_heard_by_the_mic_are_left_out_of_the_refined_transcript(st
     assert [s.speaker for s in refined] and all(s.speaker == "Others" for s in refined), refined
 
 
+def test_a_line_the_user_put_back_after_the_echo_check_stays_in_the_refined_transcript(store, tmp_path, model):
+    """The mic heard the speakers, but the user said a line left out live was theirs: the refined
+    pass, whose echo check would leave it out again, keeps it."""
+    jfk = speech("jfk")
+    echo = 0.7 * np.concatenate([np.zeros(int(0.05 * SR), np.float32), jfk])[: len(jfk)]
+    rid = recording_with(store, tmp_path, echo, jfk)
+    store.add_echo_segment(rid, start_ms=0, end_ms=len(jfk) * 1000 / SR, text=JFK_TEXT, speaker="Ana",
+                           confidence=0.8, audio_share=0.9, text_share=1.0)
+    (line,) = store.echo_segments(rid)
+    store.restore_echo(line.id, speaker="Ana")
+    refined = refine_recording(store, model, rid)
+    mine = " ".join(s.text for s in refined if s.speaker == "Ana")
+    assert wer(JFK_TEXT, mine) <= 0.1, refined
+    assert wer(JFK_TEXT, " ".join(s.text for s in refined if s.speaker == "Others")) <= 0.05, refined
+
+
 def test_without_audio_there_is_a_clear_error_and_nothing_changes(store, tmp_path, model, app_home):
     rid = recording_with(store, tmp_path, speech("left"), np.zeros(SR, np.float32))
     Path(store.get_recording(rid).audio_path).unlink()

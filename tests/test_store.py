@@ -147,10 +147,18 @@ def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     assert (restored.source, restored.speaker, restored.confidence, restored.synced) == ("mic", "Me", 0.8, False)
     assert restored.timestamp_ms == 1000.001  # the system line holds 1000.0: timestamps stay unique
     assert store.echo_segments(rid) == []
+    assert store.restored_spans(rid) == [(1000.001, 2500.0)]  # the system line is not one
     assert [s.text for s in store.unsynced_segments(rid, 10)] == ["ask not what your country"] * 2
     with pytest.raises(KeyError):  # restored twice: not added twice
         store.restore_echo(line.id, speaker="Me")
     assert len(store.segments(rid)) == 2
+    store.close()
+
+
+def test_a_database_from_before_restored_lines_were_marked_opens(tmp_path):
+    store = Store(older_database(tmp_path, "ALTER TABLE segments DROP COLUMN restored"))
+    add(store, "a", 500.0, "mic", "hello")
+    assert store.restored_spans("a") == []
     store.close()
 
 
