@@ -66,9 +66,9 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in lines["system"]:
         gate.add_system(seg)
-    restored = store.restored_spans(recording_id)
-    kept = lines["system"] + [seg for seg in lines["mic"]
-                              if not gate.judge(seg).echo or _overlaps(seg, restored)]
+    restored = [FinalSegment("mic", s.timestamp_ms, s.end_ms, s.text, s.confidence)
+                for s in store.restored_segments(recording_id)]
+    kept = lines["system"] + mic_lines(lines["mic"], [gate.judge(seg).echo for seg in lines["mic"]], restored)
     refined = [
         StoredSegment(0, recording_id, seg.start_ms, seg.end_ms, seg.source, names[seg.source], seg.text,
                       seg.confidence, True)
@@ -78,10 +78,22 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     return store.refined_segments(recording_id)
 
 
-def _overlaps(seg: FinalSegment, spans: list[tuple[float, float]]) -> bool:
-    """Whether ``seg`` shares at least half of itself, or of one of ``spans``, with that span."""
-    for start, end in spans:
-        shared = min(seg.end_ms, end) - max(seg.start_ms, start)
-        if shared > 0 and shared >= 0.5 * min(seg.end_ms - seg.start_ms, end - start):
-            return True
-    return False
+
+def mic_lines(mic: list[FinalSegment], echo: list[bool], restored: list[FinalSegment]) -> list[FinalSegment]:
+    """The refined pass's mic lines: those its echo check keeps; those it would leave out that
+    lines the user put back cover for at least half; and each put-back line that no kept line
+    covers for at least half, as it was live. So the user's correction survives, and a long
+    stretch of echo around a short put-back line stays out."""
+    spans = [(r.start_ms, r.end_ms) for r in restored]
+    kept = [seg for seg, is_echo in zip(mic, echo, strict=True) if not is_echo or _covered(seg, spans) >= 0.5]
+    kept_spans = [(seg.start_ms, seg.end_ms) for seg in kept]
+    return kept + [r for r in restored if _covered(r, kept_spans) < 0.5]
+
+
+def _covered(seg: FinalSegment, spans: list[tuple[float, float]]) -> float:
+    """The share of ``seg``'s time that lies inside ``spans`` (0 for a segment without length)."""
+    length = seg.end_ms - seg.start_ms
+    if length <= 0:
+        return 0.0
+    shared = sum(max(0.0, min(seg.end_ms, end) - max(seg.start_ms, start)) for start, end in spans)
+    return min(1.0, shared / length)

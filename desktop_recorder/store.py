@@ -180,6 +180,7 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._lock:
             self._db.executescript(SCHEMA)
+        with self._tx():  # the app and the CLI opening an older database at once: one migrates it
             self._migrate()
 
     def _migrate(self) -> None:
@@ -373,16 +374,17 @@ class Store:
 
     @staticmethod
     def _insert_segment(db: sqlite3.Connection, recording_id: str, start_ms: float, end_ms: float, source: str,
-                        speaker: str | None, text: str, confidence: float | None) -> StoredSegment:
+                        speaker: str | None, text: str, confidence: float | None, *, restored: bool = False
+                        ) -> StoredSegment:
         ts = round(float(start_ms), 3)
         while db.execute(
             "SELECT 1 FROM segments WHERE recording_id = ? AND timestamp_ms = ?", (recording_id, ts)
         ).fetchone():
             ts = round(ts + TIMESTAMP_NUDGE_MS, 3)
         cur = db.execute(
-            "INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (recording_id, ts, end_ms, source, speaker, text, confidence),
+            "INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text, confidence, restored)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (recording_id, ts, end_ms, source, speaker, text, confidence, int(restored)),
         )
         return StoredSegment(int(cur.lastrowid or 0), recording_id, ts, end_ms, source, speaker, text, confidence,
                              False)
@@ -417,18 +419,16 @@ class Store:
             if row is None:
                 raise KeyError(f"no echo line {echo_id}")
             db.execute("DELETE FROM echo_segments WHERE id = ?", (echo_id,))
-            segment = self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
-                                           row["speaker"] or speaker, row["text"], row["confidence"])
-            db.execute("UPDATE segments SET restored = 1 WHERE id = ?", (segment.id,))
-            return segment
+            return self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
+                                        row["speaker"] or speaker, row["text"], row["confidence"], restored=True)
 
-    def restored_spans(self, recording_id: str) -> list[tuple[float, float]]:
-        """(start, end) ms of the mic lines the user put back after the echo check left them out."""
+    def restored_segments(self, recording_id: str) -> list[StoredSegment]:
+        """The mic lines the user put back after the echo check left them out."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT timestamp_ms, end_ms FROM segments WHERE recording_id = ? AND restored = 1 "
-                "ORDER BY timestamp_ms", (recording_id,)).fetchall()
-        return [(r["timestamp_ms"], r["end_ms"]) for r in rows]
+                "SELECT * FROM segments WHERE recording_id = ? AND restored = 1 ORDER BY timestamp_ms", (recording_id,)
+            ).fetchall()
+        return [_segment(r) for r in rows]
 
     def replace_refined(self, recording_id: str, segments: list[StoredSegment]) -> None:
         """The refined transcript of a recording, replacing an earlier one (atomically)."""

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from faster_whisper import decode_audio
 
-from desktop_recorder.refine import CannotRefine, refine_recording
+from desktop_recorder.refine import CannotRefine, mic_lines, refine_recording
 from desktop_recorder.store import Store
 from recorder.wavfile import StereoWavWriter
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, cli_env, run_cli, wer
+from transcription.types import FinalSegment
 
-pytestmark = pytest.mark.slow
 SR = 16_000
 
 
@@ -41,6 +41,23 @@ def recording_with(store: Store, folder: Path, mic: np.ndarray, system: np.ndarr
     return rec.id
 
 
+def mic(start_s: float, end_s: float, text: str) -> FinalSegment:
+    return FinalSegment("mic", start_s * 1000, end_s * 1000, text, 0.9)
+
+
+def test_mic_lines_keep_what_the_user_put_back_and_no_more():
+    refined = [mic(0, 10, "ten seconds heard from the speakers"), mic(12, 14, "my own words"),
+               mic(20, 22, "echo the user put back"), mic(30, 31, "echo")]
+    echo = [True, False, True, True]
+    restored = [mic(3, 4.5, "a short line inside the echo"),  # covers 15 % of the 10 s echo line
+                mic(20.2, 22.1, "echo the user put back, live"),  # covers 90 % of a refined one
+                mic(12.5, 13.5, "my own words, live")]  # kept anyway: the refined line says it
+    kept = mic_lines(refined, echo, restored)
+    assert [line.text for line in kept] == ["my own words", "echo the user put back", "a short line inside the echo"]
+    assert mic_lines(refined, echo, []) == [refined[1]]  # nothing put back: the echo check decides
+    assert mic_lines([], [], restored[:1]) == restored[:1]  # the pass heard nothing there: the live line
+
+
 @pytest.fixture
 def store(tmp_path):
     s = Store(tmp_path / "db.sqlite3")
@@ -48,6 +65,7 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.mark.slow
 def test_both_sides_are_transcribed_again_and_kept_apart_from_the_live_transcript(store, tmp_path, model):
     rid = recording_with(store, tmp_path, speech("left"), np.pad(speech("jfk"), (SR * 8, 0)))
     pending_before = store.pending_counts()
@@ -64,6 +82,7 @@ def test_both_sides_are_transcribed_again_and_kept_apart_from_the_live_transcrip
     assert len(store.refined_segments(rid)) == len(refined)
 
 
+@pytest.mark.slow
 def test_the_speakers_heard_by_the_mic_are_left_out_of_the_refined_transcript(store, tmp_path, model):
     jfk = speech("jfk")
     echo = 0.7 * np.concatenate([np.zeros(int(0.05 * SR), np.float32), jfk])[: len(jfk)]
@@ -72,6 +91,7 @@ def test_the_speakers_heard_by_the_mic_are_left_out_of_the_refined_transcript(st
     assert [s.speaker for s in refined] and all(s.speaker == "Others" for s in refined), refined
 
 
+@pytest.mark.slow
 def test_a_line_the_user_put_back_after_the_echo_check_stays_in_the_refined_transcript(store, tmp_path, model):
     """The mic heard the speakers, but the user said a line left out live was theirs: the refined
     pass, whose echo check would leave it out again, keeps it."""
@@ -88,6 +108,7 @@ def test_a_line_the_user_put_back_after_the_echo_check_stays_in_the_refined_tran
     assert wer(JFK_TEXT, " ".join(s.text for s in refined if s.speaker == "Others")) <= 0.05, refined
 
 
+@pytest.mark.slow
 def test_without_audio_there_is_a_clear_error_and_nothing_changes(store, tmp_path, model, app_home):
     rid = recording_with(store, tmp_path, speech("left"), np.zeros(SR, np.float32))
     Path(store.get_recording(rid).audio_path).unlink()
@@ -100,6 +121,7 @@ def test_without_audio_there_is_a_clear_error_and_nothing_changes(store, tmp_pat
     assert store.refined_segments(rid) == [] and store.refined_segments(corrupt) == []
 
 
+@pytest.mark.slow
 def test_refine_command_prints_the_refined_transcript(app_home, tmp_path):
     (app_home / "data").mkdir(parents=True, exist_ok=True)
     home_store = Store(app_home / "data" / "recordings.sqlite3")

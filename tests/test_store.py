@@ -147,7 +147,7 @@ def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     assert (restored.source, restored.speaker, restored.confidence, restored.synced) == ("mic", "Me", 0.8, False)
     assert restored.timestamp_ms == 1000.001  # the system line holds 1000.0: timestamps stay unique
     assert store.echo_segments(rid) == []
-    assert store.restored_spans(rid) == [(1000.001, 2500.0)]  # the system line is not one
+    assert [(s.timestamp_ms, s.text) for s in store.restored_segments(rid)] == [(1000.001, "ask not what your country")]
     assert [s.text for s in store.unsynced_segments(rid, 10)] == ["ask not what your country"] * 2
     with pytest.raises(KeyError):  # restored twice: not added twice
         store.restore_echo(line.id, speaker="Me")
@@ -155,10 +155,20 @@ def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     store.close()
 
 
-def test_a_database_from_before_restored_lines_were_marked_opens(tmp_path):
-    store = Store(older_database(tmp_path, "ALTER TABLE segments DROP COLUMN restored"))
-    add(store, "a", 500.0, "mic", "hello")
-    assert store.restored_spans("a") == []
+def test_a_database_from_before_restored_lines_were_marked_opens_and_marks_them(tmp_path):
+    path = older_database(tmp_path, "ALTER TABLE segments DROP COLUMN restored")
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO segments (recording_id, timestamp_ms, end_ms, source, speaker, text) "
+               "VALUES ('a', 500, 900, 'mic', 'Me', 'kept live')")
+    db.execute("INSERT INTO echo_segments (recording_id, timestamp_ms, end_ms, text, audio_share, text_share) "
+               "VALUES ('a', 1500, 1900, 'left out', 0.9, 1.0)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.restored_segments("a") == []
+    (line,) = store.echo_segments("a")
+    store.restore_echo(line.id, speaker="Me")
+    assert [s.text for s in store.restored_segments("a")] == ["left out"]
     store.close()
 
 

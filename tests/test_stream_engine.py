@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pytest
 
 from transcription.stream import StreamConfig, StreamingEngine
 from transcription.types import AsrSegment, AsrWord, FinalSegment, PartialText
@@ -187,12 +188,15 @@ def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():
     assert asr.calls[1].prefix == "first part" and asr.calls[2].prefix is None
 
 
-def test_long_monologue_commits_agreed_words_before_it_ends():
+@pytest.mark.parametrize("dips", [False, True])
+def test_long_monologue_commits_agreed_words_before_it_ends(dips):
     words = [f"w{i}" for i in range(40)]
     script = [words[: 8 + i] for i in range(30)]  # each partial pass hears a bit more
     asr = ScriptedTranscriber(words_per_call=script)
     engine = make(asr, partial_every_ms=700, long_utterance_s=5.0)
-    events = run(engine, tone(14.0))
+    # With dips: 0.3 s breaths between 0.6 s stretches, each shorter than the end of an utterance.
+    audio = np.concatenate([np.concatenate([tone(0.6), silence(0.3)])] * 16)[: 14 * SR] if dips else tone(14.0)
+    events = run(engine, audio)
     finals = [e for e in events if isinstance(e, FinalSegment)]
     assert finals, "a 14 s monologue must not wait for its end to become final"
     assert all(e.start_ms < 14_000 for e in finals)

@@ -276,7 +276,7 @@ def test_echo_lines_picked_stay_picked_while_the_recording_refreshes(qtbot, ctx,
     browser = make_browser(factory)
     browser.select(local_id)
     detail = browser.detail
-    detail.echo_list.item(1).setSelected(True)
+    detail.echo_list.setCurrentRow(1)  # as a click does
 
     # The recording goes on: a new line and a new echo, and the browser re-reads the store.
     ctx.store.add_segment(local_id, start_ms=9000, end_ms=9800, source="system", speaker="Ana", text="More",
@@ -287,6 +287,7 @@ def test_echo_lines_picked_stay_picked_while_the_recording_refreshes(qtbot, ctx,
 
     assert detail.echo_list.count() == 3
     assert [item.text() for item in detail.echo_list.selectedItems()] == ["[00:05]  Second echo"]
+    assert detail.echo_list.currentRow() == 1  # where a shift-click extends from
     assert detail.restore_button.isEnabled()
 
 

@@ -10,9 +10,10 @@ Commit policy (pure; the model sits behind ``Transcriber``):
   continuation it is, as in an offline pass, at the cost of one pass over a longer buffer (the
   forced words are not searched for); a phrase decoded alone, without what was said before it,
   is misheard far more often.
-- While someone speaks, the utterance so far is transcribed every ``partial_every_ms`` of new
-  speech and shown as a partial (never sent to the server). Not in a pause: the words have not
-  changed, and if it lasts the final comes anyway (partials are most of the model's work).
+- While someone speaks, the utterance so far is transcribed every ``partial_every_ms`` and shown
+  as a partial (never sent to the server); none while the speaker is silent (the words have not
+  changed, and if the pause lasts the final comes: partials are most of the model's work), the
+  next one at the first voiced window after it.
 - An utterance longer than ``long_utterance_s`` commits early the words two consecutive
   passes agree on (LocalAgreement-2) that end ``holdback_s`` before the newest audio, so a
   monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.

@@ -96,8 +96,8 @@ class RecordingsBrowser(RecordingsView):
         self.on_local_change()
         done = f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript"
         if self.ctx.store.refined_segments(row.local.id):
-            done += (" (the live one, which syncs; the improved transcript shown here predates it: "
-                     "improve it again to include it)")
+            done += " (the live one, which syncs; the improved transcript shown here predates it"
+            done += ": improve it again to include it)" if self.refine is not None else ")"
         self.note(done + ".")
         self._show_selected(force=True)
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -182,15 +182,26 @@ class RecordingDetail(QWidget):
         self._fill_form()
 
     def _show_echo(self, echo: Sequence[EchoLine]) -> None:
-        """The lines left out; those the user had selected stay selected (the row refreshes while
-        a recording goes on; ids are unique across recordings)."""
-        selected = {item.data(Qt.ItemDataRole.UserRole) for item in self.echo_list.selectedItems()}
-        self.echo_list.clear()
-        for line in echo:
-            item = QListWidgetItem(f"[{clock(line.timestamp_ms)}]  {line.text}")
-            item.setData(Qt.ItemDataRole.UserRole, line.id)
-            self.echo_list.addItem(item)
-            item.setSelected(line.id in selected)
+        """The lines left out. The row refreshes while a recording goes on: an unchanged list is
+        left alone, and a changed one keeps what the user had selected, the current line (the
+        anchor of a shift-click) and the scroll position (ids are unique across recordings)."""
+        lines = [(line.id, f"[{clock(line.timestamp_ms)}]  {line.text}") for line in echo]
+        shown = [(item.data(Qt.ItemDataRole.UserRole), item.text())
+                 for item in map(self.echo_list.item, range(self.echo_list.count()))]
+        if lines != shown:
+            selected = {item.data(Qt.ItemDataRole.UserRole) for item in self.echo_list.selectedItems()}
+            current = self.echo_list.currentItem()
+            current_id = current.data(Qt.ItemDataRole.UserRole) if current is not None else None
+            scroll = self.echo_list.verticalScrollBar().value()
+            self.echo_list.clear()
+            for line_id, text in lines:
+                item = QListWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, line_id)
+                self.echo_list.addItem(item)
+                if line_id == current_id:
+                    self.echo_list.setCurrentItem(item, QItemSelectionModel.SelectionFlag.NoUpdate)
+                item.setSelected(line_id in selected)
+            self.echo_list.verticalScrollBar().setValue(scroll)
         self.tabs.setTabText(self._echo_tab, f"Left out as echo ({len(echo)})")
         self.tabs.setTabVisible(self._echo_tab, bool(echo))
 
