@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recorder.devices import InputDevice
+from recorder.devices import InputDevice, load_sounddevice
 from transcription.types import Source
 
 OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries: a busy server refused opens for over 1.5 s in CI
@@ -81,8 +81,10 @@ class SourceCapture:
     def start(self) -> None:
         """Open and start the stream. A sound server busy with another client can refuse an open
         for a moment (seen as PortAudio's "Invalid sample rate"), so a few quick retries come first."""
-        import sounddevice as sd
-
+        try:
+            sd = load_sounddevice()
+        except OSError as exc:
+            raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
                 self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(

@@ -33,6 +33,21 @@ class NoAudioDevice(Exception):
     """The requested source does not exist; the message lists what does."""
 
 
+PORTAUDIO_HELP = "install the PortAudio library (Debian/Ubuntu: sudo apt install libportaudio2)"
+
+
+def load_sounddevice() -> Any:
+    """The sounddevice module, which loads the PortAudio library as it is imported.
+
+    Raises OSError with what to install when the library is missing (sounddevice says only
+    "PortAudio library not found")."""
+    try:
+        import sounddevice
+    except (ImportError, OSError) as exc:
+        raise OSError(f"Cannot use PortAudio ({exc}): {PORTAUDIO_HELP}") from exc
+    return sounddevice
+
+
 @dataclass(frozen=True)
 class InputDevice:
     """An input the recorder can open, and what it is."""
@@ -57,7 +72,7 @@ class DeviceTable:
     default_mic: str | None
     default_system: str | None
     server: str | None  # e.g. "PulseAudio 16.1" / "PulseAudio (on PipeWire 1.0)"; None = no sound server
-    system_hint: str | None = None  # how to get a system-audio source, when there is none
+    system_hint: str | None = None  # how to get a system-audio source (or any input), when there is none
 
 
 def pulse_table() -> DeviceTable | None:
@@ -122,8 +137,11 @@ SYSTEM_HINTS = {
 
 
 def portaudio_table() -> DeviceTable:
-    import sounddevice as sd
-
+    try:
+        sd = load_sounddevice()
+    except OSError as exc:
+        log.warning("%s", exc)
+        return DeviceTable((), None, None, None, system_hint=str(exc))
     return table_from_portaudio(list(sd.query_devices()), list(sd.query_hostapis()), sys.platform)
 
 
@@ -183,7 +201,7 @@ def resolve(table: DeviceTable, role: Role, spec: str) -> InputDevice | None:
         wanted = table.default_mic if role == "mic" else table.default_system
         if wanted is None:
             where = "no sound server and no input device" if not table.devices else "no default for it"
-            hint = f"\n{table.system_hint}" if role == "system" and table.system_hint else ""
+            hint = f"\n{table.system_hint}" if (role == "system" or not table.devices) and table.system_hint else ""
             raise NoAudioDevice(f"No {_role_name(role)} found ({where}).{hint} Available inputs:\n{_listing(table)}")
         spec = wanted
     for dev in table.devices:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import queue
+import sys
 from types import SimpleNamespace as NS
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from recorder.devices import NO_SOURCE, NoAudioDevice, resolve, table_from_pulse
+from recorder.capture import CaptureError, SourceCapture
+from recorder.devices import NO_SOURCE, InputDevice, NoAudioDevice, portaudio_table, resolve, table_from_pulse
 from recorder.timeline import SourceTimeline
 from recorder.wavfile import StereoWavWriter, repair_wav
 
@@ -67,6 +70,17 @@ def test_no_sound_server_gives_a_clear_error():
         resolve(table, "mic", "auto")
 
 
+def test_a_missing_portaudio_library_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # as if its import failed
+    table = portaudio_table()  # no sound server either: nothing to list, and why
+    assert table.devices == ()
+    with pytest.raises(NoAudioDevice, match="apt install libportaudio2"):
+        resolve(table, "mic", "auto")
+    device = InputDevice("alsa_input.usb", "USB mic", "mic", "pulse", 48000)
+    with pytest.raises(CaptureError, match=r"Cannot open USB mic .*apt install libportaudio2"):
+        SourceCapture("mic", device, queue.Queue()).start()
+
+
 def test_timeline_fills_gaps_from_the_clock_and_pads_a_stalled_source():
     tl = SourceTimeline(t0=100.0)
     block = np.ones(1600, np.float32)  # 100 ms at 16 kHz
@@ -110,7 +124,6 @@ def test_wav_cut_short_by_a_crash_is_repaired(tmp_path):
 def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
     """The file cannot be written any more: say so once, keep transcribing, keep the clock."""
     from recorder.capture import AudioBlock
-    from recorder.devices import InputDevice
     from recorder.pipeline import CapturePipeline
 
     class FullDisk:
