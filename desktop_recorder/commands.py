@@ -31,7 +31,7 @@ from desktop_recorder.session import (
 from desktop_recorder.store import LocalRecording, StoredSegment
 from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
-from recorder.devices import NoAudioDevice, device_table, resolve
+from recorder.devices import NoAudioDevice, device_table, load_sounddevice, loaded_library, resolve
 from transcription.download import cached_model
 from transcription.formats import TranscriptLine, clock, render
 from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
@@ -326,6 +326,11 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
     table = device_table()
     check("audio backend", table.server is not None or bool(table.devices),
           table.server or "no PulseAudio/PipeWire server; PortAudio inputs only")
+    try:
+        sd = load_sounddevice()  # every stream is opened through it, also with a sound server
+        check("portaudio", True, f"{sd.get_portaudio_version()[1]} ({loaded_library('libportaudio') or 'loaded'})")
+    except OSError as exc:
+        check("portaudio", False, str(exc))
     for role in ("mic", "system"):
         try:
             dev = resolve(table, role, getattr(ctx.settings, role))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,16 @@ def load_sounddevice() -> Any:
     except (ImportError, OSError) as exc:
         raise OSError(f"Cannot use PortAudio ({exc}): {PORTAUDIO_HELP}") from exc
     return sounddevice
+
+
+def loaded_library(stem: str) -> str | None:
+    """Where a shared library this process has loaded lies (Linux; for ``doctor``), else None."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in maps if line.count(" ") >= 5}
+    except OSError:
+        return None
+    return next((p for p in sorted(paths) if Path(p).name.startswith(stem)), None)
 
 
 @dataclass(frozen=True)

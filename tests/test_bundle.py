@@ -54,6 +54,8 @@ def test_doctor_and_record_against_the_server(exe, audio_rig, server, app_home, 
     doctor = run(exe, "doctor", env=env, cwd=tmp_path)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "[ok] model" in doctor.stdout and "desktop_recording:write granted" in doctor.stdout
+    # The bundle's own PortAudio, not the system's: the target machine needs no libportaudio2.
+    assert f"({BUNDLE.resolve()}/_internal/libportaudio.so.2)" in doctor.stdout, doctor.stdout
     rec = Recorder(["--duration", "15", "--mic", "none", "--title", "Bundle"], env, command=[str(exe)], cwd=tmp_path)
     rec.wait_recording()
     play(playable["jfk"], "meet_speakers").wait()

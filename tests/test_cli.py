@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -57,6 +58,7 @@ def test_doctor_against_the_test_server(audio_rig, server, app_home):
     good = run_cli("doctor", env=cli_env(app_home, server))
     assert good.returncode == 0, good.stdout + good.stderr
     assert "desktop_recording:write granted" in good.stdout and "project 1" in good.stdout
+    assert re.search(r"\[ok\] portaudio: PortAudio V19\S* .*\(/\S+/libportaudio\.so\S*\)", good.stdout), good.stdout
     read_only = run_cli("doctor", env=cli_env(app_home, server, key=READ_KEY))
     assert read_only.returncode == 1 and "MISSING desktop_recording:write" in read_only.stdout
     revoked = run_cli("doctor", env=cli_env(app_home, server, key="phx_revoked"))
