@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from transcription.stream import StreamConfig, StreamingEngine
+from transcription.stream import StreamConfig, StreamingEngine, _after_prefix
 from transcription.types import AsrSegment, AsrWord, FinalSegment, PartialText
 from transcription.vad import WINDOW, StreamingVad
 
@@ -186,6 +186,27 @@ def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():
     events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
     assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "second"]
     assert asr.calls[1].prefix == "first part" and asr.calls[2].prefix is None
+
+
+def seg(text: str) -> AsrSegment:
+    return AsrSegment(0.0, 1.0, text, -0.1, 0.0, 1.2)
+
+
+@pytest.mark.parametrize(("answer", "prefix", "new"), [
+    (["Good morning, everyone. Today we have"], "Good morning everyone.", ["Today we have"]),
+    (["Good morning", "everyone - today"], "good morning, everyone", ["today"]),  # across segments
+    (["Good morning everyone.", "Today we have"], "Good morning everyone.", ["Today we have"]),
+    (["Good morning everyone."], "Good morning everyone.", []),  # nothing after it
+    (["Good morning everyones today"], "Good morning everyone", None),  # a word straddles its end
+    (["Good evening everyone today"], "Good morning everyone", None),  # not the forced text
+    (["我们开始开会。今天有三个议题。"], "我们开始开会。", ["今天有三个议题。"]),  # written without spaces
+    (["会議を始めます今日は"], "会議を始めます。", ["今日は"]),
+    (["ประชุมเริ่มแล้ววันนี้"], "ประชุมเริ่มแล้ว", ["วันนี้"]),
+    (["회의를 시작합니다다 오늘"], "회의를 시작합니", None),  # Korean is written with spaces
+])
+def test_the_new_text_is_what_follows_the_forced_text_letter_by_letter(answer, prefix, new):
+    result = _after_prefix([seg(t) for t in answer], prefix)
+    assert (None if result is None else [s.text for s in result]) == new
 
 
 @pytest.mark.parametrize("dips", [False, True])

@@ -27,6 +27,7 @@ Commit policy (pure; the model sits behind ``Transcriber``):
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -320,29 +321,55 @@ def _from_words(seg: AsrSegment | None, words: list[AsrWord]) -> AsrSegment:
 
 def _after_prefix(segments: list[AsrSegment], prefix: str) -> list[AsrSegment] | None:
     """The new part of an answer whose text was forced to start with ``prefix``: the segments with
-    the forced words (and punctuation left over from them) cut off. None if the answer does not
-    start with the prefix or a word straddles its end (compared letter by letter)."""
-    target, seen = _norm(prefix), ""
+    the forced text (and punctuation left over from it) cut off. Compared letter by letter, so
+    spacing and punctuation may differ. None if the answer does not start with the prefix, or a
+    word straddles its end (in scripts written with spaces; in Chinese, Japanese or Thai the new
+    text simply follows the last forced character)."""
+    target, seen = _norm(prefix), 0
     out: list[AsrSegment] = []
     for seg in segments:
-        words = seg.text.split()
-        i = 0
-        while i < len(words) and len(seen) < len(target):
-            seen += _norm(words[i])
+        text, i = seg.text, 0
+        while i < len(text) and seen < len(target):
+            letters = _norm(text[i])
+            if letters:
+                if not target.startswith(letters, seen):
+                    return None
+                seen += len(letters)
             i += 1
-        if len(seen) < len(target):
+        if seen < len(target):
             continue  # all forced
-        if seen != target:
-            return None
         if i == 0:
             out.append(seg)  # wholly new
             continue
-        while i < len(words) and not _norm(words[i]):
-            i += 1
-        if i < len(words):
-            text = " ".join(words[i:])
-            out.append(replace(seg, text=text, words=(), compression_ratio=compression_ratio(text)))
-    return out if seen == target else None
+        new = _new_text(text[i:], last_forced=text[i - 1])
+        if new is None:
+            return None
+        if new:
+            out.append(replace(seg, text=new, words=(), compression_ratio=compression_ratio(new)))
+    return out if seen == len(target) else None
+
+
+def _new_text(rest: str, last_forced: str) -> str | None:
+    """What follows the forced text in a segment (``rest``): punctuation left over from the forced
+    text dropped. None if ``rest`` goes on with letters of the last forced word."""
+    stuck = rest.split()[0] if rest[:1].strip() else ""  # glued to the last forced character
+    if _norm(stuck):
+        if not _unspaced(last_forced):
+            return None
+        return rest[next(k for k, ch in enumerate(rest) if _norm(ch)):]  # Chinese, Japanese, Thai...
+    words = rest[len(stuck):].split()
+    while words and not _norm(words[0]):
+        words.pop(0)
+    return " ".join(words)
+
+
+def _unspaced(ch: str) -> bool:
+    """A character of a script written without spaces between words: Chinese, Japanese (wide
+    characters other than Korean Hangul, which is spaced), Thai, Lao, Myanmar, Khmer."""
+    if unicodedata.name(ch, "").startswith("HANGUL"):
+        return False
+    return unicodedata.east_asian_width(ch) in ("W", "F") or any(
+        lo <= ord(ch) <= hi for lo, hi in ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF)))
 
 
 def _norm(word: str) -> str:
