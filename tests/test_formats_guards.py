@@ -50,6 +50,8 @@ def test_repetition_loops_are_cut_but_ordinary_repeats_kept():
 @pytest.mark.parametrize(("logprob", "no_speech", "ratio", "text", "dropped"), [
     (-0.3, 0.1, 1.5, "A real sentence.", False),
     (-1.2, 0.8, 1.5, "Thanks for watching!", True),   # silence that the model filled
+    (-0.93, 0.49, 0.6, "Thank you.", True),  # music after speech
+    (-0.53, 0.12, 1.2, "Here is the status update.", False),  # the least sure real speech measured
     (-0.3, 0.1, 3.1, "la la la la la la la la", True),  # a decoding loop compresses too well
     (-2.0, 0.1, 1.5, "mumble", True),
     (-0.2, 0.1, 1.0, "   ", True),

@@ -160,6 +160,18 @@ def test_decodes_alone_when_the_model_stops_after_the_forced_context():
     assert len(asr.calls) == 3 and asr.calls[2].prefix is None and asr.calls[2].prompt == "first part"
 
 
+def test_after_a_context_pass_heard_nothing_new_a_doubtful_answer_alone_is_dropped():
+    """The context pass ends at the known text; decoded alone, the same audio gives words the
+    model is unsure of (music after speech: "Thank you."): they are not final."""
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], [], ["thank", "you"], ["next"]],
+                              logprob_per_call=[-0.1, -0.1, -1.2, -0.1])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(1.0), silence(1.0), tone(1.0), silence(1.0), tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["first part", "next"]
+    assert asr.calls[2].prefix is None
+    assert asr.calls[3].prefix is None and asr.calls[3].prompt == "first part"  # context never spans dropped audio
+
+
 def test_punctuation_ending_the_forced_context_is_not_taken_for_new_words():
     asr = ScriptedTranscriber(words_per_call=[["yes", "-"], [], ["right"]])
     engine = make(asr, partial_every_ms=60_000)

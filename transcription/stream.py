@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from transcription.guards import collapse_repeats, compression_ratio, is_hallucination
+from transcription.guards import collapse_repeats, compression_ratio, is_doubtful, is_hallucination
 from transcription.model import confidence
 from transcription.types import (
     SAMPLE_RATE_HZ,
@@ -241,20 +241,22 @@ class StreamingEngine:
 
     def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
         """Decode the utterance after the earlier finals' audio, their text forced as the prefix."""
-        context = self._context(utt)
+        context, strict = self._context(utt), False
         if context is not None:
             segments = self._asr.transcribe(self._audio(context.start, utt.end), prompt=self._prompt(context.start),
                                             prefix=context.text)
             new = _after_prefix(segments, context.text)
             if new:
                 return [f for f in (self._final(context.start, seg, floor=utt.start) for seg in new) if f is not None]
-            # Nothing after the known text (Whisper sometimes ends a pass there), or an answer that
-            # does not start with it: decode the utterance alone.
+            # Nothing after the known text (Whisper sometimes ends a pass there, on speech too), or
+            # an answer that does not start with it: decode the utterance alone. After "nothing",
+            # that answer must be confident (music after speech came out as "Thank you.").
+            strict = new is not None
         segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
-        return [f for f in (self._final(utt.start, seg) for seg in segments) if f is not None]
+        return [f for f in (self._final(utt.start, seg, strict=strict) for seg in segments) if f is not None]
 
-    def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0) -> FinalSegment | None:
-        if is_hallucination(seg):
+    def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0, strict: bool = False) -> FinalSegment | None:
+        if is_hallucination(seg) or (strict and is_doubtful(seg)):
             log.debug("%s: dropped likely hallucination %r", self.source, seg.text)
             self._context_floor = max(self._context_floor, offset + int(seg.end_s * SR))
             return None
