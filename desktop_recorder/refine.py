@@ -78,7 +78,6 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
     return store.refined_segments(recording_id)
 
 
-
 def mic_lines(mic: list[FinalSegment], echo: list[bool], restored: list[FinalSegment]) -> list[FinalSegment]:
     """The refined pass's mic lines: those its echo check keeps; those it would leave out that
     lines the user put back cover for at least half; and each put-back line that no kept line
