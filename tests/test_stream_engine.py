@@ -244,17 +244,18 @@ def test_hallucination_from_noise_is_dropped():
     assert [e for e in events if isinstance(e, FinalSegment)] == []
 
 
-def test_vad_scores_each_window_once_with_context():
+def test_vad_scores_each_window_once_in_order():
     seen = []
 
     def scorer(audio):
-        seen.append(len(audio))
-        return np.zeros(len(audio) // WINDOW, np.float32)
+        seen.append(audio.copy())
+        return np.arange(len(audio) // WINDOW, dtype=np.float32)
 
     vad = StreamingVad(scorer)
-    assert vad.push(np.zeros(500, np.float32)) == []
-    assert len(vad.push(np.zeros(600, np.float32))) == 2  # 1100 samples = 2 windows
-    assert seen == [3 * WINDOW]  # previous window prepended for context, its score dropped
+    audio = np.arange(1100, dtype=np.float32)
+    assert vad.push(audio[:500]) == []
+    assert vad.push(audio[500:]) == [0.0, 1.0]  # 1100 samples = 2 whole windows, the rest waits
+    assert len(seen) == 1 and np.array_equal(seen[0], audio[: 2 * WINDOW])  # the scorer keeps its own context
 
 
 def test_settled_time_stops_at_the_first_audio_not_yet_final():

@@ -14,7 +14,7 @@ from transcription.model import ModelUnavailable, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
 from transcription.types import FinalSegment, PartialText
-from transcription.vad import StreamingVad, silero_scorer
+from transcription.vad import WINDOW, StreamingVad, silero_scorer
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,47 @@ def streamed(model, audio: np.ndarray) -> list:  # type: ignore[no-untyped-def]
         while engine.has_work():
             events += engine.poll()
     return events + engine.finish()
+
+
+def in_noise(speech: np.ndarray, kind: str, snr_db: float) -> np.ndarray:
+    """``speech`` with steady ``noise`` under it, ``snr_db`` below the speech's level."""
+    level = float(np.sqrt(np.mean(speech[speech != 0] ** 2)))
+    hum = noise(kind, len(speech) / 16000 + 1, seed=3)[: len(speech)]
+    return (speech + hum * level / float(np.sqrt(np.mean(hum ** 2))) * 10 ** (-snr_db / 20)).astype(np.float32)
+
+
+def three_speakers() -> np.ndarray:
+    """JFK, then each channel of stereo_diarization, a second apart: three sentences of real speech."""
+    left, right = decode_audio(str(DATA / "stereo_diarization.wav"), split_stereo=True)
+    gap = np.zeros(16000, np.float32)
+    return np.concatenate([gap, decode_audio(str(DATA / "jfk.flac")), gap, left, gap, right, gap, gap])
+
+
+def test_streamed_vad_scores_are_those_of_one_pass_over_the_whole_audio():
+    """Silero is recurrent: scored block by block without its state, speech under hiss scored
+    ~0.1 instead of ~0.9 (and phrases went untranscribed)."""
+    from faster_whisper.vad import get_vad_model
+
+    audio = in_noise(three_speakers(), "hiss", 10.0)
+    audio = audio[: len(audio) // WINDOW * WINDOW]
+    whole = np.asarray(get_vad_model()(audio)).reshape(-1)
+    for block in (320, 960, 4096):
+        vad, probs = StreamingVad(silero_scorer()), []
+        for i in range(0, len(audio), block):
+            probs += vad.push(audio[i:i + block])
+        np.testing.assert_allclose(probs, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "snr_db"), [("hiss", 15.0), ("rumble", 5.0)])
+def test_real_speech_in_steady_noise_is_all_transcribed(model, kind, snr_db):
+    """Three sentences under steady noise: every one of them, to its last words. Measured here
+    (WER live / offline): hiss 15 dB 0.23 / 0.05, rumble 5 dB 0.11 / 0.11; with the stateless
+    scorer 0.30 and 0.34, "against the wizard" and "on the left" never transcribed."""
+    finals = [e for e in streamed(model, in_noise(three_speakers(), kind, snr_db)) if isinstance(e, FinalSegment)]
+    text = normalize(" ".join(f.text for f in finals))
+    for phrase in ("for your country", "against the wizard", "curtain on the left", "extremely distant"):
+        assert phrase in text, finals
+    assert wer(" ".join([JFK_TEXT, LEFT_TEXT, RIGHT_TEXT]), text) <= 0.25, finals
 
 
 @pytest.mark.parametrize("kind", ["hiss", "rumble", "typing", "hum", "music"])
