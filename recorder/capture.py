@@ -10,7 +10,6 @@ import logging
 import os
 import queue
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from recorder.devices import InputDevice, load_sounddevice
+from recorder.devices import PORTAUDIO_LOCK, InputDevice, load_sounddevice
 from transcription.types import Source
 
 OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries: a busy server refused opens for over 1.5 s in CI
 OPEN_RETRY_S = 0.25
 QUEUE_BLOCKS = 2000  # ≈ 40 s of 20 ms blocks: the writer only has to stall that long to drop anything
 log = logging.getLogger(__name__)
-_open_lock = threading.Lock()  # PULSE_SOURCE is process-wide: open one pulse stream at a time
 
 
 class CaptureError(Exception):
@@ -87,11 +85,12 @@ class SourceCapture:
             raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             try:
-                self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
-                    device=self.device.portaudio_index, samplerate=self._rate, channels=1, dtype="float32",
-                    callback=self._callback, extra_settings=_platform_settings(sd),
-                )
-                self._stream.start()
+                with PORTAUDIO_LOCK:
+                    self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
+                        device=self.device.portaudio_index, samplerate=self._rate, channels=1, dtype="float32",
+                        callback=self._callback, extra_settings=_platform_settings(sd),
+                    )
+                    self._stream.start()
                 return
             except (sd.PortAudioError, ValueError) as exc:
                 self.stop()
@@ -101,8 +100,9 @@ class SourceCapture:
                 time.sleep(OPEN_RETRY_S * attempt)
 
     def _open_pulse(self, sd: Any) -> Any:
-        """The ALSA ``pulse`` device, pointed at one source through ``PULSE_SOURCE``."""
-        with _open_lock:
+        """The ALSA ``pulse`` device, pointed at one source through ``PULSE_SOURCE`` (process-wide:
+        one open at a time, under the PortAudio lock)."""
+        with PORTAUDIO_LOCK:
             previous = os.environ.get("PULSE_SOURCE")
             os.environ["PULSE_SOURCE"] = self.device.name
             try:
@@ -119,22 +119,27 @@ class SourceCapture:
     @property
     def alive(self) -> bool:
         """False once the stream has stopped on its own (device unplugged, server gone)."""
-        stream = self._stream
-        if stream is None:
-            return True
-        try:
-            return bool(stream.active)
-        except Exception:  # noqa: BLE001 - PortAudio: the stream is gone
-            return False
+        with PORTAUDIO_LOCK:  # not while another thread closes it
+            stream = self._stream
+            if stream is None:
+                return True
+            try:
+                return bool(stream.active)
+            except Exception:  # noqa: BLE001 - PortAudio: the stream is gone
+                return False
 
     def stop(self) -> None:
-        if self._stream is not None:
+        """Stop and close the stream; safe from any thread, also while ``start`` runs on another
+        (it waits for the open to finish, then closes what was opened)."""
+        with PORTAUDIO_LOCK:
+            stream, self._stream = self._stream, None
+            if stream is None:
+                return
             try:
-                self._stream.stop()
-                self._stream.close()
+                stream.stop()
+                stream.close()
             except Exception:  # noqa: BLE001 - a vanished device must not stop the shutdown
                 pass
-            self._stream = None
 
 
 def _platform_settings(sd: Any) -> Any:

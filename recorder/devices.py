@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,13 @@ class NoAudioDevice(Exception):
 
 
 PORTAUDIO_HELP = "install the PortAudio library (Debian/Ubuntu: sudo apt install libportaudio2)"
+
+
+# PortAudio is not thread-safe: its calls (open, start, stop, close, device queries) must not run
+# at the same time. They did, in the settings page (one meter opening, one starting, the dialog
+# stopping a third), and the ALSA pulse plugin aborted the process. Every call takes this lock;
+# the stream callback does not, so holding it while a stream stops cannot deadlock.
+PORTAUDIO_LOCK = threading.RLock()
 
 
 def load_sounddevice() -> Any:
@@ -153,7 +161,9 @@ def portaudio_table() -> DeviceTable:
     except OSError as exc:
         log.warning("%s", exc)
         return DeviceTable((), None, None, None, system_hint=str(exc))
-    return table_from_portaudio(list(sd.query_devices()), list(sd.query_hostapis()), sys.platform)
+    with PORTAUDIO_LOCK:
+        devices, hostapis = list(sd.query_devices()), list(sd.query_hostapis())
+    return table_from_portaudio(devices, hostapis, sys.platform)
 
 
 def table_from_portaudio(devices: list[dict[str, Any]], hostapis: list[dict[str, Any]], platform: str) -> DeviceTable:

@@ -81,6 +81,60 @@ def test_a_missing_portaudio_library_says_what_to_install(monkeypatch):
         SourceCapture("mic", device, queue.Queue()).start()
 
 
+def test_portaudio_is_never_called_from_two_threads_at_once(monkeypatch):
+    """PortAudio is not thread-safe. The settings page opened one meter, started another and
+    stopped a third at the same moment, and the ALSA pulse plugin aborted the process (seen in CI).
+    Each call of this stand-in lasts 20 ms and notes how many others run beside it."""
+    import threading
+    import time
+
+    import recorder.capture as capture
+
+    busy, overlaps, guard = [0], [0], threading.Lock()
+
+    def call() -> None:
+        with guard:
+            busy[0] += 1
+            overlaps[0] = max(overlaps[0], busy[0])
+        time.sleep(0.02)
+        with guard:
+            busy[0] -= 1
+
+    class Stream:
+        def __init__(self, **_kw):
+            call()
+
+        def start(self):
+            call()
+
+        def stop(self):
+            call()
+
+        def close(self):
+            call()
+
+        @property
+        def active(self):
+            call()
+            return True
+
+    fake_sd = NS(InputStream=Stream, PortAudioError=RuntimeError)
+    monkeypatch.setattr(capture, "load_sounddevice", lambda: fake_sd)
+    devices = [InputDevice("a", "A", "mic", "pulse", 16000), InputDevice("b", "B", "system", "portaudio", 16000, 0)]
+    captures = [SourceCapture("mic", devices[i % 2], queue.Queue()) for i in range(6)]
+    threads = [threading.Thread(target=c.start) for c in captures]
+    for t in threads:
+        t.start()
+    for c in captures:  # closed (and asked whether alive) while others open: as the dialog does
+        assert c.alive
+        c.stop()
+    for t in threads:
+        t.join()
+    for c in captures:
+        c.stop()
+    assert overlaps[0] == 1
+
+
 def test_timeline_fills_gaps_from_the_clock_and_pads_a_stalled_source():
     tl = SourceTimeline(t0=100.0)
     block = np.ones(1600, np.float32)  # 100 ms at 16 kHz
