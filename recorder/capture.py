@@ -100,21 +100,20 @@ class SourceCapture:
                 time.sleep(OPEN_RETRY_S * attempt)
 
     def _open_pulse(self, sd: Any) -> Any:
-        """The ALSA ``pulse`` device, pointed at one source through ``PULSE_SOURCE`` (process-wide:
-        one open at a time, under the PortAudio lock)."""
-        with PORTAUDIO_LOCK:
-            previous = os.environ.get("PULSE_SOURCE")
-            os.environ["PULSE_SOURCE"] = self.device.name
-            try:
-                return sd.InputStream(
-                    device="pulse", samplerate=self._rate, channels=1, dtype="float32",
-                    latency="low", callback=self._callback,
-                )
-            finally:
-                if previous is None:
-                    os.environ.pop("PULSE_SOURCE", None)
-                else:
-                    os.environ["PULSE_SOURCE"] = previous
+        """The ALSA ``pulse`` device, pointed at one source through ``PULSE_SOURCE``. That variable
+        is process-wide: the caller holds ``PORTAUDIO_LOCK``, so one open happens at a time."""
+        previous = os.environ.get("PULSE_SOURCE")
+        os.environ["PULSE_SOURCE"] = self.device.name
+        try:
+            return sd.InputStream(
+                device="pulse", samplerate=self._rate, channels=1, dtype="float32",
+                latency="low", callback=self._callback,
+            )
+        finally:
+            if previous is None:
+                os.environ.pop("PULSE_SOURCE", None)
+            else:
+                os.environ["PULSE_SOURCE"] = previous
 
     @property
     def alive(self) -> bool:
