@@ -276,14 +276,11 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
         for line in lines.values():
             print(f"{line.id:4d}  [{clock(line.timestamp_ms)}] {line.text}")
         return 0
-    restored = 0
-    for n in sorted(set(args.restore)):
-        try:
-            ctx.store.restore_echo(n, speaker=ctx.settings.user_name or DEFAULT_MIC_LABEL)
-            restored += 1
-        except KeyError:  # put back meanwhile (by the app)
-            say(f"Line {n} was already put back.")
-    say(f"Put {restored} line(s) back in the transcript.")
+    wanted = sorted(set(args.restore))
+    gone = ctx.store.restore_echoes(wanted, speaker=ctx.settings.user_name or DEFAULT_MIC_LABEL)
+    for n in gone:  # put back meanwhile (by the app)
+        say(f"Line {n} was already put back.")
+    say(f"Put {len(wanted) - len(gone)} line(s) back in the transcript.")
     try:
         worker = SyncWorker(ctx.store, ctx.make_client())
     except SyncNotConfigured:

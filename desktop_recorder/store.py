@@ -422,6 +422,17 @@ class Store:
             return self._insert_segment(db, row["recording_id"], row["timestamp_ms"], row["end_ms"], "mic",
                                         row["speaker"] or speaker, row["text"], row["confidence"], restored=True)
 
+    def restore_echoes(self, echo_ids: list[int], speaker: str) -> list[int]:
+        """``restore_echo`` for each line, each in its own transaction; returns the ids that were
+        no longer there (put back meanwhile by another window or the CLI)."""
+        gone: list[int] = []
+        for echo_id in dict.fromkeys(echo_ids):
+            try:
+                self.restore_echo(echo_id, speaker)
+            except KeyError:
+                gone.append(echo_id)
+        return gone
+
     def restored_segments(self, recording_id: str) -> list[StoredSegment]:
         """The mic lines the user put back after the echo check left them out."""
         with self._lock:

@@ -155,6 +155,20 @@ def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     store.close()
 
 
+def test_restoring_several_echo_lines_reports_those_already_put_back(tmp_path):
+    store = new_store(tmp_path)
+    rid = store.create_recording(platform="zoom", title="t", participants=[], audio_path=None).id
+    for start, text in ((1000.0, "first"), (3000.0, "second"), (5000.0, "third")):
+        store.add_echo_segment(rid, start_ms=start, end_ms=start + 900, text=text, speaker="Me",
+                               confidence=0.8, audio_share=0.9, text_share=1.0)
+    first, second, third = store.echo_segments(rid)
+    store.restore_echo(second.id, speaker="Me")  # by another window meanwhile
+    assert store.restore_echoes([first.id, second.id, first.id, third.id], speaker="Me") == [second.id]
+    assert [s.text for s in store.restored_segments(rid)] == ["first", "second", "third"]  # each once
+    assert store.echo_segments(rid) == []
+    store.close()
+
+
 def test_a_database_from_before_restored_lines_were_marked_opens_and_marks_them(tmp_path):
     path = older_database(tmp_path, "ALTER TABLE segments DROP COLUMN restored")
     db = sqlite3.connect(path)

@@ -86,13 +86,10 @@ class RecordingsBrowser(RecordingsView):
         if row is None or row.local is None:
             return
         me = self.ctx.settings.user_name or DEFAULT_MIC_LABEL  # for lines stored before speakers were kept
-        restored = 0
-        for echo_id in echo_ids:
-            try:
-                self.ctx.store.restore_echo(echo_id, speaker=me)
-                restored += 1
-            except KeyError:
-                log.warning("echo line %s is gone (restored already?)", echo_id)
+        gone = self.ctx.store.restore_echoes(echo_ids, speaker=me)
+        if gone:
+            log.warning("echo lines %s are gone (restored already?)", gone)
+        restored = len(set(echo_ids)) - len(gone)
         self.on_local_change()
         done = f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript"
         if self.ctx.store.refined_segments(row.local.id):
