@@ -105,6 +105,17 @@ def test_partials_while_speaking_are_cheap_and_never_final():
     assert [c.final for c in asr.calls] == [False, False, True]
 
 
+def test_partials_get_only_the_default_prompt_finals_the_committed_text():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["sec"], ["second", "bit"]])
+    engine = make(asr, partial_every_ms=700)
+    run(engine, np.concatenate([tone(0.5), silence(4.0), tone(1.2), silence(1.0)]))
+    assert [(c.final, c.prompt) for c in asr.calls] == [
+        (True, "Meeting transcript."),
+        (False, "Meeting transcript."),  # cheap: the committed text would cost decoder time every pass
+        (True, "first part"),
+    ]
+
+
 def test_no_partial_pass_while_the_speaker_pauses():
     asr = ScriptedTranscriber()
     engine = make(asr, partial_every_ms=300)
