@@ -116,6 +116,15 @@ def test_partials_get_only_the_default_prompt_finals_the_committed_text():
     ]
 
 
+def test_passes_over_a_long_utterance_commit_finals_so_they_get_the_committed_text():
+    asr = ScriptedTranscriber(words_per_call=[["first", "part"]])
+    engine = make(asr, partial_every_ms=1000, long_utterance_s=3.0)
+    run(engine, np.concatenate([tone(0.5), silence(4.0), tone(5.0)]))
+    long_passes = [c for c in asr.calls if c.word_timestamps]
+    assert long_passes and all(c.prompt == "first part" for c in long_passes)
+    assert all(c.prompt == "Meeting transcript." for c in asr.calls[1:] if not c.word_timestamps)
+
+
 def test_no_partial_pass_while_the_speaker_pauses():
     asr = ScriptedTranscriber()
     engine = make(asr, partial_every_ms=300)

@@ -19,7 +19,7 @@ Commit policy (pure; the model sits behind ``Transcriber``):
   monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.
 - The prompt holds only committed text of audio that has left the buffer. Partials get only
   ``default_prompt``: every prompt token costs decoder time on every pass, and a partial is
-  replaced by its final anyway.
+  replaced by its final anyway (not so the passes over a long utterance, which commit finals).
 - Behind (several utterances closed and waiting: a slow machine, a busy CPU), the waiting ones
   are decoded together, up to ``merge_backlog_s``: one model pass costs about the same for 3 s
   or 20 s of audio (Whisper's encoder always sees a 30 s window), so catching up takes fewer
@@ -280,7 +280,8 @@ class StreamingEngine:
         start = self._utt_start
         self._partial_at = self._vad_pos
         long = (self._vad_pos - start) >= c.samples(c.long_utterance_s * 1000)
-        segments = self._asr.transcribe(self._audio(start, self._vad_pos), prompt=c.default_prompt,
+        prompt = self._prompt(start) if long else c.default_prompt  # a long one's pass commits finals
+        segments = self._asr.transcribe(self._audio(start, self._vad_pos), prompt=prompt,
                                         word_timestamps=long, final=False)
         events: list[TranscriptEvent] = []
         if long:
