@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 Role = Literal["mic", "system"]
 Kind = Literal["mic", "system", "virtual"]
 NO_SOURCE = 0xFFFFFFFF  # PA_INVALID_INDEX: "this source is not a monitor"
+# The rate sources of a sound server are opened at. The server converts any source to the rate a
+# client asks for, so the source's own rate is not needed, and it cannot be read safely: pulsectl
+# keeps ``sample_spec`` as a ctypes view into the info struct libpulse passes to its callback, a
+# stack variable gone once the callback returns. Read later, every source showed the rate of the
+# last one listed, and in CI a garbage rate that no retry could open ("Invalid sample rate").
+PULSE_CAPTURE_RATE_HZ = 48_000
 
 
 class NoAudioDevice(Exception):
@@ -105,7 +111,8 @@ def pulse_table() -> DeviceTable | None:
     try:
         with pulsectl.Pulse("desktop-recorder-probe", connect=False) as pulse:
             pulse.connect(autospawn=False)  # fails at once without a server (a timeout here waits it out)
-            # Classify while connected: the info objects read libpulse memory freed on disconnect.
+            # Classify while connected. Plain fields (names, indexes) are copied; nested structs are not
+            # (see PULSE_CAPTURE_RATE_HZ).
             return table_from_pulse(pulse.server_info(), pulse.source_list(), pulse.sink_list())
     except pulsectl.PulseError as exc:
         log.info("no PulseAudio/PipeWire server: %s", exc)
@@ -124,7 +131,7 @@ def table_from_pulse(info: Any, sources: list[Any], sinks: list[Any]) -> DeviceT
             description=src.description,
             kind=kind,
             backend="pulse",
-            sample_rate_hz=int(src.sample_spec.rate),
+            sample_rate_hz=PULSE_CAPTURE_RATE_HZ,
             is_default=src.name in (info.default_source_name, monitor_of_default),
         ))
     default_mic = info.default_source_name
