@@ -107,7 +107,7 @@ def test_partials_while_speaking_are_cheap_and_never_final():
 
 def test_partials_get_only_the_default_prompt_finals_the_committed_text():
     asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["sec"], ["second", "bit"]])
-    engine = make(asr, partial_every_ms=700)
+    engine = make(asr, partial_every_ms=700, context_s=3.0)  # "first part" is no context: prompt only
     run(engine, np.concatenate([tone(0.5), silence(4.0), tone(1.2), silence(1.0)]))
     assert [(c.final, c.prompt) for c in asr.calls] == [
         (True, "Meeting transcript."),
@@ -164,12 +164,17 @@ def test_context_is_limited_to_context_s_of_whole_earlier_finals():
     assert asr.calls[2].prefix == "two" and asr.calls[2].prompt == "one"  # "one" is 4 s back: prompt only
 
 
-def test_no_context_after_a_long_pause():
+def test_context_reaches_over_a_long_pause_with_the_pause_cut_out():
+    """One side of a call: the other side talks between this side's turns. The earlier turn is
+    still the context, but the pause is not decoded: it is cut to ``context_join_s``."""
     asr = ScriptedTranscriber(words_per_call=[["before"], ["after"]])
-    engine = make(asr, partial_every_ms=60_000, context_gap_s=3.0)
-    events = run(engine, np.concatenate([tone(1.0), silence(5.0), tone(1.0), silence(1.0)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["before", "after"]
-    assert asr.calls[1].prefix is None and asr.calls[1].prompt == "before"
+    engine = make(asr, partial_every_ms=60_000, context_join_s=1.0)
+    events = run(engine, np.concatenate([tone(1.0), silence(8.0), tone(1.0), silence(1.0)]))
+    finals = [e for e in events if isinstance(e, FinalSegment)]
+    assert [e.text for e in finals] == ["before", "after"]
+    assert asr.calls[1].prefix == "before" and 3.0 < asr.calls[1].seconds < 4.0  # 1.2 + 1.0 + 1.45 s, not 10
+    # the new words land on the recording's clock, not on the joined audio's
+    assert 8700 <= finals[1].start_ms <= 9000 and 10_000 <= finals[1].end_ms <= 10_300
 
 
 def test_decodes_alone_when_the_model_stops_after_the_forced_context():
