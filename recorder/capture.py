@@ -21,7 +21,7 @@ import numpy.typing as npt
 from recorder.devices import PORTAUDIO_LOCK, InputDevice, load_sounddevice
 from transcription.types import Source
 
-OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries: a busy server refused opens for over 1.5 s in CI
+OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries before a clear error
 OPEN_RETRY_S = 0.25
 QUEUE_BLOCKS = 2000  # ≈ 40 s of 20 ms blocks: the writer only has to stall that long to drop anything
 log = logging.getLogger(__name__)
@@ -77,8 +77,9 @@ class SourceCapture:
         self.stats.last_block_at = now
 
     def start(self) -> None:
-        """Open and start the stream. A sound server busy with another client can refuse an open
-        for a moment (seen as PortAudio's "Invalid sample rate"), so a few quick retries come first."""
+        """Open and start the stream, with a few quick retries for an open refused for a moment.
+        (The "Invalid sample rate" refusals once put down to a busy server were a bad rate read
+        from freed memory: see ``PULSE_CAPTURE_RATE_HZ``.)"""
         try:
             sd = load_sounddevice()
         except OSError as exc:

@@ -164,17 +164,38 @@ def test_context_is_limited_to_context_s_of_whole_earlier_finals():
     assert asr.calls[2].prefix == "two" and asr.calls[2].prompt == "one"  # "one" is 4 s back: prompt only
 
 
-def test_context_reaches_over_a_long_pause_with_the_pause_cut_out():
-    """One side of a call: the other side talks between this side's turns. The earlier turn is
-    still the context, but the pause is not decoded: it is cut to ``context_join_s``."""
-    asr = ScriptedTranscriber(words_per_call=[["before"], ["after"]])
+@dataclass
+class TailTranscriber(ScriptedTranscriber):
+    """Puts the new words in a segment of their own over the last ``tail_s`` of the audio, after
+    the forced prefix's segment: where they lie in the audio decoded is checked, not just floored."""
+
+    tail_s: float = 1.2
+
+    def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
+        (seg,) = super().transcribe(audio, prompt=prompt, prefix=prefix, word_timestamps=word_timestamps, final=final)
+        if not prefix:
+            return [seg]
+        new = seg.text[len(prefix):].strip()
+        cut = seg.end_s - self.tail_s
+        return [AsrSegment(0.0, cut, prefix, seg.avg_logprob, 0.0, 1.2, ()),
+                AsrSegment(cut, seg.end_s, new, seg.avg_logprob, 0.0, 1.2, ())]
+
+
+def test_context_reaches_over_long_pauses_with_the_pauses_cut_out():
+    """One side of a call: the other side talks between this side's turns. The earlier turns are
+    still the context, but the pauses are not decoded: each is cut to ``context_join_s``."""
+    asr = TailTranscriber(words_per_call=[["one"], ["two"], ["three"]])
     engine = make(asr, partial_every_ms=60_000, context_join_s=1.0)
-    events = run(engine, np.concatenate([tone(1.0), silence(8.0), tone(1.0), silence(1.0)]))
+    turn = [tone(1.0), silence(8.0)]
+    events = run(engine, np.concatenate([*turn, *turn, tone(1.0), silence(1.0)]))
     finals = [e for e in events if isinstance(e, FinalSegment)]
-    assert [e.text for e in finals] == ["before", "after"]
-    assert asr.calls[1].prefix == "before" and 3.0 < asr.calls[1].seconds < 4.0  # 1.2 + 1.0 + 1.45 s, not 10
-    # the new words land on the recording's clock, not on the joined audio's
-    assert 8700 <= finals[1].start_ms <= 9000 and 10_000 <= finals[1].end_ms <= 10_300
+    assert [e.text for e in finals] == ["one", "two", "three"]
+    assert asr.calls[1].prefix == "one" and 3.0 < asr.calls[1].seconds < 4.0  # 1.2 + 1.0 + 1.45 s, not 10
+    assert asr.calls[2].prefix == "one two" and 5.5 < asr.calls[2].seconds < 7.0  # not 20
+    # the new words land on the recording's clock (they start 1.2 s before the utterance's end)
+    for final, onset in zip(finals[1:], (9.0, 18.0), strict=True):
+        assert onset * 1000 - 50 <= final.start_ms <= onset * 1000 + 150
+        assert (onset + 1.0) * 1000 <= final.end_ms <= (onset + 1.3) * 1000
 
 
 def test_decodes_alone_when_the_model_stops_after_the_forced_context():

@@ -6,7 +6,7 @@ Commit policy (pure; the model sits behind ``Transcriber``):
   once and committed as final segments. Finals therefore appear about ``end_silence_ms`` + one
   model pass after the speaker pauses.
 - Context: the finals just before it (up to ``context_s`` of audio) are decoded again in the same
-  pass, their text forced as the decoder's prefix (a long pause between them is cut short).
+  pass, their text forced as the decoder's prefix (every long pause among them cut short).
   Whisper then hears the utterance as the continuation it is, as in an offline pass, at the cost
   of one pass over a longer buffer (the forced words are not searched for); a phrase decoded
   alone, without what was said before it, is misheard far more often.
@@ -232,11 +232,9 @@ class StreamingEngine:
         text = " ".join(said.text for said in self._committed if said.end <= before)
         return text[-self.config.prompt_chars:].strip() or self.config.default_prompt
 
-    def _context(self, utt: _Utterance) -> _Said | None:
-        """The finals just before ``utt`` that fit in ``context_s`` (and Whisper's 30 s window), merged."""
+    def _context(self, utt: _Utterance) -> list[_Said]:
+        """The finals just before ``utt`` that fit in ``context_s`` (and Whisper's 30 s window)."""
         c = self.config
-        if not self._committed:
-            return None
         earliest = max(self._buf_start, self._context_floor, utt.start - c.samples(c.context_s * 1000),
                        utt.end - c.samples(28_000))
         taken: list[_Said] = []
@@ -244,17 +242,16 @@ class StreamingEngine:
             if said.start < earliest:
                 break
             taken.insert(0, said)
-        if not taken:
-            return None
-        return _Said(taken[0].start, taken[-1].end, " ".join(said.text for said in taken))
+        return taken
 
     def _finalise(self, utt: _Utterance) -> list[TranscriptEvent]:
         """Decode the utterance after the earlier finals' audio, their text forced as the prefix."""
         context, strict = self._context(utt), False
-        if context is not None:
+        if context:
+            known = " ".join(said.text for said in context)
             audio, offset = self._joined(context, utt)
-            segments = self._asr.transcribe(audio, prompt=self._prompt(context.start), prefix=context.text)
-            new = _after_prefix(segments, context.text)
+            segments = self._asr.transcribe(audio, prompt=self._prompt(context[0].start), prefix=known)
+            new = _after_prefix(segments, known)
             if new:
                 return [f for f in (self._final(offset, seg, floor=utt.start) for seg in new) if f is not None]
             # Nothing after the known text (Whisper sometimes ends a pass there, on speech too), or
@@ -264,16 +261,20 @@ class StreamingEngine:
         segments = self._asr.transcribe(self._audio(utt.start, utt.end), prompt=self._prompt(utt.start))
         return [f for f in (self._final(utt.start, seg, strict=strict) for seg in segments) if f is not None]
 
-    def _joined(self, context: _Said, utt: _Utterance) -> tuple[Audio, int]:
-        """The context's audio, then the utterance's, with a pause between them longer than
-        ``context_join_s`` cut down to it (its first and last halves kept), and where sample 0 of
-        the utterance's part would lie on the recording's clock."""
+    def _joined(self, context: list[_Said], utt: _Utterance) -> tuple[Audio, int]:
+        """The audio of the context finals and of the utterance, every pause between them longer
+        than ``context_join_s`` cut down to it (its first and last halves kept), and the offset
+        that puts a sample of the utterance's part back on the recording's clock."""
         keep = self.config.samples(self.config.context_join_s * 1000)
-        if utt.start - context.end <= keep:
-            return self._audio(context.start, utt.end), context.start
-        head = self._audio(context.start, context.end + keep // 2)
-        resume = utt.start - (keep - keep // 2)
-        return np.concatenate([head, self._audio(resume, utt.end)]), resume - len(head)
+        pieces: list[Audio] = []
+        start, end = context[0].start, context[0].end
+        for next_start, next_end in [(s.start, s.end) for s in context[1:]] + [(utt.start, utt.end)]:
+            if next_start - end > keep:
+                pieces.append(self._audio(start, end + keep // 2))
+                start = next_start - (keep - keep // 2)
+            end = max(end, next_end)
+        pieces.append(self._audio(start, utt.end))
+        return np.concatenate(pieces), start - sum(len(p) for p in pieces[:-1])
 
     def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0, strict: bool = False) -> FinalSegment | None:
         if is_hallucination(seg) or (strict and is_doubtful(seg)):
