@@ -73,9 +73,9 @@ class StreamConfig:
     # (offline 7.97 %). Each forced word costs a decoder step per beam, so finals cost ~35 % more CPU;
     # the cheaper partials (prompt, every 1000 ms instead of 700) pay for it.
     context_s: float = 20.0
-    # A longer pause between the context and the utterance is cut to this. Each side of a call
-    # pauses while the other speaks: these finals used to get no context after a pause over 3 s,
-    # and the 48 s call's live WER was 10.2 % (offline 8.7 %); with the pause cut, 7.1 %.
+    # Every longer pause among the context's finals and the utterance is cut to this. Each side of
+    # a call pauses while the other speaks: its turns used to get no context after a pause over
+    # 3 s, and the 48 s call's live WER was 10.2 % (offline 8.7 %); with context, 7.1-8.7 %.
     context_join_s: float = 1.0
     merge_backlog_s: float = 20.0  # closed utterances waiting together are decoded in one pass, up to this
     # Prompt when nothing has been committed yet: without one, tiny.en misheard the first words of
