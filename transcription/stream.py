@@ -268,11 +268,12 @@ class StreamingEngine:
         keep = self.config.samples(self.config.context_join_s * 1000)
         pieces: list[Audio] = []
         start, end = context[0].start, context[0].end
-        for next_start, next_end in [(s.start, s.end) for s in context[1:]] + [(utt.start, utt.end)]:
-            if next_start - end > keep:
+        spans: list[_Said | _Utterance] = [*context[1:], utt]
+        for span in spans:
+            if span.start - end > keep:
                 pieces.append(self._audio(start, end + keep // 2))
-                start = next_start - (keep - keep // 2)
-            end = max(end, next_end)
+                start = span.start - (keep - keep // 2)
+            end = max(end, span.end)
         pieces.append(self._audio(start, utt.end))
         return np.concatenate(pieces), start - sum(len(p) for p in pieces[:-1])
 
