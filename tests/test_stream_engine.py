@@ -228,13 +228,61 @@ def test_punctuation_ending_the_forced_context_is_not_taken_for_new_words():
 
 def test_a_made_up_phrase_after_the_context_is_dropped_and_its_audio_is_not_context_again():
     asr = ScriptedTranscriber(words_per_call=[["we", "agreed", "on", "the", "plan", "for", "friday"],
-                                              ["thanks", "for", "watching"], ["next"]],
-                              logprob_per_call=[-0.1, -2.0, -0.1])
+                                              ["thanks", "for", "watching"], ["thanks", "for", "watching"], ["next"]],
+                              logprob_per_call=[-0.1, -2.0, -1.2, -0.1])
     engine = make(asr, partial_every_ms=60_000)
     events = run(engine, np.concatenate([tone(2.0), silence(1.0), tone(0.5), silence(1.0), tone(1.0), silence(1.0)]))
     assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we agreed on the plan for friday", "next"]
     assert asr.calls[1].prefix == "we agreed on the plan for friday"
-    assert asr.calls[2].prefix is None  # the dropped phrase's audio is not decoded again as context
+    assert asr.calls[2].prefix is None  # a second opinion alone, and it must be confident: it is not
+    assert asr.calls[3].prefix is None  # the dropped phrase's audio is not decoded again as context
+
+
+def test_speech_a_misheard_context_led_astray_is_decoded_alone():
+    """After a misheard final, the pass with it as forced context made up a word for a whole
+    sentence ("end.", dropped): the sentence decoded alone, confidently, is kept."""
+    asr = ScriptedTranscriber(words_per_call=[["but", "he", "made", "it"], ["end"], ["next", "week", "we", "plan"]],
+                              logprob_per_call=[-0.1, -2.4, -0.3])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(2.0), silence(1.0), tone(2.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["but he made it", "next week we plan"]
+    assert asr.calls[1].prefix == "but he made it" and asr.calls[2].prefix is None
+
+
+@dataclass
+class EarlyStopTranscriber(ScriptedTranscriber):
+    """After a forced prefix, ends its answer ``short_s`` after the prefix's audio, however much
+    audio follows: Whisper closing its window on an early timestamp."""
+
+    short_s: float = 0.5
+
+    def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
+        (seg,) = super().transcribe(audio, prompt=prompt, prefix=prefix, word_timestamps=word_timestamps, final=final)
+        if not prefix:
+            return [seg]
+        done = 1.0  # the first utterance's audio ends here in the joined audio
+        return [AsrSegment(0.0, done, prefix, seg.avg_logprob, 0.0, 1.2, ()),
+                AsrSegment(done, done + self.short_s, seg.text[len(prefix):].strip(), seg.avg_logprob, 0.0, 1.2, ())]
+
+
+@pytest.mark.parametrize(("alone", "kept"), [
+    (["the", "team", "added", "a", "timeout", "and", "a", "retry"], "the team added a timeout and a retry"),
+    (["retry"], "the team"),  # decoded alone it says less: the context pass's words stay
+])
+def test_a_context_pass_that_stops_before_the_utterance_ends_is_checked_alone(alone, kept):
+    asr = EarlyStopTranscriber(words_per_call=[["we", "saw", "two", "incidents"], ["the", "team"], alone])
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(4.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we saw two incidents", kept]
+    assert asr.calls[1].prefix == "we saw two incidents" and asr.calls[2].prefix is None
+
+
+def test_a_context_pass_that_reaches_the_utterance_end_is_not_decoded_again():
+    asr = TailTranscriber(words_per_call=[["we", "saw", "two", "incidents"], ["the", "team"]], tail_s=3.5)
+    engine = make(asr, partial_every_ms=60_000)
+    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(4.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we saw two incidents", "the team"]
+    assert len(asr.calls) == 2
 
 
 def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():
