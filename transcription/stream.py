@@ -265,15 +265,16 @@ class StreamingEngine:
             # Nothing after the known text (Whisper sometimes ends a pass there, on speech too), or
             # only made-up text (a misheard context once led to "end." for a whole sentence): decode
             # it alone. That answer must be confident (music after speech came out as "Thank you.").
-            log.debug("%s: no new words after the context (%r); decoding alone", self.source, new)
+            log.debug("%s: no new words after the context; decoding alone", self.source)
             return self._finals(utt.start, self._alone(utt), strict=True)
         if utt.end - (offset + int(heard[-1].end_s * SR)) > self.config.samples(self.config.stopped_early_s * 1000):
             # The pass ended well before the utterance: Whisper closed its window on a timestamp
-            # and the rest of the speech was never decoded (20 of 130 words of a monologue were
-            # lost so). Decoded alone, the utterance is kept if it yields more (confident) words.
+            # and the rest of the speech was never decoded (a sentence's last 7 words were lost so,
+            # and its misheard start misled the next pass). Decoded alone, the utterance replaces
+            # it if that yields more confident words.
             alone = self._alone(utt)
             if _word_count(s for s in alone if not is_doubtful(s)) > _word_count(heard):
-                log.debug("%s: context pass stopped early (%r); decoded alone", self.source, heard)
+                log.debug("%s: the context pass stopped early; decoded alone", self.source)
                 return self._finals(utt.start, alone, strict=True)
         return self._finals(offset, new, floor=utt.start)
 
