@@ -14,7 +14,9 @@ writes 16 kHz mono 16-bit WAVs, each with its reference text (what was said, in 
 
 ``--variants`` also writes ``variants/``: the four texts read by three other voices at random rates
 (150-185 words per minute) and pauses (12 files, about 11 minutes): enough words that a setting's
-effect on WER is not one misheard word (``benchmarks/replay_wer.py``).
+effect on WER is not one misheard word (``benchmarks/replay_wer.py``); and ``variants_joined.wav``
+/ ``.txt``: those 12 files one after another, 2 s apart, for what only shows over a long stretch
+(a pass that goes wrong after many passes with context).
 
 The paragraph and meeting texts, voices and pacing are those the issue's streaming baseline was
 measured on. Needs espeak-ng (Debian package ``espeak-ng``).
@@ -135,6 +137,12 @@ def variants(speaker: Speaker, out: Path) -> None:
             for sentence in sentences:
                 parts += [speaker.say(sentence, voice, int(speaker.rng.integers(150, 185))), speaker.pause(0.25, 1.0)]
             write(out, f"{name}_{voice.replace('+', '_')}", np.concatenate(parts), " ".join(sentences))
+    files = sorted(out.glob("*.wav"))
+    gap = np.zeros(2 * RATE, np.float32)
+    joined = np.concatenate([x for f in files for x in (sf.read(f, dtype="float32")[0], gap)])
+    sf.write(out.parent / "variants_joined.wav", joined, RATE, subtype="PCM_16")
+    (out.parent / "variants_joined.txt").write_text(" ".join(f.with_suffix(".txt").read_text().strip()
+                                                             for f in files) + "\n")
 
 
 def main() -> None:
