@@ -250,39 +250,70 @@ def test_speech_a_misheard_context_led_astray_is_decoded_alone():
 
 
 @dataclass
-class EarlyStopTranscriber(ScriptedTranscriber):
-    """After a forced prefix, ends its answer ``short_s`` after the prefix's audio, however much
-    audio follows: Whisper closing its window on an early timestamp."""
+class AnswerTranscriber:
+    """Answers call by call with the given segments (times within the audio it gets). After a
+    forced prefix the answer starts with it, as a segment of its own up to the first one given."""
 
-    short_s: float = 0.5
+    answers: list[list[AsrSegment]]
+    calls: list[Call] = field(default_factory=list)
 
     def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
-        (seg,) = super().transcribe(audio, prompt=prompt, prefix=prefix, word_timestamps=word_timestamps, final=final)
-        if not prefix:
-            return [seg]
-        done = 1.0  # the first utterance's audio ends here in the joined audio
-        return [AsrSegment(0.0, done, prefix, seg.avg_logprob, 0.0, 1.2, ()),
-                AsrSegment(done, done + self.short_s, seg.text[len(prefix):].strip(), seg.avg_logprob, 0.0, 1.2, ())]
+        self.calls.append(Call(len(audio) / SR, prompt, prefix, word_timestamps, final))
+        answer = self.answers.pop(0)
+        if prefix:
+            forced_to = answer[0].start_s if answer else len(audio) / SR
+            answer = [AsrSegment(0.0, forced_to, prefix, -0.1, 0.0, 1.2), *answer]
+        return answer
+
+
+def said(start_s: float, end_s: float, text: str, logprob: float = -0.1, ratio: float = 1.2) -> AsrSegment:
+    return AsrSegment(start_s, end_s, text, logprob, 0.0, ratio)
+
+
+# 3 s of speech, then 2 s (from 4.0 s): the second utterance spans 3.75-6.2 s with its pre- and
+# post-roll, and its context pass decodes 0-6.2 s, so times in that pass are recording times.
+TWO_UTTERANCES = (tone(3.0), silence(1.0), tone(2.0), silence(1.0))
+FIRST = [said(0.0, 3.2, "we saw two incidents")]
+ALONE = [said(0.0, 2.4, "the team added a timeout and a retry")]
+
+
+def finals_of(asr, **config) -> list[str]:
+    events = run(make(asr, partial_every_ms=60_000, **config), np.concatenate(TWO_UTTERANCES))
+    return [e.text for e in events if isinstance(e, FinalSegment)]
 
 
 @pytest.mark.parametrize(("alone", "kept"), [
-    (["the", "team", "added", "a", "timeout", "and", "a", "retry"], "the team added a timeout and a retry"),
-    (["retry"], "the team"),  # decoded alone it says less: the context pass's words stay
+    (ALONE, "the team added a timeout and a retry"),
+    ([said(0.0, 2.4, "retry")], "the team"),  # decoded alone it says less: the context pass's words stay
+    ([said(0.0, 2.4, "the team the team the team the team", ratio=3.0)], "the team"),  # a loop is no more
+    ([*ALONE, said(2.0, 2.4, "thank you", logprob=-0.9)], "the team added a timeout and a retry"),  # strict
 ])
 def test_a_context_pass_that_stops_before_the_utterance_ends_is_checked_alone(alone, kept):
-    asr = EarlyStopTranscriber(words_per_call=[["we", "saw", "two", "incidents"], ["the", "team"], alone])
-    engine = make(asr, partial_every_ms=60_000)
-    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(4.0), silence(1.0)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we saw two incidents", kept]
+    """Whisper closed the window on a timestamp 2 s before the utterance's end: the rest of it was
+    never decoded. Decoded alone, the utterance replaces that answer if it has more sure words."""
+    asr = AnswerTranscriber([FIRST, [said(3.8, 4.2, "the team")], alone])
+    assert finals_of(asr) == ["we saw two incidents", kept]
     assert asr.calls[1].prefix == "we saw two incidents" and asr.calls[2].prefix is None
 
 
-def test_a_context_pass_that_reaches_the_utterance_end_is_not_decoded_again():
-    asr = TailTranscriber(words_per_call=[["we", "saw", "two", "incidents"], ["the", "team"]], tail_s=3.5)
-    engine = make(asr, partial_every_ms=60_000)
-    events = run(engine, np.concatenate([tone(0.8), silence(1.0), tone(4.0), silence(1.0)]))
-    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we saw two incidents", "the team"]
+def test_a_made_up_segment_after_the_words_does_not_hide_that_the_pass_stopped_early():
+    asr = AnswerTranscriber([FIRST, [said(3.8, 4.2, "the team"), said(4.2, 6.2, "you", logprob=-2.0)], ALONE])
+    assert finals_of(asr) == ["we saw two incidents", "the team added a timeout and a retry"]
+
+
+def test_a_context_pass_that_reaches_near_the_utterance_end_is_not_decoded_again():
+    asr = AnswerTranscriber([FIRST, [said(3.8, 5.6, "the team added a timeout")]])  # 0.6 s before its end
+    assert finals_of(asr) == ["we saw two incidents", "the team added a timeout"]
     assert len(asr.calls) == 2
+
+
+def test_audio_whose_text_was_all_dropped_is_no_context_for_the_next_utterance():
+    """Made up after the context, and nothing decoded alone (faster-whisper skips a window it
+    deems silent): the next pass must not decode that audio as context without its text."""
+    asr = AnswerTranscriber([FIRST, [said(3.8, 6.2, "end", logprob=-2.4)], [], [said(0.0, 1.0, "next")]])
+    events = run(make(asr, partial_every_ms=60_000), np.concatenate([*TWO_UTTERANCES, tone(1.0), silence(1.0)]))
+    assert [e.text for e in events if isinstance(e, FinalSegment)] == ["we saw two incidents", "next"]
+    assert asr.calls[2].prefix is None and asr.calls[3].prefix is None
 
 
 def test_an_answer_not_starting_with_the_forced_context_is_not_trusted():

@@ -78,9 +78,10 @@ class StreamConfig:
     # a call pauses while the other speaks: its turns used to get no context after a pause over
     # 3 s, and the 48 s call's live WER was 10.2 % (offline 8.7 %); with context, 7.1-8.7 %.
     context_join_s: float = 1.0
-    # A context pass whose new words end this long before the utterance stopped early (see
-    # ``_finalise``). Over 179 passes of 2,481 words, the new words ended 0.01 s before the
-    # utterance's end in every pass that went right, and 5.2 s before it in the one that did not.
+    # A context pass whose new words end this long before the utterance ends (its post-roll
+    # included) has stopped early (see ``_finalise``). Over 179 passes of 2,481 words, the new
+    # words ended 0.01 s before the utterance's end in every pass that went right, and 5.2 s
+    # before it in the one that did not.
     stopped_early_s: float = 1.0
     merge_backlog_s: float = 20.0  # closed utterances waiting together are decoded in one pass, up to this
     # Prompt when nothing has been committed yet: without one, tiny.en misheard the first words of
@@ -266,14 +267,18 @@ class StreamingEngine:
             # only made-up text (a misheard context once led to "end." for a whole sentence): decode
             # it alone. That answer must be confident (music after speech came out as "Thank you.").
             log.debug("%s: no new words after the context; decoding alone", self.source)
-            return self._finals(utt.start, self._alone(utt), strict=True)
+            finals = self._finals(utt.start, self._alone(utt), strict=True)
+            if not finals:  # none of this audio's text was kept: it is no context for the next
+                self._context_floor = max(self._context_floor, utt.end)
+            return finals
         if utt.end - (offset + int(heard[-1].end_s * SR)) > self.config.samples(self.config.stopped_early_s * 1000):
             # The pass ended well before the utterance: Whisper closed its window on a timestamp
             # and the rest of the speech was never decoded (a sentence's last 7 words were lost so,
             # and its misheard start misled the next pass). Decoded alone, the utterance replaces
-            # it if that yields more confident words.
+            # it if that yields more confident words (its doubtful ones are dropped then, even
+            # where the context pass had heard them).
             alone = self._alone(utt)
-            if _word_count(s for s in alone if not is_doubtful(s)) > _word_count(heard):
+            if _word_count(s for s in alone if not (is_hallucination(s) or is_doubtful(s))) > _word_count(heard):
                 log.debug("%s: the context pass stopped early; decoded alone", self.source)
                 return self._finals(utt.start, alone, strict=True)
         return self._finals(offset, new, floor=utt.start)
