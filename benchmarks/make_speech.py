@@ -131,13 +131,15 @@ def variants(speaker: Speaker, out: Path) -> None:
     out.mkdir(exist_ok=True)
     texts = {"para": [s.strip() for s in re.findall(r"[^.?!]+[.?!]", PARAGRAPH)],
              "meet": [text for _, text in MEETING], "mono": MONOLOGUE, "call": [text for _, text in CALL]}
+    files = []
     for voice in ["en+f3", "en-us+m1", "en-gb+m4"]:
         for name, sentences in texts.items():
             parts = [speaker.pause(0.5)]
             for sentence in sentences:
                 parts += [speaker.say(sentence, voice, int(speaker.rng.integers(150, 185))), speaker.pause(0.25, 1.0)]
             write(out, f"{name}_{voice.replace('+', '_')}", np.concatenate(parts), " ".join(sentences))
-    files = sorted(out.glob("*.wav"))
+            files.append(out / f"{name}_{voice.replace('+', '_')}.wav")
+    files.sort()  # the order the joined file has always had (by name)
     gap = np.zeros(2 * RATE, np.float32)
     joined = np.concatenate([x for f in files for x in (sf.read(f, dtype="float32")[0], gap)])
     sf.write(out.parent / "variants_joined.wav", joined, RATE, subtype="PCM_16")
