@@ -137,8 +137,9 @@ def variants(speaker: Speaker, out: Path) -> None:
             parts = [speaker.pause(0.5)]
             for sentence in sentences:
                 parts += [speaker.say(sentence, voice, int(speaker.rng.integers(150, 185))), speaker.pause(0.25, 1.0)]
-            write(out, f"{name}_{voice.replace('+', '_')}", np.concatenate(parts), " ".join(sentences))
-            files.append(out / f"{name}_{voice.replace('+', '_')}.wav")
+            stem = f"{name}_{voice.replace('+', '_')}"
+            write(out, stem, np.concatenate(parts), " ".join(sentences))
+            files.append(out / f"{stem}.wav")
     files.sort()  # the order the joined file has always had (by name)
     gap = np.zeros(2 * RATE, np.float32)
     joined = np.concatenate([x for f in files for x in (sf.read(f, dtype="float32")[0], gap)])

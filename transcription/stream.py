@@ -261,7 +261,7 @@ class StreamingEngine:
         new = _after_prefix(self._asr.transcribe(audio, prompt=self._prompt(context[0].start), prefix=known), known)
         if new is None:  # an answer that does not start with the known text is not trusted
             return self._finals(utt.start, self._alone(utt))
-        heard = [seg for seg in new if not is_hallucination(seg)]
+        heard = [seg for seg in new if not _rejected(seg)]
         if not heard:
             # Nothing after the known text (Whisper sometimes ends a pass there, on speech too), or
             # only made-up text (a misheard context once led to "end." for a whole sentence): decode
@@ -278,7 +278,7 @@ class StreamingEngine:
             # it if that yields more confident words (its doubtful ones are dropped then, even
             # where the context pass had heard them).
             alone = self._alone(utt)
-            if _word_count(s for s in alone if not (is_hallucination(s) or is_doubtful(s))) > _word_count(heard):
+            if _word_count(s for s in alone if not _rejected(s, strict=True)) > _word_count(heard):
                 log.debug("%s: the context pass stopped early; decoded alone", self.source)
                 return self._finals(utt.start, alone, strict=True)
         return self._finals(offset, new, floor=utt.start)
@@ -307,7 +307,7 @@ class StreamingEngine:
         return np.concatenate(pieces), start - sum(len(p) for p in pieces[:-1])
 
     def _final(self, offset: int, seg: AsrSegment, *, floor: int = 0, strict: bool = False) -> FinalSegment | None:
-        if is_hallucination(seg) or (strict and is_doubtful(seg)):
+        if _rejected(seg, strict=strict):
             log.debug("%s: dropped likely hallucination %r", self.source, seg.text)
             self._context_floor = max(self._context_floor, offset + int(seg.end_s * SR))
             return None
@@ -371,6 +371,11 @@ def _from_words(seg: AsrSegment | None, words: list[AsrWord]) -> AsrSegment:
     no_speech = seg.no_speech_prob if seg else 0.0
     ratio = seg.compression_ratio if seg else 1.0
     return AsrSegment(words[0].start_s, words[-1].end_s, text, logprob, no_speech, ratio, tuple(words))
+
+
+def _rejected(seg: AsrSegment, *, strict: bool = False) -> bool:
+    """What the guards drop: made-up text; strict, also text the model is unsure of."""
+    return is_hallucination(seg) or (strict and is_doubtful(seg))
 
 
 def _word_count(segments: Iterable[AsrSegment]) -> int:
