@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +162,33 @@ def test_named_model_resolution_keeps_names_for_faster_whisper():
     choice = resolve_model("base.en")
     assert choice.path_or_name == "base.en" and choice.english_only
     assert Path(resolve_model("auto").path_or_name, "model.bin").exists()
+
+
+HEAP_PROBE = """
+import sys
+import numpy as np
+from transcription.model import WhisperTranscriber, resolve_model
+
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS"))
+
+if sys.argv[1] == "model":
+    WhisperTranscriber(resolve_model("auto"))
+before = rss_mb()
+for _ in range(3):  # touched and freed, as a decoding pass does with its biggest buffers
+    block = np.ones(16 << 20, np.uint8)
+    del block
+print(rss_mb() - before)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's malloc options")
+def test_loading_the_model_makes_freed_decoding_buffers_go_back_to_the_os():
+    kept_mb = {}
+    for mode in ("plain", "model"):
+        probe = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True,
+                               cwd=Path(__file__).parent.parent, check=True)
+        kept_mb[mode] = float(probe.stdout.split()[-1])
+    assert kept_mb["plain"] >= 12, kept_mb  # glibc's default: a freed 16 MB block stays resident
+    assert kept_mb["model"] < 4, kept_mb
