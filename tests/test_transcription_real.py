@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import soxr
 from faster_whisper import decode_audio
+from faster_whisper.feature_extractor import FeatureExtractor
 
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, RIGHT_TEXT, normalize, wer
+from transcription.features import BlockwiseFeatures
 from transcription.model import ModelUnavailable, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
@@ -162,6 +164,16 @@ def test_named_model_resolution_keeps_names_for_faster_whisper():
     choice = resolve_model("base.en")
     assert choice.path_or_name == "base.en" and choice.english_only
     assert Path(resolve_model("auto").path_or_name, "model.bin").exists()
+
+
+@pytest.mark.parametrize("padding", [160, 0])
+@pytest.mark.parametrize("seconds", [30.01, 61.0, 95.0049, 300.0])
+def test_features_of_long_audio_are_computed_in_blocks_and_equal_faster_whispers(model, seconds, padding):
+    speech = decode_audio(str(DATA / "jfk.flac"))
+    audio = np.resize(speech[40_000:], round(seconds * 16_000))  # from mid-word, again and again
+    assert isinstance(model._model.feature_extractor, BlockwiseFeatures)  # what the offline passes use
+    blockwise = model._model.feature_extractor(audio, padding=padding)
+    assert np.array_equal(blockwise, FeatureExtractor()(audio, padding=padding))
 
 
 HEAP_PROBE = """
