@@ -2,9 +2,9 @@
 
     python benchmarks/offline_pass.py FILE [--reference TEXTFILE] [--model auto|PATH|NAME]
 
-Reads FILE's first channel as the post-meeting pass reads a recording (16-bit, then 16 kHz
-float), loads the model, then transcribes it in one offline pass (beam search + VAD) with the
-app's ``WhisperTranscriber``. Prints one JSON object on the last line:
+Reads FILE as the post-meeting pass reads a recording (both tracks, 16-bit, then 16 kHz float,
+held as it holds them), loads the model, then transcribes the first track (the mic) in one
+offline pass (beam search + VAD) with the app's ``WhisperTranscriber``. Prints one JSON object on the last line:
 ``{"audio_s", "peak_rss_mb", "pass_rss_mb", "wall_s", "cpu_s", "wer"}``: ``peak_rss_mb`` is the
 process's peak during the pass (Linux: the peak is reset just before it), ``pass_rss_mb`` that
 peak minus the resident memory before the pass (model and audio already in), ``wer`` against
@@ -45,7 +45,8 @@ def main() -> None:
 
     model = WhisperTranscriber(prepare_model(args.model, AppPaths.resolve().models_dir))
     model.transcribe(np.zeros(16_000, np.float32))  # warm-up
-    audio = read_tracks(args.file)["mic"]
+    tracks = read_tracks(args.file)  # a mono file: the second track is silence
+    audio = tracks["mic"]
     before = rss_mb("VmRSS")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # reset the peak: reading the file and loading the model are not the pass
