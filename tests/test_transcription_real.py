@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from faster_whisper import decode_audio
 from faster_whisper.feature_extractor import FeatureExtractor
 
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, RIGHT_TEXT, normalize, wer
-from transcription.features import BlockwiseFeatures
+from transcription.features import BLOCK_FRAMES, BlockwiseFeatures
 from transcription.model import ModelUnavailable, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
@@ -168,12 +169,18 @@ def test_named_model_resolution_keeps_names_for_faster_whisper():
 
 @pytest.mark.parametrize("padding", [160, 0])
 @pytest.mark.parametrize("seconds", [30.01, 61.0, 95.0049, 300.0])
-def test_features_of_long_audio_are_computed_in_blocks_and_equal_faster_whispers(model, seconds, padding):
+def test_features_of_long_audio_are_computed_in_blocks_and_equal_faster_whispers(model, seconds, padding,
+                                                                                  monkeypatch):
     speech = decode_audio(str(DATA / "jfk.flac"))
     audio = np.resize(speech[40_000:], round(seconds * 16_000))  # from mid-word, again and again
-    assert isinstance(model._model.feature_extractor, BlockwiseFeatures)  # what the offline passes use
-    blockwise = model._model.feature_extractor(audio, padding=padding)
-    assert np.array_equal(blockwise, FeatureExtractor()(audio, padding=padding))
+    features = model._model.feature_extractor  # what the offline passes use
+    assert isinstance(features, BlockwiseFeatures)
+    blocks = []
+    monkeypatch.setattr(features, "stft", lambda block, *a, **kw: blocks.append(len(block))
+                        or BlockwiseFeatures.stft(block, *a, **kw))
+    blockwise = features(audio, padding=padding)
+    assert np.array_equal(blockwise, FeatureExtractor(**model._model.feat_kwargs)(audio, padding=padding))
+    assert len(blocks) == -(-blockwise.shape[1] // BLOCK_FRAMES) and max(blocks) < 31 * 16_000
 
 
 HEAP_PROBE = """
@@ -198,9 +205,10 @@ print(rss_mb() - before)
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings are glibc's malloc options")
 def test_loading_the_model_makes_freed_decoding_buffers_go_back_to_the_os():
     kept_mb = {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     for mode in ("plain", "model"):
         probe = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True,
-                               cwd=Path(__file__).parent.parent, check=True)
+                               cwd=Path(__file__).parent.parent, check=True, env=env)
         kept_mb[mode] = float(probe.stdout.split()[-1])
     assert kept_mb["plain"] >= 12, kept_mb  # glibc's default: a freed 16 MB block stays resident
     assert kept_mb["model"] < 4, kept_mb

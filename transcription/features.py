@@ -17,9 +17,9 @@ class BlockwiseFeatures(FeatureExtractor):  # type: ignore[misc]  # faster-whisp
     faster-whisper computes the log-mel spectrogram of all the audio it is given in one go, and
     the arrays on the way (the windowed frames, their spectra and magnitudes) take ~36 MB per
     minute: a whole-recording pass over an hour-long meeting needed over 2 GB for them. Here they
-    exist for one block of frames at a time; only the mel spectrogram (1.9 MB a minute) is kept
-    whole, and it is the same array (the test compares them). Short audio, every live pass
-    included, goes through faster-whisper's own code.
+    exist for one block of frames at a time; only the mel spectrogram (1.9 MB a minute with 80
+    mels) is kept whole, and it is the same array (the test compares them). Audio of at most
+    3,000 frames (just under 30 s) goes through faster-whisper's own code.
     """
 
     def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> Any:
@@ -33,7 +33,9 @@ class BlockwiseFeatures(FeatureExtractor):  # type: ignore[misc]  # faster-whisp
             self.nb_max_frames = self.n_samples // self.hop_length
         window = np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
         mel = np.empty((self.mel_filters.shape[0], frames), np.float32)
-        bounds = np.linspace(0, frames, -(-frames // BLOCK_FRAMES) + 1).astype(int)  # even: no thin last block
+        # blocks of even size: a thin last block (one column) would go through another BLAS path in
+        # the product below and round differently, and the features would no longer be identical
+        bounds = np.linspace(0, frames, -(-frames // BLOCK_FRAMES) + 1).astype(int)
         for first, end in pairwise(bounds):
             block = self._padded(wave, length, first * self.hop_length, (end - 1) * self.hop_length + self.n_fft)
             spectrum = self.stft(block, self.n_fft, self.hop_length, window=window, center=False,
