@@ -4,11 +4,11 @@
 
 Reads FILE as the post-meeting pass reads a recording (both tracks, 16-bit, then 16 kHz float,
 held as it holds them), loads the model, then transcribes the first track (the mic) in one
-offline pass (beam search + VAD) with the app's ``WhisperTranscriber``. Prints one JSON object on the last line:
-``{"audio_s", "peak_rss_mb", "pass_rss_mb", "wall_s", "cpu_s", "wer"}``: ``peak_rss_mb`` is the
-process's peak during the pass (the peak is reset just before it; Linux only, as it reads /proc), ``pass_rss_mb`` that
-peak minus the resident memory before the pass (model and audio already in), ``wer`` against
-the reference when one is given.
+offline pass (beam search + VAD) with the app's ``WhisperTranscriber``. Prints one JSON object
+on the last line: ``{"audio_s", "peak_rss_mb", "pass_rss_mb", "wall_s", "cpu_s", "wer"}``:
+``peak_rss_mb`` is the process's peak during the pass (the peak is reset just before it; Linux
+only, as it reads /proc), ``pass_rss_mb`` that peak minus the resident memory before the pass
+(model and audio already in), ``wer`` against the reference when one is given.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from desktop_recorder.refine import read_tracks
 from tests.conftest import wer
 from transcription.download import prepare_model
 from transcription.model import WhisperTranscriber
+from transcription.types import SAMPLE_RATE_HZ
 
 
 def rss_mb(field: str) -> float:
@@ -44,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = WhisperTranscriber(prepare_model(args.model, AppPaths.resolve().models_dir))
-    model.transcribe(np.zeros(16_000, np.float32))  # warm-up
+    model.transcribe(np.zeros(SAMPLE_RATE_HZ, np.float32))  # warm-up
     tracks = read_tracks(args.file)  # a mono file: the second track is silence
     audio = tracks["mic"]
     before = rss_mb("VmRSS")
@@ -58,7 +59,7 @@ def main() -> None:
     text = " ".join(s.text for s in segments)
     print(text, file=sys.stderr)
     print(json.dumps({
-        "audio_s": round(len(audio) / 16_000, 2),
+        "audio_s": round(len(audio) / SAMPLE_RATE_HZ, 2),
         "peak_rss_mb": round(peak, 1),
         "pass_rss_mb": round(peak - before, 1),
         "wall_s": round(wall, 1),

@@ -87,8 +87,8 @@ def return_freed_buffers_to_the_os() -> bool:
 
     By default glibc raises its mmap threshold to the largest block freed (up to 32 MB) and trims
     the heap only when twice that is free at its top. A pass allocates and frees blocks that big
-    (for tiny with beam 5, the cross-attention keys are 11.5 MB per layer, the values too), so after a few passes
-    ~60 MB of freed memory stay resident and add to the next pass's own peak. Fixed thresholds
+    (for tiny with beam 5, the cross-attention keys are 11.5 MB per layer, the values too), so
+    after a few passes ~60 MB of freed memory stay resident and add to the next pass's own peak. Fixed thresholds
     stop that: peak RSS on a 60 s file 327 -> 304-307 MB for 0.5-1 point more CPU (2 MB instead
     of 4: 277 MB but 7.5 points more CPU, from page faults). Returns whether the settings took.
     """
