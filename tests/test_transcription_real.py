@@ -16,11 +16,11 @@ from faster_whisper.feature_extractor import FeatureExtractor
 
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, RIGHT_TEXT, normalize, wer
 from transcription.features import BLOCK_FRAMES, BlockwiseFeatures
-from transcription.model import ModelUnavailable, resolve_model
+from transcription.model import ModelUnavailable, _segment, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
 from transcription.types import FinalSegment, PartialText
-from transcription.vad import WINDOW, StreamingVad, silero_scorer
+from transcription.vad import WINDOW, StreamingVad, silero_scorer, speech_spans
 
 pytestmark = pytest.mark.slow
 
@@ -181,6 +181,46 @@ def test_features_of_long_audio_are_computed_in_blocks_and_equal_faster_whispers
     blockwise = features(audio, padding=padding)
     assert np.array_equal(blockwise, FeatureExtractor(**model._model.feat_kwargs)(audio, padding=padding))
     assert len(blocks) == -(-blockwise.shape[1] // BLOCK_FRAMES) and max(blocks) < 31 * 16_000
+
+
+def paused_speech(minutes: float) -> np.ndarray:
+    """Real speech from the first sample, with pauses of 0.3-4 s, under hiss, cut off mid-word."""
+    speakers = three_speakers()
+    pieces, total, k = [], 0, 0
+    while total < minutes * 60 * 16_000:
+        pause = np.zeros(int((0.3, 4.0, 1.2, 2.5)[k % 4] * 16_000), np.float32)
+        pieces += [speakers[16_000:-32_000], pause]
+        total += len(speakers) - 48_000 + len(pause)
+        k += 1
+    return in_noise(np.concatenate(pieces)[: int(minutes * 60 * 16_000)], "hiss", 30.0)
+
+
+@pytest.mark.parametrize(("silence_s", "cut"), [(0.0, 0), (0.0, 256), (1.3, 0)])
+def test_speech_spans_of_a_whole_recording_are_faster_whispers(silence_s, cut):
+    """Over six runs of the VAD (its state carried from run to run); from the first sample to the
+    last, mid-word (a whole number of windows, or not), or with silence before and after."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    silence = np.zeros(int(silence_s * 16_000), np.float32)
+    audio = np.concatenate([silence, paused_speech(5.9), silence, silence])[: -cut or None]
+    spans = speech_spans(audio)
+    assert spans == [(s["start"], s["end"]) for s in get_speech_timestamps(audio, VadOptions())]
+    assert len(spans) > 10 and (spans[0][0] == 0 and spans[-1][1] == len(audio)) == (silence_s == 0)
+
+
+def test_whole_recording_pass_is_faster_whispers_vad_pass(model, monkeypatch):
+    """The same segments, words and timestamps as faster-whisper's ``vad_filter=True``, without
+    its whole-recording VAD step (which held two more copies of the recording)."""
+    import faster_whisper.transcribe
+
+    audio = paused_speech(1.5)
+    options = {"language": "en", "beam_size": model.beam_size, "temperature": 0.0, "vad_filter": True,
+               "word_timestamps": True}
+    expected = [_segment(s) for s in model._model.transcribe(audio, **options)[0]]
+    monkeypatch.setattr(faster_whisper.transcribe, "get_speech_timestamps", None)
+    segments = model.transcribe_file(audio, word_timestamps=True)
+    assert segments == expected
+    assert len(segments) > 4 and segments[-1].end_s > 80
 
 
 HEAP_PROBE = """

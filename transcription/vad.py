@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from transcription.types import SAMPLE_RATE_HZ as SR
 from transcription.types import Audio
 
 WINDOW = 512  # samples at 16 kHz: 32 ms, what Silero VAD scores
@@ -68,3 +70,79 @@ class StreamingVad:
         ready = self._pending[: n * WINDOW]
         self._pending = self._pending[n * WINDOW:]
         return [float(p) for p in self._score(ready.astype(np.float32, copy=False))]
+
+
+# Scored this many windows per ONNX run, as faster-whisper's own whole-file VAD does: the same
+# runs on the same inputs give the same scores, so the spans below are exactly faster-whisper's.
+_RUN_WINDOWS = 10_000
+
+
+def speech_spans(audio: Audio) -> list[tuple[int, int]]:
+    """Where a whole recording has speech, as (start, end) samples: the spans faster-whisper's
+    ``vad_filter`` keeps with its default options, without its copies of the recording.
+
+    faster-whisper pads the whole recording, then builds a second copy of it with each window's
+    context: ~8 MB per minute of audio at once (500 MB for an hour), before it copies the speech
+    out. Here the recording is scored in runs of ``_RUN_WINDOWS`` windows with the state carried
+    over, which is what faster-whisper does inside that one call.
+    """
+    from faster_whisper.vad import VadOptions
+
+    opts = VadOptions()
+    length = len(audio)
+    # faster-whisper pads to whole windows, a whole silent window when the length is already whole
+    padded_len = length + WINDOW - length % WINDOW
+    scorer = SileroScorer()
+    probs: list[np.ndarray] = []
+    run = _RUN_WINDOWS * WINDOW
+    for lo in range(0, padded_len, run):
+        block = np.zeros(min(run, padded_len - lo), np.float32)
+        chunk = audio[lo: lo + len(block)]
+        block[: len(chunk)] = chunk
+        probs.append(scorer(block))
+    return _spans(np.concatenate(probs), length, opts)
+
+
+def _spans(probs: np.ndarray, length: int, opts: Any) -> list[tuple[int, int]]:
+    """Silero's rule for a whole file, with faster-whisper's default options (no maximum span
+    length): speech starts at a window scored ``threshold`` or more; it ends where the score
+    first falls below ``neg_threshold``, once ``min_silence_duration_ms`` have passed from there
+    with no window back at ``threshold`` (one cancels that end); then every span is widened by
+    ``speech_pad_ms`` on each side, or by half the gap to its neighbour when the gap is shorter
+    than two pads."""
+    on = opts.threshold
+    off = opts.neg_threshold if opts.neg_threshold is not None else max(on - 0.15, 0.01)
+    min_silence = SR * opts.min_silence_duration_ms / 1000
+    min_speech = SR * opts.min_speech_duration_ms / 1000
+    pad = int(SR * opts.speech_pad_ms / 1000)
+    found: list[list[int]] = []
+    start: int | None = None
+    quiet_from = 0  # where the silence that may end the span began (0: none)
+    for i, prob in enumerate(probs.tolist()):
+        at = i * WINDOW
+        if prob >= on:
+            quiet_from = 0
+            if start is None:
+                start = at
+            continue
+        if start is None or prob >= off:
+            continue
+        quiet_from = quiet_from or at
+        if at - quiet_from >= min_silence:
+            if quiet_from - start > min_speech:
+                found.append([start, quiet_from])
+            start, quiet_from = None, 0
+    if start is not None and length - start > min_speech:
+        found.append([start, length])
+    for k, span in enumerate(found):
+        if k == 0:
+            span[0] = max(0, span[0] - pad)
+        if k + 1 < len(found):
+            following = found[k + 1]
+            gap = following[0] - span[1]
+            widen = gap // 2 if gap < 2 * pad else pad
+            span[1] = min(length, span[1] + widen)
+            following[0] = max(0, following[0] - widen)
+        else:
+            span[1] = min(length, span[1] + pad)
+    return [(s, e) for s, e in found]
