@@ -41,9 +41,13 @@ class BlockwiseFeatures(FeatureExtractor):  # type: ignore[misc]  # faster-whisp
             spectrum = self.stft(block, self.n_fft, self.hop_length, window=window, center=False,
                                  return_complex=True).astype(np.complex64)
             mel[:, first:end] = self.mel_filters @ (np.abs(spectrum) ** 2)
-        log_spec = np.log10(np.clip(mel, a_min=1e-10, a_max=None))
-        log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
-        return (log_spec + 4.0) / 4.0
+        # faster-whisper's last steps, in place: each of them would otherwise make a new array the
+        # size of the whole spectrogram, and the peak of the pass came here, with three of them
+        np.log10(np.clip(mel, 1e-10, None, out=mel), out=mel)
+        np.maximum(mel, mel.max() - 8.0, out=mel)
+        mel += 4.0
+        mel /= 4.0
+        return mel
 
     def _padded(self, wave: np.ndarray, length: int, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` of what ``stft(center=True)`` frames: ``wave`` and ``length -
