@@ -20,29 +20,28 @@ from desktop_recorder.session import DEFAULT_MIC_LABEL
 from desktop_recorder.store import Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
-from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source, Transcriber
+from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Samples, Source, Transcriber, as_float
 
 
 class CannotRefine(Exception):
     """No audio to work from (deleted, never written, unreadable); the live transcript stays."""
 
 
-def read_tracks(path: Path) -> dict[Source, np.ndarray]:
-    """The recording's two tracks at 16 kHz, float32 (read as 16-bit first: half the memory of
-    a float copy of both channels, which an hour-long meeting would otherwise need)."""
+def read_tracks(path: Path) -> dict[Source, Samples]:
+    """The recording's two tracks at 16 kHz: 16-bit, as the file holds them (the two columns of
+    the one array read, no copy: an hour of both takes 230 MB, float copies would take twice
+    that). A file at another rate is resampled, to float."""
     try:
         pcm, rate = sf.read(path, dtype="int16", always_2d=True)
     except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
         raise CannotRefine(f"Cannot read the recording's audio {path}: {exc}") from exc
-    tracks: dict[Source, np.ndarray] = {}
+    tracks: dict[Source, Samples] = {}
     layout: tuple[tuple[Source, int], ...] = (("mic", 0), ("system", 1))
     for source, column in layout:
-        if column < pcm.shape[1]:
-            channel = pcm[:, column].astype(np.float32) / 32768.0
-        else:  # a mono file: no system track
-            channel = np.zeros(len(pcm), np.float32)
+        # a mono file has no system track
+        channel: Samples = pcm[:, column] if column < pcm.shape[1] else np.zeros(len(pcm), np.int16)
         if rate != SAMPLE_RATE_HZ:
-            channel = np.asarray(soxr.resample(channel, rate, SAMPLE_RATE_HZ, quality="HQ"), np.float32)
+            channel = np.asarray(soxr.resample(as_float(channel), rate, SAMPLE_RATE_HZ, quality="HQ"), np.float32)
         tracks[source] = channel
     return tracks
 

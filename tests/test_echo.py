@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recorder.echo import EchoMeter
 from transcription.echo import EchoConfig, EchoGate
-from transcription.types import FinalSegment
+from transcription.types import FinalSegment, as_float
 
 SR = 16_000
 rng = np.random.default_rng(3)
@@ -151,7 +152,22 @@ def test_the_ring_buffer_returns_exactly_what_was_added():
     assert not np.any(history.get(0, 100))  # older than the ring: gone, read as silence
 
 
-def test_over_a_whole_recording_early_system_lines_are_still_compared():
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    return np.round(audio * 32767).astype(np.int16)
+
+
+def test_a_whole_recording_held_as_16_bit_is_read_as_the_same_floats():
+    pcm = pcm16(speechlike(2))
+    assert as_float(pcm).dtype == np.float32 and np.array_equal(as_float(pcm), pcm.astype(np.float64) / 32768)
+    floats = as_float(pcm)
+    assert as_float(floats) is floats
+    history = EchoGate(whole={"mic": pcm, "system": pcm})._audio["system"]
+    got = history.get(-10, SR)
+    assert got.dtype == np.float32 and not np.any(got[:10]) and np.array_equal(got[10:], floats[:SR])
+
+
+@pytest.mark.parametrize("as_file_holds_it", [False, True])
+def test_over_a_whole_recording_early_system_lines_are_still_compared(as_file_holds_it):
     """The post-meeting pass adds every system line first, then judges the mic lines: the early
     ones must not have been dropped as 'older than the history' of a live gate."""
     n = 200 * SR
@@ -159,7 +175,8 @@ def test_over_a_whole_recording_early_system_lines_are_still_compared():
     far[SR: 4 * SR] = speechlike(3)
     room = np.zeros(n, np.float32)
     room[SR: 4 * SR] = 0.3 * speechlike(3)  # echo blurred by the room: only the words tell
-    gate = EchoGate(whole={"mic": room, "system": far})
+    gate = EchoGate(whole={"mic": pcm16(room), "system": pcm16(far)} if as_file_holds_it
+                    else {"mic": room, "system": far})
     gate.add_system(seg("system", 1.0, 4.0, "He began a confused complaint against the wizard."))
     gate.add_system(seg("system", 190.0, 195.0, "Thanks everyone, bye."))
     assert gate.judge(seg("mic", 1.1, 4.0, "began a confused complaint against wizard")).echo

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from faster_whisper import decode_audio
 
-from desktop_recorder.refine import CannotRefine, mic_lines, refine_recording
+from desktop_recorder.refine import CannotRefine, mic_lines, read_tracks, refine_recording
 from desktop_recorder.store import Store
 from recorder.wavfile import StereoWavWriter
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, cli_env, run_cli, wer
-from transcription.types import FinalSegment
+from transcription.types import FinalSegment, as_float
 
 SR = 16_000
 
@@ -56,6 +56,23 @@ def test_mic_lines_keep_what_the_user_put_back_and_no_more():
     assert [line.text for line in kept] == ["my own words", "echo the user put back", "a short line inside the echo"]
     assert mic_lines(refined, echo, []) == [refined[1]]  # nothing put back: the echo check decides
     assert mic_lines([], [], restored[:1]) == restored[:1]  # the pass heard nothing there: the live line
+
+
+def test_the_tracks_are_read_as_the_file_holds_them_and_resampled_when_not_at_16_khz(tmp_path):
+    """16-bit columns of the one array read (an hour of both is 230 MB; float copies were twice
+    that); another rate is resampled to 16 kHz floats; a mono file has a silent system track."""
+    import soundfile as sf
+
+    left, right = speech("left"), speech("jfk")[: len(speech("left"))]
+    sf.write(tmp_path / "rec.wav", np.stack([left, right], axis=1), SR, subtype="PCM_16")
+    tracks = read_tracks(tmp_path / "rec.wav")
+    assert all(t.dtype == np.int16 for t in tracks.values()) and np.may_share_memory(tracks["mic"], tracks["system"])
+    assert np.max(np.abs(as_float(tracks["mic"]) - left)) <= 1 / 32768
+    assert np.max(np.abs(as_float(tracks["system"]) - right)) <= 1 / 32768
+    sf.write(tmp_path / "mono48k.wav", np.repeat(left, 3), 48_000, subtype="PCM_16")
+    tracks = read_tracks(tmp_path / "mono48k.wav")
+    assert tracks["mic"].dtype == np.float32 and len(tracks["mic"]) == len(left)
+    assert np.corrcoef(tracks["mic"][SR:-SR], left[SR:-SR])[0, 1] > 0.99 and not np.any(tracks["system"])
 
 
 @pytest.fixture

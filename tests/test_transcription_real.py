@@ -19,7 +19,7 @@ from transcription.features import BLOCK_FRAMES, BlockwiseFeatures
 from transcription.model import ModelUnavailable, _segment, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
-from transcription.types import FinalSegment, PartialText
+from transcription.types import FinalSegment, PartialText, as_float
 from transcription.vad import WINDOW, StreamingVad, silero_scorer, speech_spans
 
 pytestmark = pytest.mark.slow
@@ -210,16 +210,18 @@ def test_speech_spans_of_a_whole_recording_are_faster_whispers(silence_s, cut):
 
 def test_whole_recording_pass_is_faster_whispers_vad_pass(model, monkeypatch):
     """The same segments, words and timestamps as faster-whisper's ``vad_filter=True``, without
-    its whole-recording VAD step (which held two more copies of the recording)."""
+    its whole-recording VAD step (which held two more copies of the recording), from 16-bit
+    samples as from float ones."""
     import faster_whisper.transcribe
 
-    audio = paused_speech(1.5)
+    pcm = np.round(paused_speech(1.5) * 32767).astype(np.int16)  # as the recording's file holds it
     options = {"language": "en", "beam_size": model.beam_size, "temperature": 0.0, "vad_filter": True,
                "word_timestamps": True}
-    expected = [_segment(s) for s in model._model.transcribe(audio, **options)[0]]
+    expected = [_segment(s) for s in model._model.transcribe(as_float(pcm), **options)[0]]
     monkeypatch.setattr(faster_whisper.transcribe, "get_speech_timestamps", None)
-    segments = model.transcribe_file(audio, word_timestamps=True)
-    assert segments == expected
+    for audio in (pcm, as_float(pcm)):
+        segments = model.transcribe_file(audio, word_timestamps=True)
+        assert segments == expected
     assert len(segments) > 4 and segments[-1].end_s > 80
 
 

@@ -24,7 +24,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
-from transcription.types import SAMPLE_RATE_HZ, Audio, FinalSegment, Source
+from transcription.types import SAMPLE_RATE_HZ, Audio, FinalSegment, Samples, Source, as_float
 
 SR = SAMPLE_RATE_HZ
 
@@ -52,8 +52,8 @@ class AudioHistory:
     """The last ``seconds`` of one source in a ring buffer, addressed by absolute sample index
     (``add`` copies only the new chunk: it runs for every block of a long recording)."""
 
-    def __init__(self, seconds: float, whole: Audio | None = None) -> None:
-        self._ring = whole if whole is not None else np.zeros(int(seconds * SR), np.float32)
+    def __init__(self, seconds: float, whole: Samples | None = None) -> None:
+        self._ring: Samples = whole if whole is not None else np.zeros(int(seconds * SR), np.float32)
         self.end = len(whole) if whole is not None else 0  # absolute index after the newest sample
 
     def add(self, chunk: Audio) -> None:
@@ -71,7 +71,7 @@ class AudioHistory:
         out = np.zeros(max(end - start, 0), np.float32)
         if hi > lo:
             idx = np.arange(lo, hi) % size
-            out[lo - start: hi - start] = self._ring[idx]
+            out[lo - start: hi - start] = as_float(self._ring[idx])
         return out
 
 
@@ -111,8 +111,9 @@ def text_share(mic_text: str, system_texts: list[str]) -> tuple[float, int]:
 class EchoGate:
     """Holds mic finals until the system side of their time window is known, then judges them."""
 
-    def __init__(self, config: EchoConfig | None = None, *, whole: dict[Source, Audio] | None = None) -> None:
-        """``whole``: both tracks of a finished recording, used in place (the post-meeting pass)."""
+    def __init__(self, config: EchoConfig | None = None, *, whole: dict[Source, Samples] | None = None) -> None:
+        """``whole``: both tracks of a finished recording, used in place (the post-meeting pass;
+        16-bit, as the file holds them, or float)."""
         self.config = config or EchoConfig()
         self._audio: dict[Source, AudioHistory] = {
             s: AudioHistory(self.config.history_s, whole[s] if whole else None) for s in ("mic", "system")}

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from transcription.features import BlockwiseFeatures
-from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio
+from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Samples, as_float
 from transcription.vad import speech_spans
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class WhisperTranscriber:
         return [replace(seg, avg_logprob=seg.avg_logprob * scale) if i in window else seg
                 for i, seg in enumerate(result)]
 
-    def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = False) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD.
 
         What faster-whisper's ``vad_filter=True`` does, in less memory: its VAD step alone holds
@@ -214,7 +214,10 @@ class WhisperTranscriber:
         spans = speech_spans(audio)
         if not spans:
             return []
-        speech = np.concatenate([audio[start:end] for start, end in spans])
+        speech, at = np.empty(sum(end - start for start, end in spans), np.float32), 0
+        for start, end in spans:  # filled span by span: no second copy of all the speech on the way
+            speech[at: at + end - start] = as_float(audio[start:end])
+            at += end - start
         segments, _info = self._model.transcribe(
             speech, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=False,
             word_timestamps=word_timestamps,

@@ -11,6 +11,15 @@ import numpy.typing as npt
 Source = Literal["mic", "system"]
 SAMPLE_RATE_HZ = 16_000
 Audio = npt.NDArray[np.float32]
+Pcm16 = npt.NDArray[np.int16]  # samples as a 16-bit WAV holds them: half the memory of Audio
+Samples = Audio | Pcm16
+
+
+def as_float(samples: Samples) -> Audio:
+    """Float samples in [-1, 1); 16-bit ones divided by 32768 (exact: a power of two)."""
+    if samples.dtype == np.int16:
+        return np.divide(samples, 32768, dtype=np.float32)
+    return np.asarray(samples, np.float32)
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,9 @@ class Transcriber(Protocol):
         already known to say); the segments returned include it."""
         ...
 
-    def transcribe_file(self, audio: Audio, *, word_timestamps: bool = False) -> list[AsrSegment]:
-        """A whole recording in one pass (beam search, silences skipped): the post-meeting pass."""
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = False) -> list[AsrSegment]:
+        """A whole recording in one pass (beam search, silences skipped): the post-meeting pass.
+        ``audio`` may be 16-bit, as the recording's file holds it."""
         ...
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from transcription.types import SAMPLE_RATE_HZ as SR
-from transcription.types import Audio
+from transcription.types import Audio, Samples, as_float
 
 WINDOW = 512  # samples at 16 kHz: 32 ms, what Silero VAD scores
 _CONTEXT = 64  # samples of the previous window Silero sees before each one
@@ -77,7 +77,7 @@ class StreamingVad:
 _RUN_WINDOWS = 10_000
 
 
-def speech_spans(audio: Audio) -> list[tuple[int, int]]:
+def speech_spans(audio: Samples) -> list[tuple[int, int]]:
     """Where a whole recording has speech, as (start, end) samples: the spans faster-whisper's
     ``vad_filter`` keeps with its default options, without its copies of the recording.
 
@@ -98,7 +98,7 @@ def speech_spans(audio: Audio) -> list[tuple[int, int]]:
     for lo in range(0, padded_len, run):
         block = np.zeros(min(run, padded_len - lo), np.float32)
         chunk = audio[lo: lo + len(block)]
-        block[: len(chunk)] = chunk
+        block[: len(chunk)] = as_float(chunk)
         probs.append(scorer(block))
     return _spans(np.concatenate(probs), length, opts)
 
