@@ -422,3 +422,27 @@ def test_a_backlog_longer_than_the_merge_limit_takes_several_passes():
         engine.poll()
         polls += 1
     assert polls == 2 and first
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_whole_recording_spans_follow_faster_whispers_rule(seed, monkeypatch):
+    """``_spans`` against faster-whisper's own ``get_speech_timestamps`` on the same scores:
+    runs of speech, pauses and flickers, scores on both thresholds (as float32), speech from the
+    first window, lengths with and without a last partial window, none at all."""
+    import faster_whisper.vad as fw_vad
+
+    from transcription.vad import _spans
+
+    rng = np.random.default_rng(seed)
+    length = int(rng.integers(0, 4000)) * WINDOW + int(rng.choice([0, 1, 300, 511]))
+    windows = length // WINDOW + 1
+    levels = np.array([0.0, 0.2, np.float32(0.35), 0.34, 0.4, 0.5, np.float32(0.5), 0.9], np.float32)
+    probs = np.empty(windows, np.float32)
+    at = 0
+    while at < windows:  # stretches of one level, 1-150 windows long (150 windows: 4.8 s)
+        n = int(rng.integers(1, 150))
+        probs[at: at + n] = rng.choice(levels)
+        at += n
+    monkeypatch.setattr(fw_vad, "get_vad_model", lambda: lambda padded: probs[: len(padded) // WINDOW])
+    expected = fw_vad.get_speech_timestamps(np.zeros(length, np.float32), fw_vad.VadOptions())
+    assert _spans(probs, length, fw_vad.VadOptions()) == [(s["start"], s["end"]) for s in expected]

@@ -20,7 +20,7 @@ from transcription.model import ModelUnavailable, _segment, resolve_model
 from transcription.offline import UnreadableAudio, load_channels, transcribe_file
 from transcription.stream import StreamingEngine
 from transcription.types import FinalSegment, PartialText, as_float
-from transcription.vad import WINDOW, StreamingVad, silero_scorer, speech_spans
+from transcription.vad import WINDOW, StreamingVad, silero_scorer, speech_spans, whole_recording_scores
 
 pytestmark = pytest.mark.slow
 
@@ -193,6 +193,17 @@ def paused_speech(minutes: float) -> np.ndarray:
         total += len(speakers) - 48_000 + len(pause)
         k += 1
     return in_noise(np.concatenate(pieces)[: int(minutes * 60 * 16_000)], "hiss", 30.0)
+
+
+@pytest.mark.parametrize("remainder", [0, 1, 256, 449, 511])
+def test_whole_recording_vad_scores_are_faster_whispers(remainder):
+    """Every window's score, bit for bit, over two runs of the VAD, speech to the last sample (a
+    partial last window, or a whole one and the silent window faster-whisper adds after it)."""
+    from faster_whisper.vad import get_vad_model
+
+    audio = paused_speech(5.9)[: 10_500 * WINDOW + remainder]
+    padded = np.pad(audio, (0, WINDOW - len(audio) % WINDOW))
+    assert np.array_equal(whole_recording_scores(audio), get_vad_model()(padded).reshape(-1))
 
 
 @pytest.mark.parametrize(("silence_s", "cut"), [(0.0, 0), (0.0, 256), (1.3, 0)])

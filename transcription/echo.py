@@ -55,8 +55,11 @@ class AudioHistory:
     def __init__(self, seconds: float, whole: Samples | None = None) -> None:
         self._ring: Samples = whole if whole is not None else np.zeros(int(seconds * SR), np.float32)
         self.end = len(whole) if whole is not None else 0  # absolute index after the newest sample
+        self._whole = whole is not None
 
     def add(self, chunk: Audio) -> None:
+        if self._whole:
+            raise ValueError("a whole recording is read, not added to (it would be overwritten)")
         size = len(self._ring)
         chunk = chunk[-size:]
         pos = self.end % size

@@ -215,8 +215,8 @@ class WhisperTranscriber:
         if not spans:
             return []
         speech, at = np.empty(sum(end - start for start, end in spans), np.float32), 0
-        for start, end in spans:  # filled span by span: no second copy of all the speech on the way
-            speech[at: at + end - start] = as_float(audio[start:end])
+        for start, end in spans:  # written in place: no second copy of the speech on the way
+            as_float(audio[start:end], out=speech[at: at + end - start])
             at += end - start
         segments, _info = self._model.transcribe(
             speech, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=False,

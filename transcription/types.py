@@ -15,11 +15,15 @@ Pcm16 = npt.NDArray[np.int16]  # samples as a 16-bit WAV holds them: half the me
 Samples = Audio | Pcm16
 
 
-def as_float(samples: Samples) -> Audio:
-    """Float samples in [-1, 1); 16-bit ones divided by 32768 (exact: a power of two)."""
+def as_float(samples: Samples, out: Audio | None = None) -> Audio:
+    """Float samples in [-1, 1); 16-bit ones divided by 32768 (exact: a power of two). Written
+    into ``out`` when given (no temporary copy)."""
     if samples.dtype == np.int16:
-        return np.divide(samples, 32768, dtype=np.float32)
-    return np.asarray(samples, np.float32)
+        return np.divide(samples, 32768, dtype=np.float32, out=out)
+    if out is None:
+        return np.asarray(samples, np.float32)
+    out[...] = samples
+    return out
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -89,6 +90,13 @@ def speech_spans(audio: Samples) -> list[tuple[int, int]]:
     from faster_whisper.vad import VadOptions
 
     opts = VadOptions()
+    if not math.isinf(opts.max_speech_duration_s):
+        raise NotImplementedError("faster-whisper's default VAD options now cap a span's length")
+    return _spans(whole_recording_scores(audio), len(audio), opts)
+
+
+def whole_recording_scores(audio: Samples) -> np.ndarray:
+    """The speech probability of every window, as faster-whisper's VAD scores a whole recording."""
     length = len(audio)
     # faster-whisper pads to whole windows, a whole silent window when the length is already whole
     padded_len = length + WINDOW - length % WINDOW
@@ -98,9 +106,13 @@ def speech_spans(audio: Samples) -> list[tuple[int, int]]:
     for lo in range(0, padded_len, run):
         block = np.zeros(min(run, padded_len - lo), np.float32)
         chunk = audio[lo: lo + len(block)]
-        block[: len(chunk)] = as_float(chunk)
+        as_float(chunk, out=block[: len(chunk)])
+        if lo + len(block) == padded_len:
+            # faster-whisper zeroes the recording's last context samples in place while it builds
+            # the windows' contexts, so its last window is scored with its tail silenced
+            block[-_CONTEXT:] = 0
         probs.append(scorer(block))
-    return _spans(np.concatenate(probs), length, opts)
+    return np.concatenate(probs)
 
 
 def _spans(probs: np.ndarray, length: int, opts: Any) -> list[tuple[int, int]]:
@@ -110,8 +122,9 @@ def _spans(probs: np.ndarray, length: int, opts: Any) -> list[tuple[int, int]]:
     with no window back at ``threshold`` (one cancels that end); then every span is widened by
     ``speech_pad_ms`` on each side, or by half the gap to its neighbour when the gap is shorter
     than two pads."""
-    on = opts.threshold
-    off = opts.neg_threshold if opts.neg_threshold is not None else max(on - 0.15, 0.01)
+    off = opts.neg_threshold if opts.neg_threshold is not None else max(opts.threshold - 0.15, 0.01)
+    # faster-whisper compares each float32 score with the thresholds in float32
+    on, off = float(np.float32(opts.threshold)), float(np.float32(off))
     min_silence = SR * opts.min_silence_duration_ms / 1000
     min_speech = SR * opts.min_speech_duration_ms / 1000
     pad = int(SR * opts.speech_pad_ms / 1000)
