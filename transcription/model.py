@@ -121,7 +121,10 @@ class WhisperTranscriber:
         language: str | None = "en",
         device: str = "auto",
         compute_type: str = "auto",
-        beam_size: int = 5,
+        # 8, not 5: replaying 18 espeak-ng files (2,481 words) the live finals' WER went 8.42 ->
+        # 7.78 % (no file worse), 31 minutes in real time 7.75 -> 7.56 %, for 2 points more CPU
+        # and 7 MB more peak RSS; 10 gave 7.62 % for 16 MB more
+        beam_size: int = 8,
         partial_beam_size: int = 1,
         cpu_threads: int | None = None,
     ) -> None:
