@@ -4,11 +4,12 @@
 
 Reads FILE as the post-meeting pass reads a recording (both tracks, 16-bit for a 16 kHz file
 such as the app's, held as it holds them), loads the model, then transcribes the first track
-(the mic) in one offline pass (beam search + VAD) with the app's ``WhisperTranscriber``. Prints one JSON object
-on the last line: ``{"audio_s", "peak_rss_mb", "pass_rss_mb", "wall_s", "cpu_s", "wer"}``:
-``peak_rss_mb`` is the process's peak during the pass (the peak is reset just before it; Linux
-only, as it reads /proc), ``pass_rss_mb`` that peak minus the resident memory before the pass
-(model and audio already in), ``wer`` against the reference when one is given.
+(the mic) in one offline pass (beam search + VAD) with the app's ``WhisperTranscriber``. Prints
+one JSON object on the last line: ``{"audio_s", "peak_rss_mb", "pass_rss_mb", "wall_s",
+"cpu_s", "wer"}``: ``peak_rss_mb`` is the process's peak during the pass (the peak is reset
+just before it; Linux only, as it reads /proc), ``pass_rss_mb`` that peak minus the resident
+memory before the pass (model and audio already in), ``wer`` against the reference when one is
+given.
 """
 
 from __future__ import annotations
