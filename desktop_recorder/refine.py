@@ -13,14 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
 from desktop_recorder.session import DEFAULT_MIC_LABEL
 from desktop_recorder.store import Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
-from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Samples, Source, Transcriber, as_float
+from transcription.offline import UnreadableAudio, read_channels
+from transcription.types import FinalSegment, Samples, Source, Transcriber
 
 
 class CannotRefine(Exception):
@@ -28,22 +27,15 @@ class CannotRefine(Exception):
 
 
 def read_tracks(path: Path) -> dict[Source, Samples]:
-    """The recording's two tracks at 16 kHz: 16-bit, as the file holds them (the two columns of
-    the one array read, no copy: an hour of both takes 230 MB, float copies would take twice
-    that). A file at another rate is resampled, to float."""
+    """The recording's two tracks at 16 kHz, 16-bit: for the app's own files, the two columns of
+    the one array read, no copy (an hour of both takes 230 MB; float copies would take twice
+    that). A mono file has a silent system track."""
     try:
-        pcm, rate = sf.read(path, dtype="int16", always_2d=True)
-    except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
-        raise CannotRefine(f"Cannot read the recording's audio {path}: {exc}") from exc
-    tracks: dict[Source, Samples] = {}
-    layout: tuple[tuple[Source, int], ...] = (("mic", 0), ("system", 1))
-    for source, column in layout:
-        # a mono file has no system track
-        channel: Samples = pcm[:, column] if column < pcm.shape[1] else np.zeros(len(pcm), np.int16)
-        if rate != SAMPLE_RATE_HZ:
-            channel = np.asarray(soxr.resample(as_float(channel), rate, SAMPLE_RATE_HZ, quality="HQ"), np.float32)
-        tracks[source] = channel
-    return tracks
+        channels = read_channels(path)
+    except UnreadableAudio as exc:
+        raise CannotRefine(str(exc)) from exc  # "Cannot read PATH as audio: ..."
+    mic = channels[0]
+    return {"mic": mic, "system": channels[1] if len(channels) > 1 else np.zeros(len(mic), np.int16)}
 
 
 def refine_recording(store: Store, model: Transcriber, recording_id: str) -> list[StoredSegment]:

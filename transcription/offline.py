@@ -1,44 +1,121 @@
-"""Transcribing a whole file: any format FFmpeg (PyAV) reads; two different channels apart."""
+"""Transcribing a whole file: any format FFmpeg (PyAV) reads; two different channels apart.
+
+Files are read as 16-bit samples and stay so: the model's steps convert what they need to float
+piece by piece (``transcription.types.as_float``). faster-whisper's ``decode_audio`` makes float
+copies of the whole file: loading an hour of stereo through it peaked at 1.2 GB."""
 
 from __future__ import annotations
 
+import gc
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import soundfile as sf
 
 from transcription.formats import TranscriptLine
 from transcription.model import WhisperTranscriber
-from transcription.types import Audio
+from transcription.types import SAMPLE_RATE_HZ, Pcm16
 
 SAME_CHANNELS_CORRELATION = 0.98
+BLOCK = 1 << 20  # samples per step when comparing or mixing channels (small temporaries)
 
 
 class UnreadableAudio(Exception):
     """The file is missing, not audio, or corrupt."""
 
 
-def load_channels(path: Path) -> list[Audio]:
-    """16 kHz mono, or two tracks when a stereo file carries two different signals."""
-    from faster_whisper import decode_audio
+def read_channels(path: Path) -> list[Pcm16]:
+    """The file's channels at 16 kHz, 16-bit (a file with more than two is mixed down to two).
 
+    A 16 kHz file libsndfile reads (WAV, FLAC, Ogg, MP3, ...) comes back as the columns of the
+    one array read, no copy. Any other file is decoded by FFmpeg (PyAV), resampled to 16 kHz as
+    it is decoded."""
     if not path.is_file():
         raise UnreadableAudio(f"No such file: {path}")
     try:
-        left, right = decode_audio(str(path), split_stereo=True)
-    except Exception as exc:  # PyAV raises its own error types for every kind of bad input
-        raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
-    if not len(left):
+        info = sf.info(str(path))
+    except (RuntimeError, OSError):  # not a format libsndfile knows: FFmpeg may
+        info = None
+    if info is not None and info.samplerate == SAMPLE_RATE_HZ and info.channels <= 2:
+        try:
+            pcm, _rate = sf.read(path, dtype="int16", always_2d=True)
+        except (RuntimeError, OSError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
+            raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
+    else:
+        pcm = _decode(path)
+    if not len(pcm):
         raise UnreadableAudio(f"{path} holds no audio")
-    if _same(left, right):
-        return [((left + right) / 2).astype(np.float32)]
-    return [left.astype(np.float32), right.astype(np.float32)]
+    return [pcm[:, column] for column in range(pcm.shape[1])]
 
 
-def _same(a: Audio, b: Audio) -> bool:
-    if np.array_equal(a, b):
-        return True
-    energy = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-    return energy > 0 and float(np.dot(a, b)) / energy > SAME_CHANNELS_CORRELATION
+def _decode(path: Path) -> Pcm16:
+    """Every frame FFmpeg can decode, as rows of one or two 16 kHz 16-bit channels."""
+    import av
+
+    chunks: list[Pcm16] = []
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise UnreadableAudio(f"{path} holds no audio")
+            stream = container.streams.audio[0]
+            channels = 1 if stream.channels == 1 else 2
+            resampler = av.AudioResampler(format="s16", layout="mono" if channels == 1 else "stereo",
+                                          rate=SAMPLE_RATE_HZ)
+            for frame in itertools.chain(_decodable(container.decode(stream)), [None]):  # None: flush
+                chunks += [np.asarray(out.to_ndarray(), np.int16).reshape(-1, channels)
+                           for out in resampler.resample(frame)]
+            del resampler
+    except (av.FFmpegError, ValueError) as exc:
+        raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
+    gc.collect()  # PyAV's resampler keeps buffers until collected (faster-whisper issue 390)
+    return np.concatenate(chunks) if chunks else np.zeros((0, 1), np.int16)
+
+
+def _decodable(frames: Iterable[Any]) -> Iterator[Any]:
+    """The frames that decode; a corrupt packet is skipped, as faster-whisper does."""
+    import av
+
+    iterator = iter(frames)
+    while True:
+        try:
+            frame = next(iterator)
+        except StopIteration:
+            return
+        except av.InvalidDataError:
+            continue
+        frame.pts = None  # a frame with a broken timestamp is still audio
+        yield frame
+
+
+def load_channels(path: Path) -> list[Pcm16]:
+    """The file's channels at 16 kHz: one track, or two when the channels carry different signals."""
+    channels = read_channels(path)
+    if len(channels) == 1:
+        return channels
+    left, right = channels
+    if _correlation(left, right) > SAME_CHANNELS_CORRELATION:
+        return [_mix(left, right)]  # a track of its own: the file's two columns are let go
+    return [left, right]
+
+
+def _correlation(a: Pcm16, b: Pcm16) -> float:
+    """Uncentred correlation of two tracks (1 for equal ones, 0 if one is silent)."""
+    ab, aa, bb = 0.0, 0.0, 0.0
+    for i in range(0, len(a), BLOCK):
+        x, y = a[i: i + BLOCK].astype(np.float64), b[i: i + BLOCK].astype(np.float64)
+        ab, aa, bb = ab + float(x @ y), aa + float(x @ x), bb + float(y @ y)
+    energy = float(np.sqrt(aa * bb))
+    return ab / energy if energy > 0 else 0.0
+
+
+def _mix(a: Pcm16, b: Pcm16) -> Pcm16:
+    out = np.empty(len(a), np.int16)
+    for i in range(0, len(a), BLOCK):
+        out[i: i + BLOCK] = (a[i: i + BLOCK].astype(np.int32) + b[i: i + BLOCK]) // 2
+    return out
 
 
 def transcribe_file(model: WhisperTranscriber, path: Path, speakers: tuple[str, str] = ("Left", "Right")
