@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from faster_whisper.feature_extractor import FeatureExtractor
 
+from transcription.types import as_float
+
 BLOCK_FRAMES = 3000  # 30 s of 10 ms frames
 
 
@@ -20,14 +22,17 @@ class BlockwiseFeatures(FeatureExtractor):  # type: ignore[misc]  # faster-whisp
     exist for one block of frames at a time; only the mel spectrogram (1.9 MB a minute with 80
     mels) is kept whole, and it is the same array (the test compares them). Audio of at most
     3,000 frames (just under 30 s) goes through faster-whisper's own code.
+
+    16-bit samples are taken as they are and made floats a block at a time (exactly: divided by
+    32768), so a long recording's speech need not be held as floats at all.
     """
 
     def __call__(self, waveform: np.ndarray, padding: int = 160, chunk_length: int | None = None) -> Any:
-        wave = np.asarray(waveform, np.float32)
+        wave = waveform if waveform.dtype == np.int16 else np.asarray(waveform, np.float32)
         length = len(wave) + padding  # faster-whisper pads the end with zeros first
         frames = length // self.hop_length  # stft(center=True) gives one more, which it drops
         if frames <= BLOCK_FRAMES:
-            return super().__call__(wave, padding, chunk_length)
+            return super().__call__(as_float(wave), padding, chunk_length)
         if chunk_length is not None:
             self.n_samples = chunk_length * self.sampling_rate
             self.nb_max_frames = self.n_samples // self.hop_length
@@ -55,4 +60,4 @@ class BlockwiseFeatures(FeatureExtractor):  # type: ignore[misc]  # faster-whisp
         index = np.arange(start, stop) - self.n_fft // 2
         index = np.abs(index)  # reflected at the start
         index = np.where(index >= length, 2 * (length - 1) - index, index)  # and at the end
-        return np.where(index < len(wave), wave[np.minimum(index, len(wave) - 1)], 0).astype(np.float32)
+        return np.where(index < len(wave), as_float(wave[np.minimum(index, len(wave) - 1)]), 0).astype(np.float32)

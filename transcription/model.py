@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from transcription.features import BlockwiseFeatures
-from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Samples, as_float
+from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Samples
 from transcription.vad import speech_spans
 
 log = logging.getLogger(__name__)
@@ -217,9 +217,11 @@ class WhisperTranscriber:
         spans = speech_spans(audio)
         if not spans:
             return []
-        speech, at = np.empty(sum(end - start for start, end in spans), np.float32), 0
-        for start, end in spans:  # written in place: no second copy of the speech on the way
-            as_float(audio[start:end], out=speech[at: at + end - start])
+        # The speech as the recording holds it (16-bit from a file: half the memory of floats);
+        # faster-whisper uses it only for its length and the features, which take 16-bit samples.
+        speech, at = np.empty(sum(end - start for start, end in spans), audio.dtype), 0
+        for start, end in spans:
+            speech[at: at + end - start] = audio[start:end]
             at += end - start
         segments, _info = self._model.transcribe(
             speech, language=self.language, beam_size=self.beam_size, temperature=0.0, vad_filter=False,
