@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
@@ -63,9 +64,60 @@ def test_files_that_hold_no_audio_are_refused_clearly(tmp_path):
         read_channels(tmp_path / "broken.m4a")
 
 
-def encode_mono(path: Path, samples: np.ndarray, codec: str) -> None:
+def test_float_files_flac_of_unknown_length_and_corrupt_stretches_are_read_by_ffmpeg(tmp_path):
+    """libsndfile reads only 16 kHz integer WAV/AIFF here: it would not scale floats to 16-bit,
+    refuses a FLAC whose header gives no length (as one written to a pipe), and stops at the
+    first bad packet where FFmpeg, packet by packet, goes on."""
+    tone = (0.5 * np.sin(np.arange(2 * SR) * 0.05)).astype(np.float32)
+    sf.write(tmp_path / "float.wav", tone, SR, subtype="FLOAT")
+    (got,) = read_channels(tmp_path / "float.wav")
+    assert np.max(np.abs(got.astype(np.int32) - np.round(tone * 32768))) <= 1
+
+    piped = tmp_path / "piped.flac"
+    pcm = (np.random.default_rng(1).standard_normal(4 * SR) * 3000).astype(np.int16)
+    encode_mono(piped, pcm, "flac", to_pipe=True)
+    assert sf.info(str(piped)).frames > 10**15  # libsndfile: length unknown
+    (got,) = read_channels(piped)
+    assert np.array_equal(got, pcm)
+
+    speech = read_channels(DATA / "jfk.flac")[0]
+    clean = tmp_path / "jfk.m4a"
+    encode_mono(clean, speech, "aac")
+    data = bytearray(clean.read_bytes())
+    rng = np.random.default_rng(2)
+    middle = len(data) // 3
+    data[middle: middle + 5_000: 3] = rng.integers(0, 256, len(range(middle, middle + 5_000, 3)), np.uint8).tobytes()
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(bytes(data))
+    (got,) = read_channels(broken)
+    stopped_at_first_error = len(decode_audio(str(broken)))  # faster-whisper's decoder
+    assert stopped_at_first_error < 0.6 * len(speech) and len(got) > 0.8 * len(speech)
+
+
+def test_a_wav_whose_header_was_never_finished_is_read_to_its_end(tmp_path):
+    """A writer killed before it wrote the lengths: libsndfile sees no samples, FFmpeg reads on."""
+    pcm = (np.random.default_rng(3).standard_normal((3 * SR, 2)) * 3000).astype(np.int16)
+    sf.write(tmp_path / "killed.wav", pcm, SR, subtype="PCM_16")
+    data = bytearray((tmp_path / "killed.wav").read_bytes())
+    at = data.index(b"data") + 4
+    data[at: at + 4] = bytes(4)  # the data chunk's length, as written before any sample
+    (tmp_path / "killed.wav").write_bytes(bytes(data))
+    assert sf.info(str(tmp_path / "killed.wav")).frames == 0
+    left, right = read_channels(tmp_path / "killed.wav")
+    assert np.array_equal(left, pcm[:, 0]) and np.array_equal(right, pcm[:, 1])
+
+
+def test_two_silent_channels_are_one_track(tmp_path):
+    sf.write(tmp_path / "silent.wav", np.zeros((SR, 2), np.int16), SR, subtype="PCM_16")
+    assert len(load_channels(tmp_path / "silent.wav")) == 1
+
+
+def encode_mono(path: Path, samples: np.ndarray, codec: str, *, to_pipe: bool = False) -> None:
+    """``samples`` encoded with ``codec``; ``to_pipe``: written as to a pipe (nothing seekable,
+    so the header cannot be completed at the end)."""
     samples = np.ascontiguousarray(samples)
-    with av.open(str(path), "w") as out:
+    pipe = Unseekable() if to_pipe else None
+    with av.open(pipe if pipe is not None else str(path), "w", format=path.suffix[1:] if pipe else None) as out:
         stream = out.add_stream(codec, rate=SR, layout="mono")
         for i in range(0, len(samples), 1024):
             frame = av.AudioFrame.from_ndarray(samples[None, i: i + 1024], format="s16", layout="mono")
@@ -74,6 +126,20 @@ def encode_mono(path: Path, samples: np.ndarray, codec: str) -> None:
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    if pipe is not None:
+        path.write_bytes(bytes(pipe.written))
+
+
+class Unseekable(io.RawIOBase):
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[no-untyped-def, override]
+        self.written += bytes(data)
+        return len(data)
 
 
 def rms(x: np.ndarray) -> float:

@@ -7,8 +7,7 @@ copies of the whole file: loading an hour of stereo through it peaked at 1.2 GB.
 from __future__ import annotations
 
 import gc
-import itertools
-from collections.abc import Iterable, Iterator
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from transcription.formats import TranscriptLine
 from transcription.model import WhisperTranscriber
 from transcription.types import SAMPLE_RATE_HZ, Pcm16
 
+log = logging.getLogger(__name__)
 SAME_CHANNELS_CORRELATION = 0.98
 BLOCK = 1 << 20  # samples per step when comparing or mixing channels (small temporaries)
 
@@ -27,35 +27,51 @@ class UnreadableAudio(Exception):
     """The file is missing, not audio, or corrupt."""
 
 
+# What libsndfile reads here: uncompressed integer samples in containers whose length it takes
+# from the file itself. Everything else goes to FFmpeg, which reads floats at their scale
+# (libsndfile would not scale them to 16-bit), FLAC of unknown length, chained Ogg, joined MP3s,
+# and recovers from a corrupt stretch in the middle.
+SNDFILE_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF"})
+SNDFILE_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "ULAW", "ALAW"})
+
+
 def read_channels(path: Path) -> list[Pcm16]:
     """The file's channels at 16 kHz, 16-bit (a file with more than two is mixed down to two).
 
-    A 16 kHz file libsndfile reads (WAV, FLAC, Ogg, MP3, ...) comes back as the columns of the
-    one array read, no copy. Any other file is decoded by FFmpeg (PyAV), resampled to 16 kHz as
-    it is decoded."""
+    A 16 kHz WAV or AIFF of integer samples (such as the recorder's own) comes back as the
+    columns of the one array read, no copy. Any other file is decoded by FFmpeg (PyAV),
+    resampled to 16 kHz as it is decoded."""
     if not path.is_file():
         raise UnreadableAudio(f"No such file: {path}")
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, OSError):  # not a format libsndfile knows: FFmpeg may
-        info = None
-    if info is not None and info.samplerate == SAMPLE_RATE_HZ and info.channels <= 2:
-        try:
-            pcm, _rate = sf.read(path, dtype="int16", always_2d=True)
-        except (RuntimeError, OSError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
-            raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
-    else:
+    pcm = _read_plain(path)
+    if pcm is None:
         pcm = _decode(path)
     if not len(pcm):
         raise UnreadableAudio(f"{path} holds no audio")
     return [pcm[:, column] for column in range(pcm.shape[1])]
 
 
+def _read_plain(path: Path) -> Pcm16 | None:
+    """The samples of a 16 kHz integer WAV/AIFF of one or two channels; None for any other file,
+    or one libsndfile cannot read whole (a header with no length: FFmpeg reads what follows)."""
+    try:
+        info = sf.info(str(path))
+        if (info.format not in SNDFILE_FORMATS or info.subtype not in SNDFILE_SUBTYPES
+                or info.samplerate != SAMPLE_RATE_HZ or not 1 <= info.channels <= 2 or info.frames <= 0):
+            return None
+        pcm, _rate = sf.read(path, dtype="int16", always_2d=True)
+    except (RuntimeError, OSError, ValueError, MemoryError):  # LibsndfileError is a RuntimeError
+        return None
+    return np.asarray(pcm, np.int16)
+
+
 def _decode(path: Path) -> Pcm16:
-    """Every frame FFmpeg can decode, as rows of one or two 16 kHz 16-bit channels."""
+    """Every packet FFmpeg can decode, as rows of one or two 16 kHz 16-bit channels. A corrupt
+    packet is skipped (and counted in the log), not the end of the file."""
     import av
 
     chunks: list[Pcm16] = []
+    skipped = 0
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
@@ -64,30 +80,27 @@ def _decode(path: Path) -> Pcm16:
             channels = 1 if stream.channels == 1 else 2
             resampler = av.AudioResampler(format="s16", layout="mono" if channels == 1 else "stereo",
                                           rate=SAMPLE_RATE_HZ)
-            for frame in itertools.chain(_decodable(container.decode(stream)), [None]):  # None: flush
-                chunks += [np.asarray(out.to_ndarray(), np.int16).reshape(-1, channels)
-                           for out in resampler.resample(frame)]
+            for packet in container.demux(stream):  # its last, empty packet flushes the decoder
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError:
+                    skipped += 1
+                    continue
+                for frame in frames:
+                    frame.pts = None  # a frame with a broken timestamp is still audio
+                    chunks += _rows(resampler.resample(frame), channels)
+            chunks += _rows(resampler.resample(None), channels)  # what the resampler still holds
             del resampler
     except (av.FFmpegError, ValueError) as exc:
         raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
     gc.collect()  # PyAV's resampler keeps buffers until collected (faster-whisper issue 390)
+    if skipped:
+        log.warning("%s: skipped %d packets that would not decode", path, skipped)
     return np.concatenate(chunks) if chunks else np.zeros((0, 1), np.int16)
 
 
-def _decodable(frames: Iterable[Any]) -> Iterator[Any]:
-    """The frames that decode; a corrupt packet is skipped, as faster-whisper does."""
-    import av
-
-    iterator = iter(frames)
-    while True:
-        try:
-            frame = next(iterator)
-        except StopIteration:
-            return
-        except av.InvalidDataError:
-            continue
-        frame.pts = None  # a frame with a broken timestamp is still audio
-        yield frame
+def _rows(frames: list[Any], channels: int) -> list[Pcm16]:
+    return [np.asarray(frame.to_ndarray(), np.int16).reshape(-1, channels) for frame in frames]
 
 
 def load_channels(path: Path) -> list[Pcm16]:
@@ -102,11 +115,13 @@ def load_channels(path: Path) -> list[Pcm16]:
 
 
 def _correlation(a: Pcm16, b: Pcm16) -> float:
-    """Uncentred correlation of two tracks (1 for equal ones, 0 if one is silent)."""
+    """Uncentred correlation of two tracks (1 for equal ones, 0 if only one is silent)."""
     ab, aa, bb = 0.0, 0.0, 0.0
     for i in range(0, len(a), BLOCK):
         x, y = a[i: i + BLOCK].astype(np.float64), b[i: i + BLOCK].astype(np.float64)
         ab, aa, bb = ab + float(x @ y), aa + float(x @ x), bb + float(y @ y)
+    if aa == bb == 0:
+        return 1.0  # both silent: the same
     energy = float(np.sqrt(aa * bb))
     return ab / energy if energy > 0 else 0.0
 
