@@ -126,6 +126,9 @@ class PostHogClient:
         self._retry = retry or RetryPolicy()
         self._budget = budget or budget_for_key(api_key)
         self._sleep = sleep
+        # Asked before every retry: a caller with a deadline (``SyncWorker.drain``) or a user who
+        # stopped waiting ends the retries here instead of after the policy's last attempt.
+        self.keep_retrying: Callable[[], bool] = lambda: True
         self._http = httpx.Client(
             base_url=self.host,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "desktop-recorder/0.1"},
@@ -162,11 +165,14 @@ class PostHogClient:
                 error = NetworkError(f"PostHog at {self.host} did not answer in time ({exc.__class__.__name__})")
             except httpx.TransportError as exc:
                 error = NetworkError(f"Cannot reach PostHog at {self.host}: {exc}")
-            if not self._retry.should_retry(error, attempt) or (only_retry and not isinstance(error, only_retry)):
+            if (not self._retry.should_retry(error, attempt) or (only_retry and not isinstance(error, only_retry))
+                    or not self.keep_retrying()):
                 raise error
             delay = self._retry.delay_s(error, attempt)
             log.info("%s %s failed (%s); retry %d in %.1f s", method, path, error, attempt, delay)
             self._sleep(delay)
+            if not self.keep_retrying():
+                raise error
 
     @property
     def project(self) -> str:

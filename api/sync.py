@@ -107,22 +107,32 @@ class SyncWorker:
             if self.store.get_recording(rid).remote_state != "deleted_on_server"
         }
 
-    def drain(self, timeout_s: float, *, ignore_backoff: bool = True) -> bool:
-        """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked (False)."""
+    def drain(self, timeout_s: float, *, ignore_backoff: bool = True,
+              give_up: Callable[[], bool] = lambda: False) -> bool:
+        """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked /
+        ``give_up()`` (the user stopped waiting) (False)."""
         deadline = self._clock() + timeout_s
         if ignore_backoff:
             self.status.backoff_until.clear()
-        while True:
-            self.sync_pass(flush=True)
-            if not self.pending():
-                return True
-            if self.status.blocked or self._clock() >= deadline:
-                return False
-            pending = self.pending()
-            if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
-                return False  # nothing can be retried before the deadline (e.g. the instance can't create)
-            waits = [t - self._clock() for t in self.status.backoff_until.values()]
-            self._sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 2.0))
+
+        def waiting() -> bool:
+            return self._clock() < deadline and not give_up()
+
+        keep_retrying, self.client.keep_retrying = self.client.keep_retrying, waiting
+        try:
+            while True:
+                self.sync_pass(flush=True)
+                if not self.pending():
+                    return True
+                if self.status.blocked or not waiting():
+                    return False
+                pending = self.pending()
+                if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
+                    return False  # nothing can be retried before the deadline (e.g. the instance can't create)
+                waits = [t - self._clock() for t in self.status.backoff_until.values()]
+                self._sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 0.5))
+        finally:
+            self.client.keep_retrying = keep_retrying
 
     def sync_pass(self, *, flush: bool = False) -> None:
         """One pass over every recording with work; returns when each has done what it can now."""

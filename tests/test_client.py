@@ -88,13 +88,35 @@ def patch_with(*answers: httpx.Response | Exception, max_attempts: int = 3) -> W
 
 @pytest.mark.parametrize(("answer", "wait"), [
     (reply(429, {"type": "throttled_error", "detail": THROTTLED.format(40)}, {"Retry-After": "7"}), 7.0),
-    (reply(429, {"type": "throttled_error", "detail": THROTTLED.format(40)}), 40.0),
+    (reply(429, {"type": "throttled_error", "detail": THROTTLED.format(4)}), 4.0),
     (reply(503, {"type": "server_error", "code": "database_unavailable", "detail": "db"}, {"Retry-After": "1"}), 1.0),
 ], ids=["429-header-wins", "429-seconds-in-detail", "503-retry-after"])
 def test_the_servers_wait_is_honoured_exactly(answer, wait):
     wire = patch_with(answer, reply(201))
     assert wire.sleeps == [wait]
     assert len(wire.requests) == 2
+
+
+@pytest.mark.parametrize(("answer", "wait"), [
+    (reply(429, {"type": "throttled_error", "detail": THROTTLED.format(40)}), 40.0),
+    (reply(503, {"type": "server_error", "detail": "db"}, {"Retry-After": "100"}), 100.0),
+], ids=["429-40s", "503-100s"])
+def test_a_long_server_wait_is_raised_for_the_caller_to_schedule_not_slept(answer, wait):
+    wire = Wire(answer, reply(201))
+    with wire.client() as client, pytest.raises((RateLimited, ServerUnavailable)) as err:
+        client.update_recording("rec-1", {"notes": "n"})
+    assert err.value.retry_after_s == wait
+    assert wire.sleeps == [] and len(wire.requests) == 1
+
+
+def test_no_retry_once_the_caller_stops_waiting():
+    wire = Wire(reply(500, {"type": "server_error", "detail": "A server error occurred."}), reply(201))
+    with wire.client(max_attempts=3) as client, pytest.raises(ServerUnavailable):
+        waited: list[float] = []
+        client.keep_retrying = lambda: not waited  # true until the first wait is over
+        client._sleep = waited.append
+        client.update_recording("rec-1", {"notes": "n"})
+    assert len(wire.requests) == 1 and len(waited) == 1  # waited once, then did not send again
 
 
 def test_5xx_is_retried_with_growing_backoff_then_raises_server_unavailable():

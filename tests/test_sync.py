@@ -230,6 +230,34 @@ def test_instance_that_cannot_create_keeps_the_recording_local_until_it_can(serv
     assert_each_once_on_server(server, stamps)
 
 
+def test_a_long_server_wait_ends_drain_at_once_and_is_kept_as_the_back_off(server, store, worker_for):
+    """A 429 asking for 100 s: the request is not retried inside (that held `record` for minutes,
+    deaf to Ctrl-C); drain sees nothing can be retried before its deadline and returns."""
+    rid = new_recording(store)
+    add_segments(store, rid, 3)
+    finish(store, rid)
+    server.state.faults.throttle_next, server.state.faults.throttle_seconds = 10, 100
+    clock = FakeClock()
+    worker = worker_for(clock=clock)
+    assert worker.drain(30) is False
+    assert len(server.state.requests) == 1
+    assert worker.status.backoff_until[rid] == clock.now + 100
+    assert worker.pending() == {rid: (3, 3)}
+    server.state.faults.throttle_next = 0
+    assert worker.drain(30)  # nothing was lost meanwhile
+
+
+def test_drain_stops_retrying_when_the_user_gives_up(server, store, worker_for):
+    rid = new_recording(store)
+    finish(store, rid)
+    server.state.faults.fail_next = 10
+    worker = worker_for()
+    assert worker.drain(30, give_up=lambda: True) is False
+    assert len(server.state.requests) == 1  # the 5xx was not retried, in the request or by drain
+    assert worker.client.keep_retrying()  # and the client retries again outside drain
+    assert worker.pending() == {rid: (3, 0)}
+
+
 def test_live_recording_waits_for_a_full_batch_or_its_age(server, store, worker_for):
     clock = FakeClock()
     rid = new_recording(store)
