@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -99,17 +100,27 @@ def _no_display() -> bool:
 
 
 class StopSignal:
-    """Ctrl-C / SIGTERM (or the duration) set one event; the main thread waits on it."""
+    """Ctrl-C / SIGTERM / SIGHUP (or the duration) set one event; the main thread waits on it. A
+    second signal sets ``again``: stop waiting for the server (what it has not acknowledged stays
+    queued locally)."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.again = threading.Event()
         self.reason = ""
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handler)
         signal.signal(signal.SIGTERM, self._handler)
+        if hasattr(signal, "SIGHUP"):  # not on Windows
+            signal.signal(signal.SIGHUP, self._handler)
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == getattr(signal, "SIGHUP", None):
+            _detach_from_terminal()
+        if self.event.is_set():
+            self.again.set()
+            return
         self.reason = signal.Signals(signum).name
         self.event.set()
 
@@ -121,6 +132,18 @@ class StopSignal:
                 self.reason = "duration reached"
                 return
             self.event.wait(0.2 if remaining is None else min(0.2, remaining))
+
+
+def _detach_from_terminal() -> None:
+    """The terminal was closed (SIGHUP): output goes nowhere from now on, instead of failing the
+    writes that stopping the recording still makes (and so leaving it unfinished)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError):  # what the closed terminal would not take
+            stream.flush()
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # not a file: nothing to detach
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def say(message: str) -> None:

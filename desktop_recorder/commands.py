@@ -112,11 +112,12 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     if worker is None:
         return 0
     worker.stop()
-    return _final_sync(ctx, worker, recording.id)
+    say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog (Ctrl-C again to stop waiting)…")
+    return _final_sync(ctx, worker, recording.id, stop)
 
 
-def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str) -> int:
-    if worker.drain(FINAL_SYNC_WAIT_S):
+def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: StopSignal) -> int:
+    if worker.drain(FINAL_SYNC_WAIT_S, give_up=stop.again.is_set):
         rec = ctx.store.get_recording(recording_id)
         say(f"Synced to PostHog as {rec.server_id}.")
         return 0

@@ -128,3 +128,41 @@ def test_sigterm_finalises_gracefully(audio_rig, server, app_home):
     assert "Stopping (SIGTERM)" in err
     remote = only_recording(server)
     assert remote["status"] == "ready" and remote["duration_seconds"] >= 1
+
+
+def test_closing_the_terminal_finalises_like_sigterm(audio_rig, server, app_home):
+    """SIGHUP (the terminal closed) used to end `record` on the spot, the recording left "recording"."""
+    rec = Recorder(["--mic", "none"], cli_env(app_home, server))
+    rec.wait_recording()
+    time.sleep(2.0)
+    rec.proc.send_signal(signal.SIGHUP)
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    remote = only_recording(server)
+    assert remote["status"] == "ready" and remote["duration_seconds"] >= 1
+
+
+def test_a_second_ctrl_c_stops_waiting_for_the_server(audio_rig, server, app_home):
+    """The server keeps answering 429 (retry in 5 s): a second Ctrl-C ends the final wait; the
+    recording stays queued locally."""
+    server.state.faults.throttle_next, server.state.faults.throttle_seconds = 10_000, 5
+    env = cli_env(app_home, server)
+    rec = Recorder(["--mic", "none"], env)
+    rec.wait_recording()
+    time.sleep(1.0)
+    rec.proc.send_signal(signal.SIGINT)
+    for _ in range(600):
+        if any(line.startswith("Waiting up to") for line in rec.stderr):
+            break
+        time.sleep(0.1)
+    else:
+        rec.proc.kill()
+        rec.finish()
+        pytest.fail("never started waiting for the server:\n" + "".join(rec.stderr))
+    rec.proc.send_signal(signal.SIGINT)
+    code, _out, err = rec.finish(timeout=20)  # the wait would otherwise go on for 30 s
+    assert code == 0, err
+    assert "Not synced yet" in err and "throttled" in err
+    server.state.faults.throttle_next = 0
+    assert run_cli("sync", env=env).returncode == 0
+    assert only_recording(server)["status"] == "ready"
