@@ -36,6 +36,7 @@ from transcription.download import cached_model
 from transcription.formats import TranscriptLine, clock, render
 from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
 from transcription.offline import UnreadableAudio, transcribe_file
+from transcription.types import Transcriber
 from transcription.vad import silero_scorer
 
 FINAL_SYNC_WAIT_S = 30.0
@@ -69,9 +70,22 @@ def _printer(live: LiveTranscript) -> Callable[[SessionEvent], None]:
     return on_event
 
 
-def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
-    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir):
+def _recover(ctx: AppContext, model: Callable[[], Transcriber | None]) -> None:
+    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir, model):
         say(f"Recovered an interrupted recording ({rec.id}, {rec.duration_s or 0:.0f} s).")
+
+
+def _model_for_recovery(ctx: AppContext) -> Transcriber | None:
+    """The model, to transcribe what an interrupted recording saved after its last line."""
+    say("Loading the model to transcribe the end of an interrupted recording…")
+    try:
+        return _load_model(ctx, None)
+    except ModelUnavailable as exc:
+        say(f"warning: {exc}; its audio after the last line stays untranscribed (`refine` can do it later)")
+        return None
+
+
+def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     s = ctx.settings
     options = SessionOptions(
         mic=args.mic or s.mic, system=args.system or s.system, title=args.title,
@@ -85,6 +99,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         say(f"error: {exc}")
         return 2
+    _recover(ctx, lambda: model)
     worker = _sync_worker(ctx)
     live = LiveTranscript()
     session = RecordingSession(
@@ -154,8 +169,7 @@ def cmd_devices(_ctx: AppContext, _args: argparse.Namespace) -> int:
 
 
 def cmd_sync(ctx: AppContext, _args: argparse.Namespace) -> int:
-    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir):
-        say(f"Recovered an interrupted recording ({rec.id}).")
+    _recover(ctx, lambda: _model_for_recovery(ctx))
     try:
         worker = SyncWorker(ctx.store, ctx.make_client())
     except SyncNotConfigured as exc:

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
+from desktop_recorder.refine import CannotRefine, read_tracks, speaker_names
 from desktop_recorder.session import is_owned
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store
 from recorder.wavfile import repair_wav
+from transcription.echo import EchoConfig, EchoGate
+from transcription.model import confidence
+from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source, Transcriber
 
 log = logging.getLogger(__name__)
+MIN_TAIL_S = 0.5  # less audio after the last line than this holds no words
 
 
-def recover_interrupted(store: Store, data_dir: Path) -> list[LocalRecording]:
-    """Every live recording no process owns any more becomes ``ready`` (or ``error``)."""
+def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], Transcriber | None] | None = None
+                        ) -> list[LocalRecording]:
+    """Every live recording no process owns any more becomes ``ready`` (or ``error``).
+
+    With a ``transcriber`` (asked for only if there is such a recording), the speech saved after
+    each source's last line, which the process died before decoding, is transcribed first and
+    added as final lines (and so synced). Killed during that, the recording stays live and the
+    next recovery does it again from the last line stored."""
     recovered = []
+    model: Transcriber | None = None
     for rec in store.list_recordings():
         if rec.status not in LIVE_STATUSES or is_owned(data_dir, rec.id):
             continue
         duration = _audio_seconds(rec.audio_path)
+        if duration is not None and transcriber is not None:
+            model = model or transcriber()
+            if model is not None:
+                added = transcribe_tail(store, model, rec)
+                if added:
+                    log.warning("recording %s: %d lines transcribed from the audio after its last line", rec.id, added)
         segments = store.segments(rec.id)
         if duration is None and segments:
             duration = max(s.end_ms for s in segments) / 1000
@@ -33,6 +53,43 @@ def recover_interrupted(store: Store, data_dir: Path) -> list[LocalRecording]:
         log.warning("recovered interrupted recording %s (%.1f s of audio)", rec.id, duration or 0)
         recovered.append(store.get_recording(rec.id))
     return recovered
+
+
+def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording) -> int:
+    """Add the lines of each source's speech after its last line (the mic's echo of the system
+    audio left out, as live); returns how many were added."""
+    try:
+        tracks = read_tracks(Path(str(rec.audio_path)))
+    except CannotRefine as exc:
+        log.error("recording %s: cannot read its audio for the unfinished tail: %s", rec.id, exc)
+        return 0
+    names = speaker_names(store, rec.id)
+    tail: dict[Source, list[FinalSegment]] = {}
+    for source, audio in tracks.items():
+        after_ms = store.decided_until_ms(rec.id, source)
+        rest = audio[int(after_ms * SAMPLE_RATE_HZ / 1000):]
+        heard = model.transcribe_file(rest) if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest) else []
+        tail[source] = [FinalSegment(source, round(after_ms + seg.start_s * 1000, 1),
+                                     round(after_ms + seg.end_s * 1000, 1), seg.text, confidence(seg.avg_logprob))
+                        for seg in heard]
+    gate = EchoGate(EchoConfig(), whole=tracks)
+    for seg in store.segments(rec.id):
+        if seg.source == "system":
+            gate.add_system(FinalSegment("system", seg.timestamp_ms, seg.end_ms, seg.text, seg.confidence))
+    for line in tail["system"]:
+        gate.add_system(line)
+    added = 0
+    for line in sorted(tail["system"] + tail["mic"], key=lambda s: s.start_ms):
+        verdict = gate.judge(line) if line.source == "mic" else None
+        if verdict is not None and verdict.echo:
+            store.add_echo_segment(rec.id, start_ms=line.start_ms, end_ms=line.end_ms, text=line.text,
+                                   speaker=names["mic"], confidence=line.confidence,
+                                   audio_share=verdict.audio_share, text_share=verdict.text_share)
+            continue
+        store.add_segment(rec.id, start_ms=line.start_ms, end_ms=line.end_ms, source=line.source,
+                          speaker=names[line.source], text=line.text, confidence=line.confidence)
+        added += 1
+    return added
 
 
 def _audio_seconds(path: str | None) -> float | None:

@@ -38,15 +38,21 @@ def read_tracks(path: Path) -> dict[Source, Samples]:
     return {"mic": mic, "system": channels[1] if len(channels) > 1 else np.zeros(len(mic), np.int16)}
 
 
+def speaker_names(store: Store, recording_id: str) -> dict[Source, str]:
+    """Each source's speaker as the live transcript names it."""
+    live = store.segments(recording_id)
+    mic = (next((s.speaker for s in live if s.source == "mic" and s.speaker), None)
+           or next((e.speaker for e in store.echo_segments(recording_id) if e.speaker), DEFAULT_MIC_LABEL))
+    return {"mic": mic, "system": next((s.speaker for s in live if s.source == "system" and s.speaker), "Others")}
+
+
 def refine_recording(store: Store, model: Transcriber, recording_id: str) -> list[StoredSegment]:
     """Transcribe the saved audio again, store the result as the refined transcript, return it."""
     rec = store.get_recording(recording_id)
     if not rec.audio_path or not Path(rec.audio_path).is_file():
         raise CannotRefine("The recording has no audio file (deleted, or never written).")
     tracks = read_tracks(Path(rec.audio_path))
-    live = store.segments(recording_id)
-    names = {src: next((s.speaker for s in live if s.source == src and s.speaker), default)
-             for src, default in (("mic", DEFAULT_MIC_LABEL), ("system", "Others"))}
+    names = speaker_names(store, recording_id)
     lines: dict[Source, list[FinalSegment]] = {}
     for source, audio in tracks.items():
         lines[source] = [

@@ -410,6 +410,16 @@ class Store:
                                     "WHERE recording_id = ? ORDER BY timestamp_ms, id", (recording_id,)).fetchall()
         return [EchoLine(r["id"], r["timestamp_ms"], r["text"], r["speaker"]) for r in rows]
 
+    def decided_until_ms(self, recording_id: str, source: str) -> float:
+        """Where the last line heard from ``source`` ends (the mic's echo lines count): audio
+        after it was never transcribed, if the process died there."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MAX(end_ms) FROM (SELECT end_ms FROM segments WHERE recording_id = ? AND source = ? "
+                "UNION ALL SELECT end_ms FROM echo_segments WHERE recording_id = ? AND ? = 'mic')",
+                (recording_id, source, recording_id, source)).fetchone()
+        return float(row[0] or 0.0)
+
     def restore_echo(self, echo_id: int, speaker: str) -> StoredSegment:
         """Put a line the echo check left out back into the transcript (and so into the sync
         queue), in one transaction: it is in exactly one of the two tables, whatever happens.

@@ -166,3 +166,23 @@ def test_a_second_ctrl_c_stops_waiting_for_the_server(audio_rig, server, app_hom
     server.state.faults.throttle_next = 0
     assert run_cli("sync", env=env).returncode == 0
     assert only_recording(server)["status"] == "ready"
+
+
+def test_speech_not_yet_final_when_killed_is_transcribed_by_the_next_sync(audio_rig, server, app_home, playable):
+    """kill -9 as the speaker finishes: the last sentence is in the saved audio but was never
+    decoded; `sync` transcribes it before finalising the recording."""
+    env = cli_env(app_home, server)
+    rec = Recorder(["--mic", "none"], env)
+    rec.wait_recording()
+    time.sleep(0.5)
+    play(playable["jfk"], "meet_speakers").wait()
+    rec.proc.send_signal(signal.SIGKILL)
+    rec.finish()
+
+    result = run_cli("sync", env=env)
+    assert result.returncode == 0, result.stderr
+    remote = only_recording(server)
+    assert remote["status"] == "ready"
+    assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1, remote["transcript_text"]
+    timestamps = [s["timestamp"] for s in remote["transcript_segments"]]
+    assert len(set(timestamps)) == len(timestamps)

@@ -81,6 +81,7 @@ class RecorderController(QObject):
         self._last_sync_kind = ""
         self._model_generation = 0  # only the newest load's result (and progress) counts
         self._refining = 0  # post-meeting passes running on the shared model
+        self._recovered = False  # interrupted recordings are recovered once, when the model is there
         self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
         self._tick.timeout.connect(self._on_tick)
@@ -91,12 +92,27 @@ class RecorderController(QObject):
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover crashed recordings, start syncing, load the model in the background."""
-        for rec in recover_interrupted(self.ctx.store, self.ctx.paths.data_dir):
-            self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
+        """Start syncing, load the model in the background, then recover crashed recordings
+        (with the model: what they saved after their last line is transcribed first)."""
         self.restart_sync()
         self._sync_poll.start()
         self.load_model()
+
+    def _recover(self, transcriber: Transcriber | None) -> None:
+        if self._recovered:
+            return
+        self._recovered = True
+
+        def done(recovered: list[LocalRecording]) -> None:
+            for rec in recovered:
+                self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
+            self.wake_sync()
+
+        def failed(exc: Exception) -> None:
+            self.notice.emit("error", f"An interrupted recording could not be recovered: {exc}")
+
+        run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, lambda: transcriber),
+                          done, failed, name="recovery")
 
     def load_model(self) -> None:
         """(Re)load the settings' model in the background; recording waits until it is there."""
@@ -116,11 +132,13 @@ class RecorderController(QObject):
         if generation == self._model_generation:
             self.transcriber = transcriber
             self._set_state("idle")
+            self._recover(transcriber)
 
     def _on_model_failed(self, generation: int, exc: Exception) -> None:
         if generation == self._model_generation:
             self.notice.emit("error", f"The speech model could not be loaded: {exc}")
             self._set_state("error")
+            self._recover(None)  # still finalised; `refine` can transcribe their ends later
 
     def shutdown(self) -> None:
         self._tick.stop()

@@ -1,0 +1,77 @@
+"""A recording whose process died: the speech it saved after its last line is transcribed (real
+model, real speech, real SQLite), the mic's echo of the system audio left out as live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from desktop_recorder.recovery import recover_interrupted, transcribe_tail
+from desktop_recorder.store import Store
+from recorder.wavfile import StereoWavWriter
+from tests.conftest import JFK_TEXT, normalize, wer
+from tests.test_refine import speech
+
+SR = 16_000
+pytestmark = pytest.mark.slow
+
+
+def interrupted(store: Store, folder: Path, mic: np.ndarray, system: np.ndarray) -> str:
+    """A recording left "recording" by a dead process, its WAV holding ``mic`` left, ``system`` right."""
+    rec = store.create_recording(platform="zoom", title="Killed", participants=[], audio_path=None)
+    wav = folder / f"{rec.id}.wav"
+    writer = StereoWavWriter(wav)
+    for i in range(0, len(system), SR):
+        writer.write(mic[i:i + SR], system[i:i + SR])
+    writer.close()
+    store.set_audio_path(rec.id, str(wav))
+    return rec.id
+
+
+@pytest.fixture
+def store(tmp_path):
+    (tmp_path / "data").mkdir()
+    s = Store(tmp_path / "data" / "recorder.sqlite3")
+    yield s
+    s.close()
+
+
+def test_speech_after_the_last_line_becomes_final_lines_once(tmp_path, store, model):
+    jfk = speech("jfk")
+    rid = interrupted(store, tmp_path, np.zeros_like(jfk), jfk)
+    words = [w for seg in model.transcribe(jfk, word_timestamps=True) for w in seg.words]
+    cut = next(w for w in words if normalize(w.text) == "americans")  # the line finalised before the kill
+    store.add_segment(rid, start_ms=300, end_ms=cut.end_s * 1000, source="system", speaker="Others",
+                      text="And so my fellow Americans,", confidence=0.9)
+
+    recovered = recover_interrupted(store, tmp_path / "data", lambda: model)
+
+    assert [r.id for r in recovered] == [rid] and recovered[0].status == "ready"
+    lines = store.segments(rid)
+    assert len(lines) > 1
+    assert all(s.timestamp_ms >= cut.end_s * 1000 and s.speaker == "Others" for s in lines[1:])
+    assert wer(JFK_TEXT, " ".join(s.text for s in lines)) <= 0.1  # the rest, and the first words not twice
+    assert len(store.unsynced_segments(rid, 100)) == len(lines)  # all of it goes to the server
+    assert transcribe_tail(store, model, store.get_recording(rid)) == 0  # nothing is left after them
+
+
+def test_the_mics_echo_in_the_tail_is_left_out_as_live(tmp_path, store, model):
+    jfk = speech("jfk")
+    rid = interrupted(store, tmp_path, 0.5 * jfk, jfk)  # laptop speakers: the mic hears the far end
+
+    recover_interrupted(store, tmp_path / "data", lambda: model)
+
+    lines = store.segments(rid)
+    assert {s.source for s in lines} == {"system"}
+    assert wer(JFK_TEXT, " ".join(s.text for s in lines)) <= 0.1
+    assert store.echo_segments(rid)  # kept where `echo` can put them back
+
+
+def test_without_a_model_the_recording_is_still_finalised(tmp_path, store):
+    jfk = speech("jfk")
+    rid = interrupted(store, tmp_path, np.zeros_like(jfk), jfk)
+    recovered = recover_interrupted(store, tmp_path / "data", lambda: None)
+    assert recovered[0].status == "ready" and round(recovered[0].duration_s or 0) == 11
+    assert store.segments(rid) == []
