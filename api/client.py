@@ -47,6 +47,15 @@ def validate_host(host: str) -> str:
     raise InvalidHost(f"PostHog host must be an https:// URL (http:// only for localhost), got {host!r}")
 
 
+def validate_project(project: str) -> str:
+    """Return the project (a numeric id, or ``@current``: the key's current project) stripped, or
+    raise ``ValueError``."""
+    project = project.strip() or "@current"
+    if project != "@current" and not (project.isascii() and project.isdigit()):
+        raise ValueError(f"The project must be a number (its id in PostHog's URLs) or @current, not {project!r}.")
+    return project
+
+
 def _retry_after(response: httpx.Response, detail: str) -> float | None:
     header = response.headers.get("Retry-After")
     if header:

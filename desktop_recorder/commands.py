@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from api.client import PostHogClient
-from api.errors import ApiError, CredentialsRejected, MissingScope
+from api.client import PostHogClient, validate_host, validate_project
+from api.errors import ApiError, CredentialsRejected, InvalidHost, MissingScope
 from api.sync import SyncWorker
 from desktop_recorder.cli import StopSignal, print_json, say
 from desktop_recorder.config import save_settings
@@ -307,10 +307,17 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
 
 def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     settings = ctx.settings
-    if args.host:
-        settings = replace(settings, host=args.host)
-    if args.project:
-        settings = replace(settings, project_id=args.project)
+    try:
+        if args.host:
+            settings = replace(settings, host=validate_host(args.host))
+        if args.project:
+            settings = replace(settings, project_id=validate_project(args.project))
+    except (InvalidHost, ValueError) as exc:
+        say(f"error: {exc} Nothing was saved.")
+        return 2
+    if args.api_key_stdin and not settings.host:
+        say("error: there is no PostHog host to keep the key for; give one with --host. Nothing was saved.")
+        return 2
     if args.name:
         settings = replace(settings, user_name=args.name)
     save_settings(ctx.paths, settings)

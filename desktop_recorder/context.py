@@ -7,7 +7,7 @@ import logging.handlers
 import sys
 from dataclasses import dataclass
 
-from api.client import PostHogClient, validate_host
+from api.client import PostHogClient, validate_host, validate_project
 from api.errors import InvalidHost
 from desktop_recorder.config import AppPaths, Settings, load_settings
 from desktop_recorder.secrets import ENV_KEY, get_api_key
@@ -51,15 +51,16 @@ class AppContext:
             )
         try:
             host = validate_host(host)
-        except InvalidHost as exc:
-            raise SyncNotConfigured(str(exc)) from exc
+            project = validate_project(self.settings.project_id)
+        except (InvalidHost, ValueError) as exc:
+            raise SyncNotConfigured(f"PostHog sync is off: {exc}") from exc
         key = get_api_key(host)
         if not key:
             raise SyncNotConfigured(
                 f"PostHog sync is off: no personal API key for {host} (set {ENV_KEY} or run "
                 "'desktop-recorder configure')."
             )
-        return PostHogClient(host, key, self.settings.project_id)
+        return PostHogClient(host, key, project)
 
 
 def setup_logging(paths: AppPaths, *, verbose: bool = False) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -110,6 +112,38 @@ def test_configure_saves_settings_without_the_key(app_home):
     saved = json.loads((app_home / "config" / "settings.json").read_text())
     assert saved["host"] == "https://eu.posthog.com" and saved["project_id"] == "42" and saved["user_name"] == "Ana"
     assert "phx" not in (app_home / "config" / "settings.json").read_text()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--host", "garbage"], "must be an https:// URL"),
+    (["--host", "http://example.com"], "must be an https:// URL"),
+    (["--project", "abc"], "must be a number"),
+])
+def test_configure_refuses_what_sync_could_not_use_and_saves_nothing(app_home, args, says):
+    result = run_cli("configure", *args, "--name", "Ana", env=cli_env(app_home, None))
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+    assert not (app_home / "config" / "settings.json").exists()
+
+
+def test_configure_saves_the_host_and_project_as_sync_uses_them(app_home):
+    """A key stored under "https://eu.posthog.com/" was never found again (looked up without the slash)."""
+    env = cli_env(app_home, None)
+    assert run_cli("configure", "--host", "https://eu.posthog.com/", "--project", " 42 ", env=env).returncode == 0
+    saved = json.loads((app_home / "config" / "settings.json").read_text())
+    assert (saved["host"], saved["project_id"]) == ("https://eu.posthog.com", "42")
+
+
+def test_a_key_with_no_host_to_keep_it_for_is_refused(app_home):
+    result = subprocess.run([sys.executable, "-m", "desktop_recorder", "configure", "--api-key-stdin"],
+                            env=cli_env(app_home, None), input="phx_key\n", capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--host" in result.stderr
+
+
+def test_a_bad_project_in_the_environment_is_a_clear_error(app_home):
+    env = {**cli_env(app_home, None), "POSTHOG_HOST": "https://eu.posthog.com", "POSTHOG_PROJECT_ID": "abc",
+           "POSTHOG_PERSONAL_API_KEY": "phx_x"}
+    result = run_cli("sync", env=env)
+    assert "must be a number" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_environment_overrides_are_not_written_into_the_settings_file(app_home):

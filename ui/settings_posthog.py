@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -19,7 +18,7 @@ from PySide6.QtWidgets import (
 )
 from shiboken6 import isValid
 
-from api.client import validate_host
+from api.client import validate_host, validate_project
 from api.errors import InvalidHost
 from desktop_recorder.config import DEFAULT_HOSTS, Settings
 from ui.background import run_in_background
@@ -34,7 +33,6 @@ REGIONS = (
     (f"EU cloud ({DEFAULT_HOSTS['eu']})", DEFAULT_HOSTS["eu"]),
     ("Self-hosted (custom URL)", CUSTOM),
 )
-PROJECT = re.compile(r"^(@current|\d+)$")
 GOOD_STYLE, BAD_STYLE, HINT_STYLE = "color: #15803d;", "color: #b91c1c;", "color: #6b7280;"
 
 
@@ -125,10 +123,7 @@ class PostHogSection(QGroupBox):
         return str(choice)
 
     def project(self) -> str:
-        project = self.project_edit.text().strip() or "@current"
-        if not PROJECT.match(project):
-            raise ValueError(f"The project must be a number or @current, not {project!r}.")
-        return project
+        return validate_project(self.project_edit.text())
 
     def typed_key(self) -> str:
         return self.key_edit.text().strip()
