@@ -78,6 +78,10 @@ def test_offline_and_unknown_models_fail_clearly(tmp_path):
     assert missing.returncode == 2 and "not found" in missing.stderr and "Traceback" not in missing.stderr
     nonsense = run_cli("transcribe", "--model", "enormous", str(DATA / "jfk.flac"), env=env_for(tmp_path, closed))
     assert nonsense.returncode == 2 and "Unknown model 'enormous'" in nonsense.stderr
+    for spec, says in ((str(tmp_path / "no-such-dir"), "No model folder at"),
+                       ("foo/bar baz", "neither a model folder nor a model name")):
+        bad = run_cli("transcribe", "--model", spec, str(DATA / "jfk.flac"), env=env_for(tmp_path, closed))
+        assert bad.returncode == 2 and says in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
 
 
 def test_names_devices_and_languages():

