@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from types import FrameType
 
 from api.models import PLATFORMS
 from desktop_recorder import __version__
-from desktop_recorder.context import AppContext, setup_logging
+from desktop_recorder.context import AppContext, CannotStart, setup_logging
 from transcription.formats import FORMATS
 
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="record the microphone and the system audio, transcribing live")
     rec.add_argument("--mic", default=None, help="auto | none | DEVICE (default: settings, else auto)")
     rec.add_argument("--system", default=None, help="auto | none | DEVICE (default: settings, else auto)")
-    rec.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
+    rec.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS", help="stop after this long")
     rec.add_argument("--title", default=None, help="meeting title")
     rec.add_argument("--platform", choices=PLATFORMS, default=None)
     rec.add_argument("--participant", action="append", default=[], metavar="NAME",
@@ -68,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command
@@ -79,15 +90,25 @@ def main(argv: list[str] | None = None) -> int:
         from ui.app import run_app  # the tray app; Qt is imported only in ui/
 
         return run_app()
-    ctx = AppContext.open()
+    try:
+        ctx = AppContext.open()
+    except CannotStart as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     setup_logging(ctx.paths, verbose=args.verbose)
     try:
         from desktop_recorder import commands
 
         handler = getattr(commands, f"cmd_{command}")
-        return int(handler(ctx, args))
+        code = int(handler(ctx, args))
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `list | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 1
     finally:
         ctx.close()
 

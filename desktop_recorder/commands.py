@@ -204,8 +204,9 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     if not rows:
         print("No recordings yet. Start one with: desktop-recorder record")
     for r in rows:
-        print(f"{r['started_at']}  {r['status']:<10} {r['sync_state']:<17} {r['duration_seconds'] or 0:7.1f} s  "
-              f"{r['segments']:4d} seg  {r['server_id'] or '(not on server)'}  {r['title'] or ''}")
+        print(f"{r['id']}  {r['started_at']}  {r['status']:<10} {r['sync_state']:<17} "
+              f"{r['duration_seconds'] or 0:7.1f} s  {r['segments']:4d} seg  {r['server_id'] or '(not on server)'}  "
+              f"{r['title'] or ''}")
     return 0
 
 
@@ -238,6 +239,7 @@ def cmd_refine(ctx: AppContext, args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         say(f"error: {exc}")
         return 2
+    _recover(ctx, lambda: model)  # a recording whose process died is finished first, not "still running"
     refined = _refine(ctx, model, rec.id)
     if refined is None:
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sqlite3
 import sys
 from dataclasses import dataclass
 
@@ -18,6 +19,10 @@ from transcription.model import WhisperTranscriber
 log = logging.getLogger(__name__)
 
 
+class CannotStart(Exception):
+    """The app's folders or its database cannot be used; the message says which and why."""
+
+
 class SyncNotConfigured(Exception):
     """No host or no key: the app works locally; the message says how to enable sync."""
 
@@ -30,8 +35,16 @@ class AppContext:
 
     @classmethod
     def open(cls) -> AppContext:
-        paths = AppPaths.resolve()
-        return cls(paths, load_settings(paths), Store(paths.database))
+        try:
+            paths = AppPaths.resolve()
+        except OSError as exc:  # DESKTOP_RECORDER_HOME is a file, a folder is read-only...
+            raise CannotStart(f"Cannot use the folder {exc.filename}: {exc.strerror}") from exc
+        try:
+            store = Store(paths.database)
+        except sqlite3.DatabaseError as exc:
+            raise CannotStart(f"{paths.database} is not a readable recordings database ({exc}). It was left as it "
+                              "is; move it aside to start with an empty one.") from exc
+        return cls(paths, load_settings(paths), store)
 
     def close(self) -> None:
         self.store.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from desktop_recorder.session import DEFAULT_MIC_LABEL
-from desktop_recorder.store import Store, StoredSegment
+from desktop_recorder.store import LIVE_STATUSES, Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
 from transcription.offline import UnreadableAudio, read_channels
@@ -49,6 +49,8 @@ def speaker_names(store: Store, recording_id: str) -> dict[Source, str]:
 def refine_recording(store: Store, model: Transcriber, recording_id: str) -> list[StoredSegment]:
     """Transcribe the saved audio again, store the result as the refined transcript, return it."""
     rec = store.get_recording(recording_id)
+    if rec.status in LIVE_STATUSES:  # its audio is still growing: the result would replace the whole transcript
+        raise CannotRefine("The recording is still running; improve its transcript once it has stopped.")
     if not rec.audio_path or not Path(rec.audio_path).is_file():
         raise CannotRefine("The recording has no audio file (deleted, or never written).")
     tracks = read_tracks(Path(rec.audio_path))

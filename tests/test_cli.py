@@ -166,6 +166,36 @@ def test_corrupt_settings_are_set_aside_not_fatal(app_home):
     assert list((app_home / "config").glob("settings.corrupt-*.json"))
 
 
+def test_a_corrupt_database_or_an_unusable_home_is_a_clear_error_and_nothing_is_touched(app_home, tmp_path):
+    (app_home / "data").mkdir(parents=True)
+    db = app_home / "data" / "recordings.sqlite3"
+    db.write_bytes(b"not a database" * 100)
+    result = run_cli("list", env=cli_env(app_home, None))
+    assert result.returncode == 2 and "not a readable recordings database" in result.stderr
+    assert "Traceback" not in result.stderr and db.read_bytes() == b"not a database" * 100
+    home_file = tmp_path / "home-file"
+    home_file.write_text("")
+    result = run_cli("list", env=cli_env(home_file, None))
+    assert result.returncode == 2 and "Not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("duration", ["0", "-5", "nan", "inf", "soon"])
+def test_record_refuses_a_duration_that_is_not_a_positive_number(app_home, duration):
+    result = run_cli("record", "--duration", duration, env=cli_env(app_home, None))
+    assert result.returncode == 2 and "must be a number of seconds above 0" in result.stderr
+
+
+def test_output_into_a_closed_pipe_ends_quietly(app_home):
+    """`desktop-recorder list | head -1`: the reader went away; no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "list"], env=cli_env(app_home, None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(60) in (0, 1) and "BrokenPipeError" not in err and "Traceback" not in err, err
+
+
 def test_version_and_help(app_home):
     env = cli_env(app_home, None)
     assert run_cli("--version", env=env).stdout.startswith("desktop-recorder ")

@@ -139,6 +139,16 @@ def test_without_audio_there_is_a_clear_error_and_nothing_changes(store, tmp_pat
     assert store.refined_segments(rid) == [] and store.refined_segments(corrupt) == []
 
 
+def test_a_recording_still_running_is_not_refined(store, tmp_path, model):
+    """Its audio is still growing: a refined transcript of its start would replace the whole live one."""
+    rid = recording_with(store, tmp_path, speech("left"), np.zeros(SR, np.float32))
+    running = store.create_recording(platform="zoom", title=None, participants=[],
+                                     audio_path=store.get_recording(rid).audio_path).id
+    with pytest.raises(CannotRefine, match="still running"):
+        refine_recording(store, model, running)
+    assert store.refined_segments(running) == []
+
+
 @pytest.mark.slow
 def test_refine_command_prints_the_refined_transcript(app_home, tmp_path):
     (app_home / "data").mkdir(parents=True, exist_ok=True)

@@ -157,6 +157,8 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         load_channels(tmp_path / "notes.txt")
     with pytest.raises(UnreadableAudio, match="No such file"):
         load_channels(tmp_path / "missing.wav")
+    with pytest.raises(UnreadableAudio, match="is a folder"):
+        load_channels(tmp_path)
     (tmp_path / "model").mkdir()
     with pytest.raises(ModelUnavailable, match=r"no model\.bin"):
         resolve_model(str(tmp_path / "model"))

@@ -41,7 +41,9 @@ def read_channels(path: Path) -> list[Pcm16]:
     A 16 kHz WAV or AIFF of integer samples (such as the recorder's own) comes back as the
     columns of the one array read, no copy. Any other file is decoded by FFmpeg (PyAV),
     resampled to 16 kHz as it is decoded."""
-    if not path.is_file():
+    if path.is_dir():
+        raise UnreadableAudio(f"{path} is a folder; give an audio file")
+    if not path.exists():
         raise UnreadableAudio(f"No such file: {path}")
     pcm = _read_plain(path)
     if pcm is None:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
 from desktop_recorder.config import Settings
-from desktop_recorder.context import AppContext, setup_logging
+from desktop_recorder.context import AppContext, CannotStart, setup_logging
 from ui.actions import AppActions
 from ui.controller import RecorderController
 from ui.icons import app_icon
@@ -149,10 +149,15 @@ def run_app(argv: list[str] | None = None) -> int:
     qapp.setApplicationName("Desktop Recorder")
     qapp.setQuitOnLastWindowClosed(False)  # the tray keeps the app alive
     qapp.setWindowIcon(app_icon())
-    ctx = AppContext.open()
+    try:
+        ctx = AppContext.open()
+    except CannotStart as exc:
+        QMessageBox.critical(None, "Desktop Recorder", str(exc))
+        return 2
     setup_logging(ctx.paths)
     app = DesktopApp(qapp, ctx)
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal it was started from was closed; a recording is finished, not cut off
+    for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
         signal.signal(signum, lambda *_: QTimer.singleShot(0, app.quit_gracefully))
     wake = QTimer(interval=300)  # lets Python run its signal handlers while Qt's loop waits
     wake.timeout.connect(lambda: None)
