@@ -14,6 +14,7 @@ from desktop_recorder.session import is_owned
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store
 from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
+from transcription.guards import is_hallucination
 from transcription.model import confidence
 from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source, Transcriber
 
@@ -69,9 +70,10 @@ def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording) -> in
         after_ms = store.decided_until_ms(rec.id, source)
         rest = audio[int(after_ms * SAMPLE_RATE_HZ / 1000):]
         heard = model.transcribe_file(rest) if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest) else []
+        # the live guards too: the fading end of the last line's word came out as "Thank you."
         tail[source] = [FinalSegment(source, round(after_ms + seg.start_s * 1000, 1),
                                      round(after_ms + seg.end_s * 1000, 1), seg.text, confidence(seg.avg_logprob))
-                        for seg in heard]
+                        for seg in heard if not is_hallucination(seg)]
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in store.segments(rec.id):
         if seg.source == "system":
