@@ -193,16 +193,9 @@ def run(streams: list[Stream], speedup: float) -> dict[str, float]:
 
 
 def offline_text(streams: list[Stream], model: WhisperTranscriber) -> str:
-    """Each whole file in one pass, as the app's whole-recording pass decodes it (``refine``).
-
-    Two files are merged word by word, which needs word timestamps (with VAD one offline segment
-    can hold two turns of a speaker). They are a decoding option of their own: faster-whisper then
-    moves each 30 s window to the last word's end, and the text changes (31 minutes of espeak-ng:
-    5.52 % WER with them, 6.50 % without). So one file is decoded without them, as live finals are."""
-    if len(streams) == 1:
-        return " ".join(seg.text for seg in model.transcribe_file(streams[0].audio))
-    words = sorted((w.start_s, w.text) for s in streams
-                   for seg in model.transcribe_file(s.audio, word_timestamps=True) for w in seg.words)
+    """Each whole file in one pass, as the app's whole-recording pass decodes it (``refine``),
+    merged word by word by time (with VAD one offline segment can hold two turns of a speaker)."""
+    words = sorted((w.start_s, w.text) for s in streams for seg in model.transcribe_file(s.audio) for w in seg.words)
     return "".join(text for _, text in words)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import soxr
 from faster_whisper import decode_audio
 from faster_whisper.feature_extractor import FeatureExtractor
@@ -29,6 +30,22 @@ def test_offline_jfk(model):
     lines = transcribe_file(model, DATA / "jfk.flac")
     assert wer(JFK_TEXT, " ".join(x.text for x in lines)) == 0.0
     assert lines[0].speaker is None and lines[0].start_ms < 1000
+
+
+def test_offline_lines_keep_to_their_speech_across_a_pause(model, tmp_path):
+    """Whisper's segment times, mapped back over the silences VAD skipped, stretched a line over
+    the pause after it, or started the next one where the previous speech ended (an SRT off by
+    seconds); word times keep each line to its words."""
+    jfk = decode_audio(str(DATA / "jfk.flac"))
+    left, _right = decode_audio(str(DATA / "stereo_diarization.wav"), split_stereo=True)
+    gap_ms = 6000
+    path = tmp_path / "pause.wav"
+    sf.write(path, np.concatenate([jfk, np.zeros(gap_ms * 16, np.float32), left]), 16000, subtype="PCM_16")
+    pause_ms, onset_ms = len(jfk) / 16, len(jfk) / 16 + gap_ms + speech_spans(as_float(left))[0][0] / 16
+    lines = transcribe_file(model, path)
+    second = next(i for i, line in enumerate(lines) if "wizard" in normalize(line.text))
+    assert abs(lines[second].start_ms - onset_ms) <= 500, (onset_ms, lines)
+    assert all(line.end_ms <= pause_ms + 500 for line in lines[:second]), (pause_ms, lines)
 
 
 def test_offline_stereo_file_is_transcribed_per_channel(model):

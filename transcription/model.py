@@ -208,12 +208,19 @@ class WhisperTranscriber:
         return [replace(seg, avg_logprob=seg.avg_logprob * scale) if i in window else seg
                 for i, seg in enumerate(result)]
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = False) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD.
 
         What faster-whisper's ``vad_filter=True`` does, in less memory: its VAD step alone holds
         two extra copies of the recording (see ``speech_spans``), and it joins the speech piece
-        by piece. Same spans, same speech audio, same decoding, same timestamps."""
+        by piece. Same spans, same speech audio, same decoding, same timestamps.
+
+        Word timestamps are on by default: Whisper's segment times, mapped back over the skipped
+        silences, could stretch a line over the pause after it or start the next line where the
+        speech before the pause ended (SRT lines seconds early; refine's echo check looking at
+        the wrong audio). Word times place each line on its words. faster-whisper then also
+        starts each 30 s window after the last word, which changes some words: over 18 espeak-ng
+        files (2,481 words) WER 7.42 -> 7.82 %, over 31 minutes (4,708) 6.50 -> 5.52 %; CPU +5 %."""
         from faster_whisper.transcribe import restore_speech_timestamps
 
         spans = speech_spans(audio)

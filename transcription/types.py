@@ -60,9 +60,10 @@ class Transcriber(Protocol):
         already known to say); the segments returned include it."""
         ...
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = False) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True) -> list[AsrSegment]:
         """A whole recording in one pass (beam search, silences skipped): the post-meeting pass.
-        ``audio`` may be 16-bit, as the recording's file holds it."""
+        ``audio`` may be 16-bit, as the recording's file holds it. Segment times come from word
+        times unless ``word_timestamps`` is off."""
         ...
 
 
