@@ -296,14 +296,16 @@ class SyncWorker:
             wait = min(RETRY_CAP_S, 2.0 ** min(n, 7))
         self.status.backoff_until[rid] = self._clock() + wait
         self.status.last_error = str(exc)
-        self.store.set_remote_state(rid, "error" if not exc.retryable else "pending", str(exc))
+        deleting = self.store.get_recording(rid).remote_state == "deleting"  # still to be deleted, not "pending"
+        self.store.set_remote_state(rid, "deleting" if deleting else "error" if not exc.retryable else "pending",
+                                    str(exc))
         log.warning("sync of %s failed (%s); next try in %.0f s", rid, exc, wait)
         self._notify()
 
     def _set_blocked(self, message: str | None) -> None:
-        self.status.blocked = message
-        if message:
+        if message and message != self.status.blocked:  # once, not at every pass that meets it again
             log.error("sync stopped until fixed: %s", message)
+        self.status.blocked = message
         self._notify()
 
     def _notify(self) -> None:

@@ -11,14 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from api.client import PostHogClient, validate_host, validate_project
-from api.errors import ApiError, CredentialsRejected, InvalidHost, MissingScope
+from api.errors import ApiError, CredentialsRejected, InvalidHost, MissingScope, NetworkError
 from api.sync import SyncWorker
 from desktop_recorder.cli import StopSignal, print_json, say
 from desktop_recorder.config import save_settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.refine import CannotRefine, refine_recording
-from desktop_recorder.secrets import SecretStoreUnavailable, keyring_backend_name, set_api_key
+from desktop_recorder.secrets import SecretStoreUnavailable, keyring_check, set_api_key
 from desktop_recorder.session import (
     DEFAULT_MIC_LABEL,
     FinalLine,
@@ -369,7 +369,7 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
                                  f"{model.compute_type}; loaded in {time.perf_counter() - started:.2f} s)")
     except ModelUnavailable as exc:
         check("model", False, str(exc))
-    check("keyring", True, keyring_backend_name())
+    check("keyring", *keyring_check())
     check("data", True, str(ctx.paths.data_dir))
     try:
         client = ctx.make_client()
@@ -388,8 +388,10 @@ def _server_check(client: PostHogClient) -> tuple[bool, str]:
         writable = client.probe_write_scope()
     except (CredentialsRejected, MissingScope) as exc:
         return False, str(exc)
-    except ApiError as exc:
+    except NetworkError as exc:
         return False, f"{client.host} unreachable: {exc}"
+    except ApiError as exc:
+        return False, f"{client.host}: {exc}"
     finally:
         client.close()
     who = me.get("email") or me.get("first_name") or "?"

@@ -41,8 +41,20 @@ def set_api_key(host: str, key: str) -> None:
         ) from exc
 
 
-def keyring_backend_name() -> str:
+def keyring_check() -> tuple[bool, str]:
+    """Whether a key can be kept (an OS keyring, or the key in the environment), and what holds it."""
     try:
-        return type(keyring.get_keyring()).__name__
+        backend = keyring.get_keyring()
     except KeyringError as exc:  # pragma: no cover - depends on the machine
-        return f"unavailable ({exc})"
+        backend, name = None, f"unavailable ({exc})"
+    else:
+        name = f"{type(backend).__module__}.{type(backend).__name__}"
+    try:
+        usable = backend is not None and float(backend.priority) > 0  # keyring's "fail" backend has priority 0
+    except (RuntimeError, AttributeError, TypeError, ValueError):  # a backend that cannot say: it was chosen
+        usable = backend is not None
+    if usable:
+        return True, name
+    if os.environ.get(ENV_KEY):
+        return True, f"no OS keyring ({name}); the key comes from {ENV_KEY}"
+    return False, f"no OS keyring ({name}): keys cannot be stored; set {ENV_KEY} instead"

@@ -68,6 +68,14 @@ def test_doctor_against_the_test_server(audio_rig, server, app_home):
     assert server.state.recordings == {}  # the scope probe changed nothing
 
 
+def test_doctor_says_when_no_key_can_be_kept(app_home):
+    env = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    result = run_cli("doctor", env=env)
+    assert result.returncode == 1 and "[FAIL] keyring: no OS keyring" in result.stdout, result.stdout
+    env["POSTHOG_PERSONAL_API_KEY"] = "phx_x"  # headless use: the key comes from the environment
+    assert "[ok] keyring: no OS keyring" in run_cli("doctor", env=env).stdout
+
+
 def test_plain_http_hosts_are_refused_except_localhost(app_home):
     env = cli_env(app_home, None)
     env.update(POSTHOG_HOST="http://posthog.example.com", POSTHOG_PERSONAL_API_KEY="phx_x")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -196,12 +197,15 @@ def test_recording_deleted_on_the_server_is_kept_locally_and_not_recreated(serve
 
 @pytest.mark.parametrize(("key", "words"), [("phx_revoked", ["rejected", "invalid"]),
                                             (READ_KEY, ["scope", "desktop_recording:write"])])
-def test_bad_key_blocks_sync_without_losing_anything(server, store, worker_for, key, words):
+def test_bad_key_blocks_sync_without_losing_anything(server, store, worker_for, key, words, caplog):
     rid = new_recording(store)
     stamps = add_segments(store, rid, 15)
     finish(store, rid)
     blocked = worker_for(key)
-    assert blocked.drain(5) is False
+    with caplog.at_level(logging.ERROR, logger="api.sync"):
+        assert blocked.drain(5) is False
+        blocked.sync_pass()
+    assert [r.message for r in caplog.records].count(f"sync stopped until fixed: {blocked.status.blocked}") == 1
     assert blocked.status.blocked and all(w in blocked.status.blocked for w in words)
     assert store.get_recording(rid).server_id is None and server.state.recordings == {}
     assert len(store.unsynced_segments(rid, 100)) == 15
@@ -383,6 +387,10 @@ def test_delete_removes_the_server_copy_and_the_local_one(server, store, worker_
     for rid in (synced, never_synced, gone):
         store.request_delete(rid)
     assert store.pending_ops(never_synced)[-1].op == "delete"
+    server.state.faults.fail_next = 10
+    assert worker_for().drain(0) is False
+    assert store.get_recording(synced).remote_state == "deleting"  # not back to "pending" by the failure
+    server.state.faults.fail_next = 0
     before = len(server.state.requests)
     assert worker_for().drain(5)
     assert server.state.recordings == {}
