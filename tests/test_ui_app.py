@@ -214,3 +214,19 @@ def test_sync_problems_that_need_the_user_are_notified(make_app, qtbot, server, 
     app.controller.restart_sync()
     qtbot.waitUntil(lambda: any(expected in n for n in notices), timeout=15_000)
     qtbot.waitUntil(lambda: app.window.status.icon_state == "error", timeout=5_000)
+
+
+def test_an_interrupted_recording_is_recovered_with_its_unfinished_speech_once_the_model_is_there(
+        make_app, qtbot, ctx):
+    from tests.test_recovery import interrupted
+    from tests.test_refine import speech
+
+    jfk = speech("jfk")
+    rid = interrupted(ctx.store, ctx.paths.audio_dir, 0 * jfk, jfk)  # killed before any line was final
+    app = make_app()
+    notices: list[str] = []
+    app.controller.notice.connect(lambda _level, text: notices.append(text))
+    app.start()
+    qtbot.waitUntil(lambda: ctx.store.get_recording(rid).status == "ready", timeout=60_000)
+    assert wer(JFK_TEXT, " ".join(s.text for s in ctx.store.segments(rid))) <= 0.1
+    qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
