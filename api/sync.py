@@ -296,7 +296,10 @@ class SyncWorker:
             wait = min(RETRY_CAP_S, 2.0 ** min(n, 7))
         self.status.backoff_until[rid] = self._clock() + wait
         self.status.last_error = str(exc)
-        deleting = self.store.get_recording(rid).remote_state == "deleting"  # still to be deleted, not "pending"
+        try:
+            deleting = self.store.get_recording(rid).remote_state == "deleting"  # still to be deleted, not "pending"
+        except KeyError:  # removed meanwhile (by another process): nothing left to retry
+            return
         self.store.set_remote_state(rid, "deleting" if deleting else "error" if not exc.retryable else "pending",
                                     str(exc))
         log.warning("sync of %s failed (%s); next try in %.0f s", rid, exc, wait)

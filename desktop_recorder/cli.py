@@ -137,10 +137,12 @@ class StopSignal:
             signal.signal(signal.SIGHUP, self._handler)
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == getattr(signal, "SIGHUP", None):
+        hangup = signum == getattr(signal, "SIGHUP", None)
+        if hangup:
             _detach_from_terminal()
         if self.event.is_set():
-            self.again.set()
+            if not hangup:  # the terminal closing sends more than one; only a person asks twice
+                self.again.set()
             return
         self.reason = signal.Signals(signum).name
         self.event.set()
@@ -160,7 +162,8 @@ def _detach_from_terminal() -> None:
     writes that stopping the recording still makes (and so leaving it unfinished)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError):  # what the closed terminal would not take
+        # what the closed terminal would not take; RuntimeError: the main thread was in a write
+        with contextlib.suppress(OSError, RuntimeError):
             stream.flush()
         with contextlib.suppress(AttributeError, OSError, ValueError):  # not a file: nothing to detach
             os.dup2(devnull, stream.fileno())

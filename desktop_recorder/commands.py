@@ -99,7 +99,6 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     except ModelUnavailable as exc:
         say(f"error: {exc}")
         return 2
-    _recover(ctx, lambda: model)
     worker = _sync_worker(ctx)
     live = LiveTranscript()
     session = RecordingSession(
@@ -124,6 +123,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
         f"audio in {recording.audio_path}.")
     if args.refine:
         _refine(ctx, model, recording.id)
+    _recover(ctx, lambda: model)  # after the meeting: transcribing an old tail must not delay this one
     if worker is None:
         return 0
     worker.stop()
@@ -327,7 +327,10 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
         key = sys.stdin.readline().strip() if args.api_key_stdin else getpass.getpass("Personal API key: ")
         if key and settings.host:
             try:
-                set_api_key(settings.host, key)
+                set_api_key(validate_host(settings.host), key)  # where sync looks it up
+            except InvalidHost as exc:
+                say(f"error: {exc}")
+                return 2
             except SecretStoreUnavailable as exc:
                 say(f"error: {exc}")
                 return 1

@@ -41,6 +41,8 @@ class AppContext:
             raise CannotStart(f"Cannot use the folder {exc.filename}: {exc.strerror}") from exc
         try:
             store = Store(paths.database)
+        except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: the database may be fine
+            raise CannotStart(f"Cannot open the recordings database {paths.database}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             raise CannotStart(f"{paths.database} is not a readable recordings database ({exc}). It was left as it "
                               "is; move it aside to start with an empty one.") from exc
@@ -64,7 +66,7 @@ class AppContext:
             )
         try:
             host = validate_host(host)
-            project = validate_project(self.settings.project_id)
+            project = validate_project(str(self.settings.project_id or ""))  # null in a hand-edited file
         except (InvalidHost, ValueError) as exc:
             raise SyncNotConfigured(f"PostHog sync is off: {exc}") from exc
         key = get_api_key(host)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from filelock import Timeout
 
 from desktop_recorder.refine import CannotRefine, read_tracks, speaker_names
-from desktop_recorder.session import is_owned
+from desktop_recorder.session import recording_lock
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store
 from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
@@ -26,34 +28,57 @@ def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], 
                         ) -> list[LocalRecording]:
     """Every live recording no process owns any more becomes ``ready`` (or ``error``).
 
-    With a ``transcriber`` (asked for only if there is such a recording), the speech saved after
-    each source's last line, which the process died before decoding, is transcribed first and
-    added as final lines (and so synced). Killed during that, the recording stays live and the
-    next recovery does it again from the last line stored."""
+    With a ``transcriber`` (asked for once, and only if there is such a recording), the speech
+    saved after each source's last line, which the process died before decoding, is transcribed
+    first and added as final lines (and so synced). The recording's lock is held meanwhile, so
+    two processes recovering at once do not both add them; killed during that, the recording
+    stays live and the next recovery resumes from the last line stored."""
     recovered = []
-    model: Transcriber | None = None
-    for rec in store.list_recordings():
-        if rec.status not in LIVE_STATUSES or is_owned(data_dir, rec.id):
+    models: list[Transcriber | None] = []  # the transcriber's answer, once asked
+
+    def model() -> Transcriber | None:
+        if not models:
+            models.append(transcriber() if transcriber else None)
+        return models[0]
+
+    for listed in store.list_recordings():
+        if listed.status not in LIVE_STATUSES:
             continue
-        duration = _audio_seconds(rec.audio_path)
-        if duration is not None and transcriber is not None:
-            model = model or transcriber()
-            if model is not None:
-                added = transcribe_tail(store, model, rec)
-                if added:
-                    log.warning("recording %s: %d lines transcribed from the audio after its last line", rec.id, added)
-        segments = store.segments(rec.id)
-        if duration is None and segments:
-            duration = max(s.end_ms for s in segments) / 1000
-        names = rec.participants or list(dict.fromkeys(s.speaker for s in segments if s.speaker))
-        if duration is None:
-            store.finish_recording(rec.id, status="error", duration_s=0, title=rec.title, participants=names,
-                                   error_message="The recorder stopped unexpectedly and no audio was saved.")
-        else:
-            store.finish_recording(rec.id, status="ready", duration_s=duration, title=rec.title, participants=names)
-        log.warning("recovered interrupted recording %s (%.1f s of audio)", rec.id, duration or 0)
-        recovered.append(store.get_recording(rec.id))
+        lock = recording_lock(data_dir, listed.id)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # its recorder is alive, or another process is recovering it
+        try:
+            rec = store.get_recording(listed.id)  # as it is now that no one else can finish it
+            if rec.status in LIVE_STATUSES:
+                recovered.append(_recover(store, rec, model))
+        except (KeyError, sqlite3.IntegrityError) as exc:  # deleted meanwhile: nothing to finish
+            log.warning("recording %s went away while it was recovered (%s)", listed.id, exc)
+        finally:
+            lock.release()
     return recovered
+
+
+def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber | None]) -> LocalRecording:
+    duration = _audio_seconds(rec.audio_path)
+    tail_model = model() if duration is not None else None
+    if tail_model is not None:
+        added = transcribe_tail(store, tail_model, rec)
+        if added:
+            log.warning("recording %s: %d lines transcribed from the audio after its last line", rec.id, added)
+    segments = store.segments(rec.id)
+    if duration is None and segments:
+        duration = max(s.end_ms for s in segments) / 1000
+    rec = store.get_recording(rec.id)  # a title or participants edited meanwhile are kept
+    names = rec.participants or list(dict.fromkeys(s.speaker for s in segments if s.speaker))
+    if duration is None:
+        store.finish_recording(rec.id, status="error", duration_s=0, title=rec.title, participants=names,
+                               error_message="The recorder stopped unexpectedly and no audio was saved.")
+    else:
+        store.finish_recording(rec.id, status="ready", duration_s=duration, title=rec.title, participants=names)
+    log.warning("recovered interrupted recording %s (%.1f s of audio)", rec.id, duration or 0)
+    return store.get_recording(rec.id)
 
 
 def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -118,17 +120,34 @@ def test_killed_recorder_is_finalised_by_sync(audio_rig, server, app_home, playa
     assert len(set(timestamps)) == len(timestamps)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["sigterm", "sighup-terminal-closed"])
-def test_a_stop_signal_finalises_gracefully(audio_rig, server, app_home, signum):
-    """SIGHUP (the terminal closed) used to end `record` on the spot, the recording left "recording"."""
+def test_sigterm_finalises_gracefully(audio_rig, server, app_home):
     rec = Recorder(["--mic", "none"], cli_env(app_home, server))
     rec.wait_recording()
     time.sleep(2.0)
-    rec.proc.send_signal(signum)
+    rec.proc.send_signal(signal.SIGTERM)
     code, _out, err = rec.finish()
     assert code == 0, err
-    if signum == signal.SIGTERM:  # after SIGHUP the output goes nowhere
-        assert "Stopping (SIGTERM)" in err
+    assert "Stopping (SIGTERM)" in err
+    remote = only_recording(server)
+    assert remote["status"] == "ready" and remote["duration_seconds"] >= 1
+
+
+def test_closing_the_terminal_finalises_the_recording(audio_rig, server, app_home):
+    """SIGHUP with the terminal gone: every write to it fails, and stopping writes ("Stopping…",
+    the tail's lines). Here the pipes are closed before the signal, as a closed terminal's are."""
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "record", "--mic", "none"],
+                            env=cli_env(app_home, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if line.startswith("Recording "):
+                break
+        time.sleep(1.0)
+    finally:
+        proc.stdout.close()
+        proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(120) == 0
     remote = only_recording(server)
     assert remote["status"] == "ready" and remote["duration_seconds"] >= 1
 

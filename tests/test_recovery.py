@@ -3,6 +3,7 @@ model, real speech, real SQLite), the mic's echo of the system audio left out as
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,32 @@ def test_without_a_model_the_recording_is_still_finalised(tmp_path, store):
     recovered = recover_interrupted(store, tmp_path / "data", lambda: None)
     assert recovered[0].status == "ready" and round(recovered[0].duration_s or 0) == 11
     assert store.segments(rid) == []
+
+
+def test_two_recoveries_at_once_add_the_tail_once(tmp_path, store, model):
+    """The tray app recovering in the background while `sync` runs in a terminal."""
+    jfk = speech("jfk")
+    rid = interrupted(store, tmp_path, np.zeros_like(jfk), jfk)
+    inside, go = threading.Event(), threading.Event()
+
+    class Slow:
+        def transcribe_file(self, audio, *, word_timestamps=True):
+            inside.set()
+            go.wait(30)
+            return model.transcribe_file(audio, word_timestamps=word_timestamps)
+
+    first = threading.Thread(target=recover_interrupted, args=(store, tmp_path / "data", Slow))
+    first.start()
+    try:
+        assert inside.wait(30)
+        other = Store(tmp_path / "data" / "recorder.sqlite3")  # another process's connection
+        try:
+            assert recover_interrupted(other, tmp_path / "data", lambda: model) == []
+        finally:
+            other.close()
+    finally:
+        go.set()
+        first.join(60)
+    texts = [s.text for s in store.segments(rid)]
+    assert len(texts) == len(set(texts)) and wer(JFK_TEXT, " ".join(texts)) <= 0.1, texts
+    assert store.get_recording(rid).status == "ready"
