@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 from api.models import PLATFORMS
 from desktop_recorder import __version__
@@ -106,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `list | head`: the reader has what it wanted
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+        _to_devnull(sys.stdout)  # Python's flush at exit would fail again
         return 1
     finally:
         ctx.close()
@@ -160,8 +160,13 @@ class StopSignal:
 def _detach_from_terminal() -> None:
     """The terminal was closed (SIGHUP): output goes nowhere from now on, instead of failing the
     writes that stopping the recording still makes (and so leaving it unfinished)."""
+    _to_devnull(sys.stdout, sys.stderr)
+
+
+def _to_devnull(*streams: TextIO) -> None:
+    """What is still buffered is written if it can be; everything after goes to /dev/null."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
+    for stream in streams:
         # what the closed terminal would not take; RuntimeError: the main thread was in a write
         with contextlib.suppress(OSError, RuntimeError):
             stream.flush()
