@@ -360,7 +360,7 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
             dev = resolve(table, role, getattr(ctx.settings, role))
             check(role, True, dev.label if dev else "disabled")
         except NoAudioDevice as exc:
-            check(role, False, str(exc).splitlines()[0])
+            check(role, False, exc.problem)
     try:
         choice = resolve_model(ctx.settings.model)
         if not choice.is_local and cached_model(choice.path_or_name, ctx.paths.models_dir) is None:

@@ -38,7 +38,13 @@ PULSE_CAPTURE_RATE_HZ = 48_000
 
 
 class NoAudioDevice(Exception):
-    """The requested source does not exist; the message lists what does."""
+    """The requested source does not exist; the message lists what does.
+
+    ``problem`` is the first sentence alone, for one-line reports (``doctor``)."""
+
+    def __init__(self, problem: str, details: str = "") -> None:
+        super().__init__(f"{problem}{details}")
+        self.problem = problem
 
 
 PORTAUDIO_HELP = "install the PortAudio library (Debian/Ubuntu: sudo apt install libportaudio2)"
@@ -230,7 +236,8 @@ def resolve(table: DeviceTable, role: Role, spec: str) -> InputDevice | None:
         if wanted is None:
             where = "no sound server and no input device" if not table.devices else "no default for it"
             hint = f"\n{table.system_hint}" if (role == "system" or not table.devices) and table.system_hint else ""
-            raise NoAudioDevice(f"No {_role_name(role)} found ({where}).{hint} Available inputs:\n{_listing(table)}")
+            raise NoAudioDevice(f"No {_role_name(role)} found ({where}).",
+                                f"{hint} Available inputs:\n{_listing(table)}")
         spec = wanted
     for dev in table.devices:
         if spec in (dev.name, str(dev.portaudio_index)):
@@ -239,7 +246,8 @@ def resolve(table: DeviceTable, role: Role, spec: str) -> InputDevice | None:
     if len(matches) == 1:
         return matches[0]
     problem = "matches several inputs" if matches else "matches no input"
-    raise NoAudioDevice(f"{_role_name(role).capitalize()} {spec!r} {problem}. Available inputs:\n{_listing(table)}")
+    raise NoAudioDevice(f"{_role_name(role).capitalize()} {spec!r} {problem}.",
+                        f" Available inputs:\n{_listing(table)}")
 
 
 def _role_name(role: Role) -> str:

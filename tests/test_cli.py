@@ -66,6 +66,11 @@ def test_doctor_against_the_test_server(audio_rig, server, app_home):
     revoked = run_cli("doctor", env=cli_env(app_home, server, key="phx_revoked"))
     assert revoked.returncode == 1 and "rejected the personal API key" in revoked.stdout
     assert server.state.recordings == {}  # the scope probe changed nothing
+    (app_home / "config").mkdir(parents=True, exist_ok=True)
+    (app_home / "config" / "settings.json").write_text(json.dumps({"mic": "usb headset"}))
+    unplugged = run_cli("doctor", env=cli_env(app_home, server))
+    assert unplugged.returncode == 1
+    assert "[FAIL] mic: Microphone 'usb headset' matches no input.\n" in unplugged.stdout, unplugged.stdout
 
 
 def test_doctor_says_when_no_key_can_be_kept(app_home):

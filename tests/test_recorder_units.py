@@ -77,14 +77,17 @@ def test_explicit_devices_none_and_unknown():
     assert resolve(table, "mic", "alsa_input.pci.analog-stereo").kind == "mic"  # by exact name
     with pytest.raises(NoAudioDevice, match="matches several inputs"):
         resolve(table, "system", "Built-in Audio")  # the mic and a monitor both match
-    with pytest.raises(NoAudioDevice, match="matches no input"):
+    with pytest.raises(NoAudioDevice, match="matches no input") as err:
         resolve(table, "mic", "usb headset")
+    assert err.value.problem == "Microphone 'usb headset' matches no input."  # doctor's one line
+    assert "alsa_input.pci.analog-stereo" in str(err.value)  # the full message lists what exists
 
 
 def test_no_sound_server_gives_a_clear_error():
     table = table_from_pulse(NS(default_sink_name=None, default_source_name=None), [], [])
-    with pytest.raises(NoAudioDevice, match="PulseAudio/PipeWire running"):
+    with pytest.raises(NoAudioDevice, match="PulseAudio/PipeWire running") as err:
         resolve(table, "mic", "auto")
+    assert err.value.problem == "No microphone found (no sound server and no input device)."
 
 
 def test_a_missing_portaudio_library_says_what_to_install(monkeypatch):
