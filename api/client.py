@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import time
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -128,16 +128,19 @@ class PostHogClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         budget: RateBudget | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.host = validate_host(host)
         self._project = str(project_id)
         self._retry = retry or RetryPolicy()
         self._budget = budget or budget_for_key(api_key)
-        self._sleep = sleep
         # Asked before every retry: a caller with a deadline (``SyncWorker.drain``) or a user who
         # stopped waiting ends the retries here instead of after the policy's last attempt.
         self.keep_retrying: Callable[[], bool] = lambda: True
+        # Set when that user stops waiting: the wait before a retry (up to ten seconds of a
+        # server's Retry-After) ends at once, not when it would have.
+        self.stop_waiting = threading.Event()
+        self._sleep = sleep or self._wait
         self._http = httpx.Client(
             base_url=self.host,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "desktop-recorder/0.1"},
@@ -148,6 +151,9 @@ class PostHogClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _wait(self, seconds: float) -> None:
+        self.stop_waiting.wait(seconds)
 
     def __enter__(self) -> PostHogClient:
         return self

@@ -108,17 +108,19 @@ class SyncWorker:
         }
 
     def drain(self, timeout_s: float, *, ignore_backoff: bool = True,
-              give_up: Callable[[], bool] = lambda: False) -> bool:
+              give_up: threading.Event | None = None) -> bool:
         """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked /
-        ``give_up()`` (the user stopped waiting) (False)."""
+        ``give_up`` is set (the user stopped waiting: a retry's wait ends then) (False)."""
         deadline = self._clock() + timeout_s
+        given_up = give_up or threading.Event()
         if ignore_backoff:
             self.status.backoff_until.clear()
 
         def waiting() -> bool:
-            return self._clock() < deadline and not give_up()
+            return self._clock() < deadline and not given_up.is_set()
 
         keep_retrying, self.client.keep_retrying = self.client.keep_retrying, waiting
+        stop_waiting, self.client.stop_waiting = self.client.stop_waiting, given_up
         try:
             while True:
                 self.sync_pass(flush=True)
@@ -132,7 +134,7 @@ class SyncWorker:
                 waits = [t - self._clock() for t in self.status.backoff_until.values()]
                 self._sleep(min(max(min(waits, default=0.2), 0.05), max(deadline - self._clock(), 0.05), 0.5))
         finally:
-            self.client.keep_retrying = keep_retrying
+            self.client.keep_retrying, self.client.stop_waiting = keep_retrying, stop_waiting
 
     def sync_pass(self, *, flush: bool = False) -> None:
         """One pass over every recording with work; returns when each has done what it can now."""

@@ -132,7 +132,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: StopSignal) -> int:
-    if worker.drain(FINAL_SYNC_WAIT_S, give_up=stop.again.is_set):
+    if worker.drain(FINAL_SYNC_WAIT_S, give_up=stop.again):
         rec = ctx.store.get_recording(recording_id)
         say(f"Synced to PostHog as {rec.server_id}.")
         return 0

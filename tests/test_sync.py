@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -251,12 +252,33 @@ def test_a_long_server_wait_ends_drain_at_once_and_is_kept_as_the_back_off(serve
     assert worker.drain(30)  # nothing was lost meanwhile
 
 
+def test_giving_up_ends_a_server_wait_in_progress(server, store):
+    """A 429 asking for 9 s is waited out inside the request; the user giving up (a second
+    Ctrl-C) ends that wait at once instead of after it."""
+    rid = new_recording(store)
+    finish(store, rid)
+    server.state.faults.throttle_next, server.state.faults.throttle_seconds = 10, 9
+    given_up, result = threading.Event(), []
+    with PostHogClient(server.url, WRITE_KEY, 1, budget=RateBudget(10_000)) as client:  # real waits
+        drain = threading.Thread(target=lambda: result.append(SyncWorker(store, client).drain(30, give_up=given_up)))
+        drain.start()
+        while not server.state.requests and drain.is_alive():
+            time.sleep(0.01)
+        given_up.set()
+        drain.join(6)  # hangs for the rest of the 9 s if the wait ignores the user
+        assert not drain.is_alive() and result == [False]
+    assert len(server.state.requests) == 1
+    assert store.pending_counts() == {rid: (3, 0)}  # still queued
+
+
 def test_drain_stops_retrying_when_the_user_gives_up(server, store, worker_for):
     rid = new_recording(store)
     finish(store, rid)
     server.state.faults.fail_next = 10
     worker = worker_for()
-    assert worker.drain(30, give_up=lambda: True) is False
+    given_up = threading.Event()
+    given_up.set()
+    assert worker.drain(30, give_up=given_up) is False
     assert len(server.state.requests) == 1  # the 5xx was not retried, in the request or by drain
     assert worker.client.keep_retrying()  # and the client retries again outside drain
     assert worker.pending() == {rid: (3, 0)}
