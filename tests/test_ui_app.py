@@ -230,3 +230,4 @@ def test_an_interrupted_recording_is_recovered_with_its_unfinished_speech_once_t
     qtbot.waitUntil(lambda: ctx.store.get_recording(rid).status == "ready", timeout=60_000)
     assert wer(JFK_TEXT, " ".join(s.text for s in ctx.store.segments(rid))) <= 0.1
     qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
+    assert any("Transcribing the end of an interrupted recording" in n for n in notices)  # said while it worked

@@ -111,7 +111,13 @@ class RecorderController(QObject):
         def failed(exc: Exception) -> None:
             self.notice.emit("error", f"An interrupted recording could not be recovered: {exc}")
 
-        run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, lambda: transcriber),
+        def model() -> Transcriber | None:  # asked only when there is a recording to recover
+            if transcriber is not None:  # it shares the model with any recording started meanwhile
+                self.notice.emit("info", "Transcribing the end of an interrupted recording; a recording "
+                                         "started meanwhile may show its lines a little later.")
+            return transcriber
+
+        run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, model),
                           done, failed, name="recovery")
 
     def load_model(self) -> None:
