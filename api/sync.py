@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -91,9 +92,16 @@ class SyncWorker:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        store_failed = False  # said once until a pass gets through again
         while not self._stop.is_set():
             try:
                 self.sync_pass()
+                store_failed = False
+            except sqlite3.OperationalError as exc:  # a full disk: what the server took is sent again later
+                if not store_failed:
+                    log.error("sync paused: the local database cannot be written (%s)", exc)
+                store_failed = True
+                self.status.last_error = f"the local database cannot be written ({exc})"
             except Exception:  # a bug must not kill syncing for the rest of the meeting
                 log.exception("sync pass failed")
             self._wake.wait(1.0)

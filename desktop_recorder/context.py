@@ -78,15 +78,26 @@ class AppContext:
         return PostHogClient(host, key, project)
 
 
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """The log file. When it cannot be written (a full disk), one line says so on stderr, instead
+    of logging's traceback for every record."""
+
+    _told = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002 (logging calls it so)
+        if not self._told:
+            self._told = True
+            sys.stderr.write(f"warning: cannot write the log file {self.baseFilename}: {sys.exc_info()[1]}\n")
+
+
 def setup_logging(paths: AppPaths, *, verbose: bool = False) -> None:
     """One rotating log file under the log dir; warnings (or everything with -v) on stderr."""
     import faulthandler
 
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    file_handler = logging.handlers.RotatingFileHandler(
-        paths.log_dir / "desktop-recorder.log", maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-    )
+    file_handler = _LogFile(paths.log_dir / "desktop-recorder.log", maxBytes=2_000_000, backupCount=3,
+                            encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
     console = logging.StreamHandler(sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
-from transcription.echo import EchoGate
+from transcription.echo import EchoGate, EchoVerdict
 from transcription.stream import StreamingEngine
 from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
 from transcription.vad import SpeechScorer, StreamingVad
@@ -108,6 +109,10 @@ class RecordingSession:
     _lag: LagWatch = field(default_factory=LagWatch)
     _echo: EchoGate | None = None  # with both sources: keeps mic echoes of the speakers out of "Me"
     _echo_told: bool = False
+    # Lines decided but not yet stored (the database refused them: a full disk), in order, with
+    # the echo verdict of a mic line left out; retried until stored. ``_unsaved_told``: said so.
+    _unsaved: list[tuple[FinalSegment, EchoVerdict | None]] = field(default_factory=list)
+    _unsaved_told: bool = False
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -190,6 +195,11 @@ class RecordingSession:
         self.store.set_status(rid, "processing")
         self._audio.put(_STOP)
         self._worker.join()
+        self._save()
+        if self._unsaved:  # still refused, and this process is ending: say what is lost
+            log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
+            self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
+                                          "lost (the database still refuses them)."))
         names = participants if participants is not None else list(self.options.participants)
         if not names:
             names = list(self._speakers_heard)
@@ -232,6 +242,8 @@ class RecordingSession:
         if now - self._health_checked_at < HEALTH_EVERY_S:
             return
         self._health_checked_at = now
+        if self._unsaved:
+            self._save()  # space may have been freed while nobody spoke
         health = self._pipeline.health()
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
                                           {h.source: h.alive for h in health}, self._pipeline.echo_db):
@@ -284,20 +296,10 @@ class RecordingSession:
         if self._echo is None or not self._echo.held:
             return
         for seg, verdict in self._echo.release(self._engines["system"].settled_ms, flush=flush):
-            if not verdict.echo:
-                self._commit(seg)
-                continue
-            log.info("left out mic echo at %.1f s (audio %s, text %.2f): %r",
-                     seg.start_ms / 1000, verdict.audio_share, verdict.text_share, seg.text)
-            assert self.recording is not None
-            self.store.add_echo_segment(self.recording.id, start_ms=seg.start_ms, end_ms=seg.end_ms, text=seg.text,
-                                        speaker=self._speaker(seg.source), confidence=seg.confidence,
-                                        audio_share=verdict.audio_share, text_share=verdict.text_share)
-            self.on_event(Partial(self.options.mic_label, ""))
-            if not self._echo_told:
-                self._echo_told = True
-                self.on_event(Notice("info", "Lines your microphone picked up from the speakers were not added "
-                                             "as yours (echo). Headphones avoid this."))
+            if verdict.echo:
+                log.info("left out mic echo at %.1f s (audio %s, text %.2f): %r",
+                         seg.start_ms / 1000, verdict.audio_share, verdict.text_share, seg.text)
+            self._save(seg, verdict if verdict.echo else None)
 
     def _keep_held_lines(self) -> None:
         """Transcription failed: mic lines waiting for the echo check are stored as they are."""
@@ -310,12 +312,49 @@ class RecordingSession:
             log.exception("could not store the mic lines held for the echo check")
 
     def _commit(self, ev: FinalSegment) -> None:
+        self._save(ev, None)
+
+    def _save(self, line: FinalSegment | None = None, echo: EchoVerdict | None = None) -> None:
+        """Store ``line`` (with ``echo``: as a mic line left out) after any still waiting. When
+        the database cannot take them (a full disk), they wait in memory, in order, and are tried
+        again with the next line, every half second, and at stop: freeing space loses nothing."""
+        if line is not None:
+            self._unsaved.append((line, echo))
+        stored_any = False
+        while self._unsaved:
+            try:
+                self._store(*self._unsaved[0])
+            except sqlite3.OperationalError as exc:  # disk full, I/O error, locked too long
+                if not self._unsaved_told:
+                    self._unsaved_told = True
+                    log.error("cannot store transcript lines: %s", exc)
+                    self.on_event(Notice("error", f"Transcript lines cannot be saved ({exc}). They are kept "
+                                                  "and saved once they can be: free some disk space."))
+                break
+            self._unsaved.pop(0)
+            stored_any = True
+        if stored_any:
+            self.on_segment_stored()
+            if self._unsaved_told and not self._unsaved:
+                self._unsaved_told = False
+                self.on_event(Notice("info", "The transcript lines that were waiting are saved."))
+
+    def _store(self, line: FinalSegment, echo: EchoVerdict | None) -> None:
         assert self.recording is not None
-        speaker = self._speaker(ev.source)
-        stored = self.store.add_segment(
-            self.recording.id, start_ms=ev.start_ms, end_ms=ev.end_ms, source=ev.source,
-            speaker=speaker, text=ev.text, confidence=ev.confidence,
-        )
-        self._speakers_heard[speaker] = None
-        self.on_event(FinalLine(stored))
-        self.on_segment_stored()
+        speaker = self._speaker(line.source)
+        if echo is None:
+            stored = self.store.add_segment(
+                self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, source=line.source,
+                speaker=speaker, text=line.text, confidence=line.confidence,
+            )
+            self._speakers_heard[speaker] = None
+            self.on_event(FinalLine(stored))
+            return
+        self.store.add_echo_segment(self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, text=line.text,
+                                    speaker=speaker, confidence=line.confidence,
+                                    audio_share=echo.audio_share, text_share=echo.text_share)
+        self.on_event(Partial(self.options.mic_label, ""))
+        if not self._echo_told:
+            self._echo_told = True
+            self.on_event(Notice("info", "Lines your microphone picked up from the speakers were not added "
+                                         "as yours (echo). Headphones avoid this."))

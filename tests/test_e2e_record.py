@@ -4,6 +4,7 @@ model, and the local PostHog server; plus the offline and killed-process paths."
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, normalize, run_cli, wer
-from tests.recording import Recorder, only_recording, play
+from tests.recording import Recorder, local_segments, only_recording, play, said_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio]
 
@@ -115,7 +116,7 @@ def test_killed_recorder_is_finalised_by_sync(audio_rig, server, app_home, playa
     remote = only_recording(server)
     assert remote["status"] == "ready"
     assert abs(remote["duration_seconds"] - killed_after) <= 3
-    assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1
+    assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1, remote["transcript_text"]
     timestamps = [s["timestamp"] for s in remote["transcript_segments"]]
     assert len(set(timestamps)) == len(timestamps)
 
@@ -196,3 +197,35 @@ def test_speech_not_yet_final_when_killed_is_transcribed_by_the_next_sync(audio_
     assert wer(JFK_TEXT, remote["transcript_text"]) <= 0.1, remote["transcript_text"]
     timestamps = [s["timestamp"] for s in remote["transcript_segments"]]
     assert len(set(timestamps)) == len(timestamps)
+
+
+def wait_for_line(rec: Recorder, text: str, timeout_s: float = 90) -> None:
+    for _ in range(int(timeout_s * 10)):
+        if any(text in line for line in rec.stderr):
+            return
+        time.sleep(0.1)
+    rec.proc.kill()
+    rec.finish()
+    pytest.fail(f"never printed {text!r}:\n" + "".join(rec.stderr))
+
+
+def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, playable):
+    """The recorder can write no file while JFK is said (its file-size limit is 1 byte: every
+    write fails as on a full disk): the transcript lines wait in memory, then are stored and
+    synced once writing works again. The log file's failures are one line, not tracebacks."""
+    rec = Recorder(["--mic", "none"], cli_env(app_home, server))
+    rec.wait_recording()
+    resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    play(playable["jfk"], "meet_speakers").wait()
+    wait_for_line(rec, "Transcript lines cannot be saved")
+    assert local_segments(app_home) == []
+    resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    wait_for_line(rec, "The transcript lines that were waiting are saved.")
+    rec.proc.send_signal(signal.SIGINT)
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    assert "Synced to PostHog" in err
+    assert wer(JFK_TEXT, said_by(local_segments(app_home), "Others")) <= 0.1
+    assert wer(JFK_TEXT, " ".join(s["text"] for s in only_recording(server)["transcript_segments"])) <= 0.1
+    assert "Traceback" not in err and "Logging error" not in err, err
+    assert err.count("cannot write the log file") == 1
