@@ -84,7 +84,7 @@ def error_from_response(response: httpx.Response) -> ApiError:
             scope = match.group(1) if match else None
             return MissingScope(f"The API key is missing a scope: {detail}", scope=scope)
         return CredentialsRejected(
-            f"PostHog rejected the personal API key ({status} {code or 'forbidden'}): {detail}. "
+            f"PostHog rejected the personal API key ({status} {code or 'forbidden'}): {detail.rstrip('.')}. "
             "Create a key with the desktop_recording:write scope and store it again.",
             status=status,
         )

@@ -85,6 +85,10 @@ class SyncWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()

@@ -24,7 +24,12 @@ class CannotStart(Exception):
 
 
 class SyncNotConfigured(Exception):
-    """No host or no key: the app works locally; the message says how to enable sync."""
+    """No host or no key: the app works locally; the message says how to enable sync from the
+    command line, ``reason`` alone what is missing (the tray app points to its Settings)."""
+
+    def __init__(self, reason: str, how: str = "") -> None:
+        super().__init__(f"PostHog sync is off: {reason}{f' ({how})' if how else ''}.")
+        self.reason = reason
 
 
 @dataclass
@@ -61,20 +66,16 @@ class AppContext:
     def make_client(self) -> PostHogClient:
         host = self.settings.host
         if not host:
-            raise SyncNotConfigured(
-                "PostHog sync is off: no host configured (set POSTHOG_HOST or run 'desktop-recorder configure')."
-            )
+            raise SyncNotConfigured("no host configured", "set POSTHOG_HOST or run 'desktop-recorder configure'")
         try:
             host = validate_host(host)
             project = validate_project(str(self.settings.project_id or ""))  # null in a hand-edited file
         except (InvalidHost, ValueError) as exc:
-            raise SyncNotConfigured(f"PostHog sync is off: {exc}") from exc
+            raise SyncNotConfigured(str(exc).rstrip(".")) from exc
         key = get_api_key(host)
         if not key:
-            raise SyncNotConfigured(
-                f"PostHog sync is off: no personal API key for {host} (set {ENV_KEY} or run "
-                "'desktop-recorder configure')."
-            )
+            raise SyncNotConfigured(f"no personal API key for {host}",
+                                    f"set {ENV_KEY} or run 'desktop-recorder configure'")
         return PostHogClient(host, key, project)
 
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, wer
@@ -128,15 +129,22 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     app.start()
     qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
     app.live.title_edit.setText("Tray flow")
+    app.controller.notice.emit("warning", "A warning about an earlier recording")
+    notices: list[str] = []
+    app.controller.notice.connect(lambda _level, text: notices.append(text))
     app.actions.record.trigger()
     qtbot.waitUntil(lambda: app.controller.state == "recording", timeout=10_000)
     assert app.actions.record.text() == "Stop recording"
+    assert app.live.warning_label.isHidden() and app.window.notice_label.text() == ""
+    assert len(notices) == 1 and notices[0].startswith("Recording started (Microphone: ")  # one balloon
+    assert "System audio: " in notices[0]
     play(playable["jfk"], "meet_speakers").wait()
     qtbot.waitUntil(lambda: "country" in " ".join(s.text for s in app.live.lines[-1:]), timeout=20_000)
     with qtbot.waitSignal(app.controller.recording_finished, timeout=60_000) as finished:
         app.actions.record.trigger()
     recording = finished.args[0]
     assert recording.status == "ready" and recording.title == "Tray flow"
+    assert app.live.title_edit.text() == ""  # the next meeting does not inherit this one's title
     assert wer(JFK_TEXT, " ".join(s.text for s in app.live.lines)) <= 0.1
     qtbot.waitUntil(lambda: any(r["status"] == "ready" for r in server.state.recordings.values()), timeout=30_000)
     remote = next(iter(server.state.recordings.values()))
@@ -155,6 +163,11 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     server_segments = copy.deepcopy(remote["transcript_segments"])  # the server's dict changes in place
     with qtbot.waitSignal(app.controller.refined, timeout=60_000):
         qtbot.mouseClick(browser.detail.refine_button, Qt.MouseButton.LeftButton)
+        # until the pass reports (on this thread, so after this block): one pass, no delete under it
+        assert browser.detail.refine_button.text() == "Improving…" and not browser.detail.refine_button.isEnabled()
+        assert app.controller.refine_recording(recording.id) == "This transcript is already being improved."
+        browser.delete_selected(confirm=False)
+        assert "being improved" in browser.notice.text() and app.ctx.store.pending_ops(recording.id) == []
     refined = app.ctx.store.refined_segments(recording.id)
     assert refined and wer(JFK_TEXT, " ".join(s.text for s in refined)) <= 0.1
     assert refined[0].text in browser.detail.transcript_view.toPlainText()
@@ -231,3 +244,26 @@ def test_an_interrupted_recording_is_recovered_with_its_unfinished_speech_once_t
     assert wer(JFK_TEXT, " ".join(s.text for s in ctx.store.segments(rid))) <= 0.1
     qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
     assert any("Transcribing the end of an interrupted recording" in n for n in notices)  # said while it worked
+
+
+def test_settings_open_once_and_the_default_platform_applies_at_once(make_app, qtbot):
+    app = make_app()
+    app.show_settings()
+    dialog = app.settings
+    qtbot.addWidget(dialog)
+    qtbot.waitSignal(dialog.audio.devices_loaded, timeout=15_000).wait()
+    app.show_settings()  # a second one, saved after the first, would undo the first's changes
+    assert app.settings is dialog
+    dialog.audio.platform_combo.setCurrentIndex(dialog.audio.platform_combo.findData("zoom"))
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Save).click()
+    assert app.live.platform_combo.currentText() == "zoom"  # the next recording's platform, not after a restart
+
+
+def test_the_menus_shortcuts_work_in_the_apps_windows(make_app, qtbot):
+    app = make_app()
+    app.show_live()
+    qtbot.waitExposed(app.live)
+    app.live.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is app.live, timeout=5_000)
+    qtbot.keyClick(app.live, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
+    assert app.quits == [True]

@@ -291,6 +291,34 @@ def test_echo_lines_picked_stay_picked_while_the_recording_refreshes(qtbot, ctx,
     assert detail.restore_button.isEnabled()
 
 
+def test_typing_and_the_readers_place_survive_refreshes_of_the_same_recording(qtbot, server, ctx, factory,
+                                                                               make_browser):
+    """The app re-reads the store every time sync makes progress: a note being typed stays, a
+    field not being edited shows its new value, and the transcript stays where it was read."""
+    local_id = add_local(ctx, "Standup", tuple(f"Line number {i}" for i in range(150)))
+    sync_all(ctx, server)
+    browser = make_browser(factory)
+    browser.resize(900, 500)
+    browser.show()
+    loaded(qtbot, browser)
+    browser.select(local_id)
+    detail = browser.detail
+    detail.notes_edit.setPlainText("Ask Bo about QA")
+    bar = detail.transcript_view.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    place = bar.value()
+
+    browser.reload_local()  # the first showing kept the server's fields locally: the row changed
+    ctx.store.edit_recording(local_id, {"summary": "We ship on Friday."})  # e.g. from the CLI
+    browser.reload_local()
+
+    assert detail.notes_edit.toPlainText() == "Ask Bo about QA"
+    assert detail.summary_edit.toPlainText() == "We ship on Friday."
+    assert "We ship on Friday." in detail.transcript_view.toPlainText() and bar.value() == place
+    detail.revert_button.click()
+    assert detail.notes_edit.toPlainText() == ""
+
+
 def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):
     """What was seen or written here is kept locally, so it shows when PostHog cannot be reached."""
     local_id = add_local(ctx, "Standup")
@@ -406,6 +434,8 @@ def test_deleting_a_synced_local_recording_queues_the_server_delete(qtbot, serve
     assert browser.rows() == []  # its server copy is not listed as "server only" either
     sync_all(ctx, server)
     assert server_id not in server.state.recordings and ctx.store.list_recordings() == []
+    browser.reload_local()  # the local row is gone now: the page loaded before must not bring it back
+    assert browser.rows() == []
 
 
 def test_deleting_a_server_only_recording(qtbot, server, factory, make_browser):
@@ -526,7 +556,7 @@ def test_sync_not_configured_shows_why(qtbot, ctx, make_browser):
     with qtbot.waitSignal(browser.load_failed, timeout=10_000) as failed:
         browser.refresh()
 
-    assert failed.args[0].startswith("Sync is not configured. PostHog sync is off: no host configured")
+    assert failed.args[0].startswith("PostHog sync is off: no host configured. Connect PostHog in Settings")
     assert browser.banner.isVisible() and len(browser.rows()) == 1
 
 

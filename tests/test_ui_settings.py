@@ -168,6 +168,17 @@ def test_plain_http_hosts_other_than_localhost_are_refused(qtbot, ctx, dialog, s
     assert saved == [] and not ctx.paths.settings_file.exists() and dialog.result() != QDialog.DialogCode.Accepted
 
 
+def test_a_model_name_it_does_not_know_is_not_saved(qtbot, ctx, dialog, saved):
+    """Saved, the app would load it, fail, and be unable to record at all."""
+    dialog.audio.model_combo.setCurrentText("tiny.enn")
+    assert "Unknown model" in dialog.audio.model_label.text()
+
+    save_button(dialog).click()
+
+    assert not dialog.error_label.isHidden() and "tiny.enn" in dialog.error_label.text()
+    assert saved == [] and not ctx.paths.settings_file.exists()
+
+
 # -- saving --------------------------------------------------------------------------------------
 
 

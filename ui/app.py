@@ -69,6 +69,9 @@ class DesktopApp:
         a.recordings.triggered.connect(self.show_recordings)
         a.settings.triggered.connect(self.show_settings)
         a.quit.triggered.connect(self.request_quit)
+        for window in (self.live, self.window):  # the menu shows Ctrl+R and Ctrl+Q: they work in the windows
+            if window is not None:
+                window.addActions([a.record, a.quit])
         self.controller.recording_finished.connect(self._after_recording)
         self.controller.recording_finished.connect(self._refresh_browser)
         self.controller.sync_changed.connect(self._refresh_browser)
@@ -92,11 +95,13 @@ class DesktopApp:
             from ui.browser import RecordingsBrowser
 
             self.browser = RecordingsBrowser(self.ctx, self.controller.make_client, self.controller.wake_sync,
-                                             refine=self.controller.refine_recording)
+                                             refine=self.controller.refine_recording,
+                                             refining=self.controller.is_refining)
             self.controller.refined.connect(self.browser.on_refined)
             self.browser.setWindowTitle("Desktop Recorder — Recordings")
             self.browser.setWindowIcon(app_icon())
             self.browser.resize(980, 640)
+            self.browser.addActions([self.actions.record, self.actions.quit])
         self.browser.show()
         self.browser.raise_()
 
@@ -107,12 +112,18 @@ class DesktopApp:
     def show_settings(self) -> None:
         from ui.settings_dialog import SettingsDialog
 
+        if self.settings is not None and self.settings.isVisible():
+            self.settings.raise_()  # one dialog: a second one, saved last, undid the first's changes
+            self.settings.activateWindow()
+            return
         self.settings = SettingsDialog(self.ctx, self._settings_saved)
         self.settings.setWindowIcon(app_icon())
         self.settings.show()
 
     def _settings_saved(self, settings: Settings) -> None:
         self.controller.apply_settings(settings)
+        if self.browser is not None and self.browser.isVisible():
+            self.browser.refresh()  # another server, or sync just set up: its banner and pages
 
     def request_quit(self) -> None:
         """Quit; while recording, ask, then finalise without blocking the GUI and quit after."""

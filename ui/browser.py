@@ -53,11 +53,13 @@ class RecordingsBrowser(RecordingsView):
         on_local_change: Callable[[], None],
         parent: QWidget | None = None,
         *,
-        refine: Callable[[str], None] | None = None,
+        refine: Callable[[str], str | None] | None = None,
+        refining: Callable[[str], bool] = lambda _id: False,
     ) -> None:
         super().__init__(ctx, client_factory, parent)
         self.on_local_change = on_local_change
-        self.refine = refine  # runs the post-meeting pass for a local recording id (the app's model)
+        self.refine = refine  # starts the post-meeting pass for a local recording id (None) or says why not
+        self.refining = refining  # whether a recording's pass is running
         self.detail.refine_button.setVisible(refine is not None)
         self.detail.refine_requested.connect(self.refine_selected)
         self.ask: Callable[[str, str], bool] = self.ask_user  # replaceable: modal dialogs block tests
@@ -69,16 +71,29 @@ class RecordingsBrowser(RecordingsView):
 
     def refine_selected(self) -> None:
         row = self.selected_row()
-        if row is not None and row.local is not None and self.refine is not None:
-            self.detail.refine_button.setEnabled(False)
-            self.detail.refine_button.setText("Improving…")
-            self.refine(row.local.id)
+        if row is None or row.local is None or self.refine is None:
+            return
+        refused = self.refine(row.local.id)
+        if refused:
+            self.note(refused, error=True)
+        self._show_refine_state()
 
     def on_refined(self, _recording_id: str) -> None:
         """The post-meeting pass finished (or failed): show what the store has now."""
         if isValid(self):
-            self.detail.refine_button.setText("Improve transcript")
             self._show_selected(force=True)
+
+    def _show_selected(self, *, force: bool = False) -> None:
+        super()._show_selected(force=force)
+        self._show_refine_state()
+
+    def _show_refine_state(self) -> None:
+        """The button says whether the shown recording's transcript is being improved."""
+        row = self.selected_row()
+        busy = row is not None and row.local is not None and self.refining(row.local.id)
+        self.detail.refine_button.setText("Improving…" if busy else "Improve transcript")
+        if busy:
+            self.detail.refine_button.setEnabled(False)
 
     def restore_echo(self, echo_ids: list[int]) -> None:
         """Lines wrongly left out as echo go back into the transcript (and the sync queue)."""
@@ -161,6 +176,9 @@ class RecordingsBrowser(RecordingsView):
         if rec.status in LIVE_STATUSES and is_owned(self.ctx.paths.data_dir, rec.id):
             self.note("This recording is still running; stop it first.", error=True)
             return
+        if self.refining(rec.id):
+            self.note("Its transcript is being improved; delete it once that is done.", error=True)
+            return
         self.ctx.store.request_delete(rec.id)
         if rec.audio_path:
             try:
@@ -169,6 +187,9 @@ class RecordingsBrowser(RecordingsView):
                 log.warning("could not delete %s: %s", rec.audio_path, exc)
         if rec.server_id is None:
             self.ctx.store.remove_recording(rec.id)  # nothing on the server to delete first
+        else:  # its server copy as loaded would show as "server only" once the local row is gone
+            self._remote = [r for r in self._remote if r.id != rec.server_id]
+            self._details.pop(rec.server_id, None)
         self.on_local_change()
         self.note("Deleted." if rec.server_id is None else "Deleted here; PostHog's copy goes with the next sync.")
         self.reload_local()
@@ -210,7 +231,8 @@ class RecordingsBrowser(RecordingsView):
                                                    ";;".join(EXPORT_FILTERS))
         if not path:
             return
-        fmt = EXPORT_FILTERS.get(chosen, "md")
+        typed = Path(path).suffix.lower().lstrip(".")  # a name typed as notes.txt is plain text
+        fmt = typed if typed in EXPORT_FILTERS.values() else EXPORT_FILTERS.get(chosen, "md")
         target = Path(path) if Path(path).suffix else Path(path).with_suffix(f".{fmt}")
         try:
             self.export(target, fmt)

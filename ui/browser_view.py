@@ -34,6 +34,7 @@ from transcription.formats import TranscriptLine
 from ui.background import run_in_background
 from ui.browser_list import RecordingList
 from ui.browser_rows import BrowserRow, Filters, current_fields, local_lines, merge_rows, remote_lines
+from ui.controller import off_text
 from ui.recording_detail import RecordingDetail
 from ui.remote_pages import RemotePager
 
@@ -286,7 +287,7 @@ class RecordingsView(QWidget):
 def offline_message(exc: Exception) -> str:
     local = "Showing the recordings on this computer."
     if isinstance(exc, SyncNotConfigured):
-        return f"Sync is not configured. {exc} {local}"
+        return f"{off_text(exc)} {local}"
     if isinstance(exc, NetworkError):
         return f"PostHog is unreachable: {exc}. {local} Changes are kept and sync when it is back."
     if isinstance(exc, ApiError):

@@ -59,6 +59,8 @@ class RecorderController(QObject):
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
     refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
     recording_finished = Signal(object)  # LocalRecording
+    recording_starting = Signal()  # a new recording: what was shown of the last one goes
+    settings_applied = Signal(object)  # Settings, as saved by the user
     _sync_status = Signal()  # emitted from the sync thread, handled on the GUI thread
 
     def __init__(
@@ -79,8 +81,12 @@ class RecorderController(QObject):
         self._client_factory = client_factory or ctx.make_client
         self._session_kwargs = session_kwargs or {}
         self._last_sync_kind = ""
+        self._last_sync_state: tuple[str, str] | None = None  # what sync_changed last said
+        self._sync_stopping = 0  # old sync workers still stopping: the new one waits for them
+        self._shut_down = False
+        self._devices: list[str] | None = None  # while a recording starts: its device notices
         self._model_generation = 0  # only the newest load's result (and progress) counts
-        self._refining = 0  # post-meeting passes running on the shared model
+        self._refining: set[str] = set()  # recordings whose post-meeting pass runs on the shared model
         self._recovered = False  # interrupted recordings are recovered once, when the model is there
         self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
@@ -147,11 +153,14 @@ class RecorderController(QObject):
             self._recover(None)  # still finalised; `refine` can transcribe their ends later
 
     def shutdown(self) -> None:
+        """Quitting: the sync worker is asked to stop but not waited for past a moment. What a
+        request in flight sends is kept queued and sent again next time (appends are deduplicated
+        by timestamp; a create that may have happened is looked up before it is repeated)."""
+        self._shut_down = True
         self._tick.stop()
         self._sync_poll.stop()
         if self.sync:
-            self.sync.stop(timeout=5)
-            self.sync.client.close()
+            _stop_worker(self.sync, timeout_s=0.5)
             self.sync = None
 
     def make_client(self) -> PostHogClient:
@@ -161,6 +170,7 @@ class RecorderController(QObject):
         before = self.ctx.settings
         self.ctx.settings = settings.with_env()
         self.restart_sync()
+        self.settings_applied.emit(self.ctx.settings)
         if any(getattr(before, f) != getattr(self.ctx.settings, f) for f in MODEL_FIELDS):
             if self.state in ("recording", "finishing"):
                 self._reload_after_recording = True
@@ -171,14 +181,30 @@ class RecorderController(QObject):
     # -- sync ----------------------------------------------------------------------------------
 
     def restart_sync(self) -> None:
-        if self.sync:
-            self.sync.stop(timeout=5)
-            self.sync.client.close()
-            self.sync = None
+        """A sync worker for the current settings. The old one is stopped in the background (a
+        request in flight runs to its timeout: the GUI froze for it) and the new one starts once
+        it has: one worker at a time, so never two batches of a recording at once."""
+        old, self.sync = self.sync, None
+        if old is not None:
+            self._sync_stopping += 1
+
+            def stopped(_: object) -> None:
+                self._sync_stopping -= 1
+                self._start_sync()
+
+            run_in_background(lambda: _stop_worker(old, timeout_s=60), stopped, stopped, name="sync-stop")
+        self._start_sync()
+
+    def _start_sync(self) -> None:
+        if self.sync is not None or self._sync_stopping or self._shut_down:
+            return  # started already, or once the old worker has stopped
+        self._last_sync_state = None
         try:
             client = self._client_factory()
         except SyncNotConfigured as exc:
-            self.sync_changed.emit("off", str(exc))
+            text = off_text(exc)
+            self._last_sync_state = ("off", text)
+            self.sync_changed.emit("off", text)
             return
         self.sync = SyncWorker(self.ctx.store, client, on_change=self._on_sync_status)
         self.sync.start()
@@ -211,7 +237,9 @@ class RecorderController(QObject):
         if kind == "blocked" and self._last_sync_kind != "blocked":
             self.notice.emit("error", f"Sync stopped: {text}" if status.blocked else text)
         self._last_sync_kind = kind
-        self.sync_changed.emit(kind, text)
+        if (kind, text) != self._last_sync_state:  # polled every 2 s: the browser rebuilds on each
+            self._last_sync_state = (kind, text)
+            self.sync_changed.emit(kind, text)
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -219,6 +247,7 @@ class RecorderController(QObject):
                         participants: tuple[str, ...] = ()) -> None:
         if self.state != "idle" or self.transcriber is None:
             return
+        self.recording_starting.emit()  # before the start's own notices (a missing microphone)
         s = self.ctx.settings
         options = SessionOptions(mic=s.mic, system=s.system, title=title, platform=platform or s.default_platform,
                                  participants=participants, user_name=s.user_name, others_name=s.others_name)
@@ -227,16 +256,19 @@ class RecorderController(QObject):
             scorer_factory=silero_scorer, options=options, on_event=self._on_session_event,
             on_segment_stored=self.wake_sync, **{"table_factory": device_table, **self._session_kwargs},
         )
+        self._devices = []
         try:
             session.start()
         except Exception as exc:  # no device, device busy, disk: say it, stay usable
             log.exception("could not start recording")
             self.notice.emit("error", f"Could not start recording: {exc}")
             return
+        finally:
+            devices, self._devices = self._devices, None
         self.session = session
         self._set_state("recording")
         self._tick.start()
-        self.notice.emit("info", "Recording started." + (
+        self.notice.emit("info", f"Recording started ({'; '.join(devices)})." + (
             " A transcript is still being improved: live lines may come slower until it is done."
             if self._refining else ""))
         self.wake_sync()
@@ -271,29 +303,44 @@ class RecorderController(QObject):
         self._set_state("idle")
         self._reload_if_asked()
 
-    def refine_recording(self, recording_id: str) -> None:
-        """Transcribe a recording's saved audio again with the loaded model. Started only while
-        idle; a recording started meanwhile shares the model (and is told it may be slower)."""
+    def refine_recording(self, recording_id: str) -> str | None:
+        """Transcribe a recording's saved audio again with the loaded model; None once started,
+        else why not. Started only while idle; a recording started meanwhile shares the model
+        (and is told it may be slower)."""
         transcriber = self.transcriber
+        if recording_id in self._refining:
+            return "This transcript is already being improved."
         if self.state != "idle" or transcriber is None:
-            self.notice.emit("warning", "The transcript can be improved once the model is loaded and nothing is "
-                                        "being recorded.")
-            self.refined.emit(recording_id)
-            return
-        self._refining += 1
+            why = "The transcript can be improved once the model is loaded and nothing is being recorded."
+            self.notice.emit("warning", why)
+            return why
+        self._refining.add(recording_id)
 
         def done(lines: list[StoredSegment]) -> None:
-            self._refining -= 1
+            self._refining.discard(recording_id)
             self.notice.emit("info", f"Transcript improved: {len(lines)} lines (kept on this computer).")
             self.refined.emit(recording_id)
 
         def failed(exc: Exception) -> None:
-            self._refining -= 1
-            self.notice.emit("error", f"The transcript could not be improved: {exc}")
+            self._refining.discard(recording_id)
+            if self._deleted(recording_id):  # e.g. by `desktop-recorder delete` meanwhile
+                self.notice.emit("info", "The recording was deleted while its transcript was being improved.")
+            else:
+                self.notice.emit("error", f"The transcript could not be improved: {exc}")
             self.refined.emit(recording_id)
 
         run_in_background(lambda: refine_recording(self.ctx.store, transcriber, recording_id), done, failed,
                           name="refine")
+        return None
+
+    def is_refining(self, recording_id: str) -> bool:
+        return recording_id in self._refining
+
+    def _deleted(self, recording_id: str) -> bool:
+        try:
+            return self.ctx.store.get_recording(recording_id).remote_state == "deleting"
+        except KeyError:
+            return True
 
     def edit_live(self, fields: dict[str, Any]) -> None:
         """Title/platform/participants edited during the meeting (also sent with the final PATCH)."""
@@ -314,7 +361,10 @@ class RecorderController(QObject):
         elif isinstance(event, Partial):
             self.partial.emit(event.speaker, event.text)
         elif isinstance(event, Notice):
-            self.notice.emit(event.level, event.message)
+            if self._devices is not None and event.level == "info":  # during start, on the GUI thread
+                self._devices.append(event.message)  # said once, with "Recording started"
+            else:
+                self.notice.emit(event.level, event.message)
 
     def _on_tick(self) -> None:
         if self.session is None:
@@ -325,3 +375,14 @@ class RecorderController(QObject):
     def _set_state(self, state: str) -> None:
         self.state = state
         self.state_changed.emit(state)
+
+
+def _stop_worker(worker: SyncWorker, *, timeout_s: float) -> None:
+    worker.stop(timeout=timeout_s)
+    if not worker.running:
+        worker.client.close()
+
+
+def off_text(exc: SyncNotConfigured) -> str:
+    """Why sync is off, with where to turn it on in this app (the core's message names the CLI)."""
+    return f"PostHog sync is off: {exc.reason}. Connect PostHog in Settings to sync recordings."

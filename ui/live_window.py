@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from api.models import PLATFORMS
+from desktop_recorder.config import Settings
 from desktop_recorder.store import StoredSegment
 from transcription.formats import TranscriptLine, clock, render
 from ui.controller import RecorderController
@@ -116,7 +117,6 @@ class LiveTranscriptWindow(QWidget):
         copy.clicked.connect(self.copy_transcript)
         row.addStretch(1)
         row.addWidget(copy)
-        QShortcut(QKeySequence("Ctrl+R"), self, self.toggle_recording)
         QShortcut(QKeySequence("Ctrl+Shift+C"), self, self.copy_transcript)
         return row
 
@@ -128,6 +128,27 @@ class LiveTranscriptWindow(QWidget):
         c.elapsed.connect(lambda s: self.elapsed_label.setText(clock(s * 1000)))
         c.notice.connect(self._on_notice)
         c.sync_changed.connect(self._on_sync)
+        c.recording_starting.connect(self._new_recording)
+        c.recording_finished.connect(lambda _rec: self._clear_meeting_fields())
+        c.settings_applied.connect(self._on_settings)
+
+    def _new_recording(self) -> None:
+        """Started here or from the tray: the last meeting's lines and warnings go."""
+        self.transcript.clear()
+        self.lines.clear()
+        self.set_partial("", "")
+        self.warning_label.hide()
+
+    def _clear_meeting_fields(self) -> None:
+        """The meeting is over (its title and participants were saved with it): the fields are
+        for the next one, which must not silently inherit them."""
+        self.title_edit.clear()
+        self.participants_edit.clear()
+        self.platform_combo.setCurrentText(self.controller.ctx.settings.default_platform)
+
+    def _on_settings(self, settings: Settings) -> None:
+        if self.controller.state != "recording":
+            self.platform_combo.setCurrentText(settings.default_platform)
 
     # -- behaviour -----------------------------------------------------------------------------
 
@@ -179,9 +200,6 @@ class LiveTranscriptWindow(QWidget):
     def toggle_recording(self) -> None:
         c = self.controller
         if c.state == "idle":
-            self.transcript.clear()
-            self.lines.clear()
-            self.set_partial("", "")
             c.start_recording(title=self.title_edit.text().strip() or None,
                               platform=self.platform_combo.currentText(), participants=self._participants())
         elif c.state == "recording":
@@ -204,6 +222,10 @@ class LiveTranscriptWindow(QWidget):
                 "finishing": "Finishing…", "error": "Unavailable"}.get(state, state)
         self.record_button.setText(text)
         self.record_button.setEnabled(state in ("idle", "recording"))
+        for field in (self.title_edit, self.platform_combo, self.participants_edit):
+            field.setEnabled(state != "finishing")  # the stop has taken what they held
+        if state == "loading":
+            self.warning_label.hide()  # a model (re)load: its earlier failure no longer holds
         if state != "recording":
             for meter in self.meters.values():
                 meter.setValue(0)

@@ -55,6 +55,8 @@ class RecordingDetail(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._fields: dict[str, Any] = {}
+        self._key: str | None = None  # the recording shown
+        self._html = ""
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 0, 0, 0)
         layout.addWidget(self._build_header())
@@ -146,7 +148,7 @@ class RecordingDetail(QWidget):
         form.addRow("Tasks", self.tasks_edit)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        self.revert_button = self._action_button("Revert", self._fill_form)
+        self.revert_button = self._action_button("Revert", lambda: self._fill_form())
         self.save_button = self._action_button("Save changes", self._emit_save)
         self.save_button.setDefault(True)
         buttons.addWidget(self.revert_button)
@@ -164,7 +166,9 @@ class RecordingDetail(QWidget):
 
     def show_recording(self, row: BrowserRow | None, lines: Sequence[TranscriptLine], fields: dict[str, Any],
                        echo: Sequence[EchoLine] = ()) -> None:
-        self._fields = dict(fields)
+        same = row is not None and row.key == self._key  # refreshed (sync progress, new lines), not another one
+        filled, self._fields = self._fields, dict(fields)
+        self._key = row.key if row is not None else None
         self._show_echo(echo)
         for widget in (self.export_button, self.delete_button, self.tabs):
             widget.setEnabled(row is not None)
@@ -174,12 +178,24 @@ class RecordingDetail(QWidget):
         if row is None:
             self.title_label.setText("No recording selected")
             self.meta_label.setText("Pick a recording on the left to see its transcript.")
-            self.transcript_view.clear()
+            self._show_html("", same=False)
         else:
             self.title_label.setText(row.title or "Untitled recording")
             self.meta_label.setText(self._meta(row))
-            self.transcript_view.setHtml(transcript_html(lines, fields))
-        self._fill_form()
+            self._show_html(transcript_html(lines, fields), same=same)
+        self._fill_form(keep_edits_from=filled if same else None)
+
+    def _show_html(self, text: str, *, same: bool) -> None:
+        """The transcript; refreshing the same recording keeps the reader's place (and follows
+        new lines if they were at the end), and leaves an unchanged one alone."""
+        if same and text == self._html:
+            return
+        bar = self.transcript_view.verticalScrollBar()
+        at, at_end = bar.value(), bar.value() >= bar.maximum()
+        self._html = text
+        self.transcript_view.setHtml(text)
+        if same:
+            bar.setValue(bar.maximum() if at_end else at)
 
     def _show_echo(self, echo: Sequence[EchoLine]) -> None:
         """The lines left out. The row refreshes while a recording goes on: an unchanged list is
@@ -217,13 +233,24 @@ class RecordingDetail(QWidget):
             parts.append(", ".join(row.participants))
         return "  ·  ".join(p for p in parts if p)
 
-    def _fill_form(self) -> None:
-        f = self._fields
-        self.title_edit.setText(f.get("meeting_title") or "")
-        self.participants_edit.setText(", ".join(f.get("participants") or []))
-        self.notes_edit.setPlainText(f.get("notes") or "")
-        self.summary_edit.setPlainText(f.get("summary") or "")
-        self.tasks_edit.setPlainText(tasks_to_text(f.get("extracted_tasks") or []))
+    def _fill_form(self, keep_edits_from: dict[str, Any] | None = None) -> None:
+        """The form from the fields. With ``keep_edits_from`` (the fields it was filled from
+        before, same recording), a field the user has changed since keeps their text."""
+        before = _form_texts(keep_edits_from) if keep_edits_from is not None else None
+        for key, text in _form_texts(self._fields).items():
+            widget = self._form_widgets()[key]
+            shown = widget.text() if isinstance(widget, QLineEdit) else widget.toPlainText()
+            if before is not None and shown != before[key]:
+                continue  # being edited: the user's, until they save or revert
+            if shown != text:
+                if isinstance(widget, QLineEdit):
+                    widget.setText(text)
+                else:
+                    widget.setPlainText(text)
+
+    def _form_widgets(self) -> dict[str, QLineEdit | QPlainTextEdit]:
+        return {"meeting_title": self.title_edit, "participants": self.participants_edit, "notes": self.notes_edit,
+                "summary": self.summary_edit, "extracted_tasks": self.tasks_edit}
 
     def form_fields(self) -> dict[str, Any]:
         """The editable fields as the form holds them (blank text → null)."""
@@ -237,6 +264,13 @@ class RecordingDetail(QWidget):
 
     def _emit_save(self) -> None:
         self.save_requested.emit(self.form_fields())
+
+
+def _form_texts(f: dict[str, Any]) -> dict[str, str]:
+    """What each form widget shows for these fields."""
+    return {"meeting_title": f.get("meeting_title") or "", "participants": ", ".join(f.get("participants") or []),
+            "notes": f.get("notes") or "", "summary": f.get("summary") or "",
+            "extracted_tasks": tasks_to_text(f.get("extracted_tasks") or [])}
 
 
 def transcript_html(lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> str:

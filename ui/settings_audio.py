@@ -146,24 +146,25 @@ class AudioSection(QGroupBox):
     def _model_spec(self) -> str:
         return self.model_combo.currentText().strip() or "auto"
 
-    def _show_model_status(self) -> None:
-        """Embedded, a folder, downloaded, or still to download (checked on disk only)."""
+    def _model_status(self) -> tuple[str, bool]:
+        """Embedded, a folder, downloaded, or still to download (checked on disk only), and
+        whether it needs downloading; ``ModelUnavailable`` for a model that cannot be used."""
         spec = self._model_spec()
-        needs_download = False
+        choice = resolve_model(spec)
+        if spec == "auto":
+            return "The embedded tiny.en model (English): works offline.", False
+        if choice.is_local:
+            return f"Model folder {choice.path_or_name}.", False
+        if cached_model(spec, self.models_dir) is not None:
+            return f"{spec} is downloaded.", False
+        repo_for(spec)  # an unknown name says so
+        return f"{spec} is not downloaded yet: download it now, or it is fetched when first used.", True
+
+    def _show_model_status(self) -> None:
         try:
-            choice = resolve_model(spec)
-            if spec == "auto":
-                text = "The embedded tiny.en model (English): works offline."
-            elif choice.is_local:
-                text = f"Model folder {choice.path_or_name}."
-            elif cached_model(spec, self.models_dir) is not None:
-                text = f"{spec} is downloaded."
-            else:
-                repo_for(spec)  # an unknown name says so
-                needs_download = True
-                text = f"{spec} is not downloaded yet: download it now, or it is fetched when first used."
+            text, needs_download = self._model_status()
         except ModelUnavailable as exc:
-            text = str(exc)
+            text, needs_download = str(exc), False
         self.model_label.setText(text)
         self.download_button.setVisible(needs_download)
         self.download_button.setEnabled(needs_download and not self._downloading)
@@ -314,7 +315,12 @@ class AudioSection(QGroupBox):
     # -- values --------------------------------------------------------------------------------
 
     def apply(self, settings: Settings) -> Settings:
-        """``settings`` with this section's fields as edited."""
+        """``settings`` with this section's fields as edited; ``ValueError`` for a model that
+        cannot be used (saved, the app could not record at all)."""
+        try:
+            self._model_status()
+        except ModelUnavailable as exc:
+            raise ValueError(str(exc)) from exc
         return replace(
             settings,
             mic=str(self.mic_combo.currentData()),

@@ -121,6 +121,8 @@ class ControlWindow(QWidget):
         for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress):
             signal.connect(self.refresh)
         c.notice.connect(self._on_notice)
+        c.recording_starting.connect(self.notice_label.clear)
+        c.state_changed.connect(lambda state: self.notice_label.clear() if state == "loading" else None)
         self.refresh()
 
     def _on_notice(self, level: str, message: str) -> None:
