@@ -79,6 +79,10 @@ class SyncWorker:
     # -- thread ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Stopping also ends the client's retries and their waits: otherwise a stop waited for
+        # every retry of a request to a hanging server (``drain`` puts its own in for its run).
+        self.client.keep_retrying = lambda: not self._stop.is_set()
+        self.client.stop_waiting = self._stop
         self._thread = threading.Thread(target=self._run, name="sync-worker", daemon=True)
         self._thread.start()
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import socket
 import threading
 from dataclasses import replace
 
+import httpx
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
+from api.client import PostHogClient
 from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, wer
 from tests.recording import play
@@ -267,3 +270,25 @@ def test_the_menus_shortcuts_work_in_the_apps_windows(make_app, qtbot):
     qtbot.waitUntil(lambda: QApplication.activeWindow() is app.live, timeout=5_000)
     qtbot.keyClick(app.live, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     assert app.quits == [True]
+
+
+def test_restarting_sync_does_not_wait_for_a_request_in_flight(make_app, qtbot, ctx):
+    """Settings → Save restarts sync. The old worker, in a request to a server that accepted the
+    connection and never answers, stops in the background (the GUI froze for it); the new one
+    starts once it has stopped, never beside it."""
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen()
+        hanging.settimeout(10)
+        url = f"http://127.0.0.1:{hanging.getsockname()[1]}"
+        ctx.store.create_recording(platform="meet", title="Waiting", participants=[], audio_path=None)
+        app = make_app(controller_kwargs={
+            "client_factory": lambda: PostHogClient(url, WRITE_KEY, timeout=httpx.Timeout(3.0))})
+        app.controller.restart_sync()
+        first = app.controller.sync
+        connection, _ = hanging.accept()  # the worker's create, which gets no answer
+        with connection:
+            app.controller.restart_sync()
+            assert app.controller.sync is None and first.running  # returned at once; stopping goes on
+            qtbot.waitUntil(lambda: app.controller.sync is not None, timeout=20_000)
+            assert not first.running
