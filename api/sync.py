@@ -93,7 +93,7 @@ class SyncWorker:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float | None = 10.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread:
@@ -135,6 +135,12 @@ class SyncWorker:
         def waiting() -> bool:
             return self._clock() < deadline and not given_up.is_set()
 
+        if self.running:  # its thread may still be in a request: never two passes at once
+            self.stop(timeout=0)
+            while self.running and waiting():
+                self._sleep(0.1)
+            if self.running:
+                return False
         keep_retrying, self.client.keep_retrying = self.client.keep_retrying, waiting
         stop_waiting, self.client.stop_waiting = self.client.stop_waiting, given_up
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -117,7 +118,13 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")
     stop.wait(args.duration)
     live.message(f"Stopping ({stop.reason}); transcribing the rest…")
-    recording = session.stop()
+    try:
+        recording = session.stop()
+    except sqlite3.OperationalError as exc:  # a disk still full: what was saved is kept
+        live.close()
+        say(f"error: cannot finish the recording ({exc}). Free some disk space and run "
+            "'desktop-recorder sync': it finishes the recording from what was saved.")
+        return 1
     live.close()
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")

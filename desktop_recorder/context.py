@@ -85,7 +85,10 @@ class _LogFile(logging.handlers.RotatingFileHandler):
 
     _told = False
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: ARG002 (logging calls it so)
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handleError(record)  # a bug (say, a bad format): logging's own report
+            return
         if not self._told:
             self._told = True
             sys.stderr.write(f"warning: cannot write the log file {self.baseFilename}: {sys.exc_info()[1]}\n")

@@ -192,22 +192,29 @@ class RecordingSession:
         rid = self.recording.id
         started = time.monotonic()
         self._pipeline.stop()
-        self.store.set_status(rid, "processing")
+        try:
+            self.store.set_status(rid, "processing")
+        except sqlite3.OperationalError as exc:  # a full disk: the tail is still transcribed and kept
+            log.error("recording %s: cannot mark it processing: %s", rid, exc)
         self._audio.put(_STOP)
         self._worker.join()
-        self._save()
-        if self._unsaved:  # still refused, and this process is ending: say what is lost
-            log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
-            self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
-                                          "lost (the database still refuses them)."))
-        names = participants if participants is not None else list(self.options.participants)
-        if not names:
-            names = list(self._speakers_heard)
-        self.store.finish_recording(rid, status="ready", duration_s=self._pipeline.duration_s,
-                                    title=title or self.options.title, participants=names)
+        try:
+            self._save()
+            if self._unsaved:  # still refused, and this process is ending: say what is lost
+                log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
+                self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
+                                              "lost (the database still refuses them)."))
+            names = participants if participants is not None else list(self.options.participants)
+            if not names:
+                names = list(self._speakers_heard)
+            # Refused too (disk still full): raised, the recording stays live and unlocked, and
+            # the next start or `sync` finishes it from what was saved.
+            self.store.finish_recording(rid, status="ready", duration_s=self._pipeline.duration_s,
+                                        title=title or self.options.title, participants=names)
+        finally:
+            if self._lock:
+                self._lock.release()
         self.on_segment_stored()
-        if self._lock:
-            self._lock.release()
         log.info("recording %s finalised in %.2f s after stop", rid, time.monotonic() - started)
         self.recording = self.store.get_recording(rid)
         return self.recording
@@ -323,7 +330,7 @@ class RecordingSession:
         stored_any = False
         while self._unsaved:
             try:
-                self._store(*self._unsaved[0])
+                stored = self._store(*self._unsaved[0])
             except sqlite3.OperationalError as exc:  # disk full, I/O error, locked too long
                 if not self._unsaved_told:
                     self._unsaved_told = True
@@ -331,28 +338,35 @@ class RecordingSession:
                     self.on_event(Notice("error", f"Transcript lines cannot be saved ({exc}). They are kept "
                                                   "and saved once they can be: free some disk space."))
                 break
-            self._unsaved.pop(0)
+            self._unsaved.pop(0)  # stored: whatever showing it does, it is never stored again
             stored_any = True
+            self._shown(stored)
         if stored_any:
             self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False
                 self.on_event(Notice("info", "The transcript lines that were waiting are saved."))
 
-    def _store(self, line: FinalSegment, echo: EchoVerdict | None) -> None:
+    def _store(self, line: FinalSegment, echo: EchoVerdict | None) -> StoredSegment | None:
+        """One line into the database (None: stored as a left-out echo)."""
         assert self.recording is not None
         speaker = self._speaker(line.source)
         if echo is None:
-            stored = self.store.add_segment(
+            self._speakers_heard[speaker] = None
+            return self.store.add_segment(
                 self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, source=line.source,
                 speaker=speaker, text=line.text, confidence=line.confidence,
             )
-            self._speakers_heard[speaker] = None
-            self.on_event(FinalLine(stored))
-            return
         self.store.add_echo_segment(self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, text=line.text,
                                     speaker=speaker, confidence=line.confidence,
                                     audio_share=echo.audio_share, text_share=echo.text_share)
+        return None
+
+    def _shown(self, stored: StoredSegment | None) -> None:
+        """A stored line to the listeners (None: an echo left out, which clears the mic's partial)."""
+        if stored is not None:
+            self.on_event(FinalLine(stored))
+            return
         self.on_event(Partial(self.options.mic_label, ""))
         if not self._echo_told:
             self._echo_told = True

@@ -229,3 +229,26 @@ def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, pl
     assert wer(JFK_TEXT, " ".join(s["text"] for s in only_recording(server)["transcript_segments"])) <= 0.1
     assert "Traceback" not in err and "Logging error" not in err, err
     assert err.count("cannot write the log file") == 1
+
+
+def test_stopping_while_the_disk_is_still_full_says_what_is_lost_and_sync_finishes_later(
+        audio_rig, server, app_home, playable):
+    """Stopped while nothing can be written: the recorder says which lines are lost and that
+    `sync` finishes the recording, and exits without a traceback; `sync` then does."""
+    env = cli_env(app_home, server)
+    rec = Recorder(["--mic", "none"], env)
+    rec.wait_recording()
+    time.sleep(1.0)
+    resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    play(playable["jfk"], "meet_speakers").wait()
+    wait_for_line(rec, "Transcript lines cannot be saved")
+    rec.proc.send_signal(signal.SIGINT)
+    code, _out, err = rec.finish()
+    assert code == 1, err
+    assert "transcript lines could not be saved and are lost" in err
+    assert "cannot finish the recording" in err and "run 'desktop-recorder sync'" in err
+    assert "Traceback" not in err and "Logging error" not in err, err
+    result = run_cli("sync", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Recovered an interrupted recording" in result.stderr
+    assert only_recording(server)["status"] == "ready"

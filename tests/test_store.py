@@ -199,3 +199,29 @@ def test_echo_lines_stored_before_speakers_were_kept_open_and_restore_with_the_g
     assert line.speaker is None
     assert store.restore_echo(line.id, speaker="Me").speaker == "Me"
     store.close()
+
+
+def test_a_live_line_is_stored_once_even_when_showing_it_fails(tmp_path):
+    """The line is stored, then shown; a failing listener (a terminal gone) must not leave it
+    queued, to be stored again with the next line."""
+    from desktop_recorder.session import FinalLine, RecordingSession, SessionOptions
+    from transcription.types import FinalSegment
+
+    store = Store(tmp_path / "db.sqlite3")
+    shown: list[str] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, FinalLine):
+            shown.append(event.segment.text)
+            if len(shown) == 1:
+                raise OSError("the terminal is gone")
+
+    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=on_event)
+    session.recording = store.create_recording(platform="meet", title=None, participants=[], audio_path=None)
+    with pytest.raises(OSError):
+        session._commit(FinalSegment("system", 0.0, 900.0, "Hello", 0.9))
+    session._commit(FinalSegment("system", 1000.0, 1900.0, "Again", 0.9))
+    assert [s.text for s in store.segments(session.recording.id)] == ["Hello", "Again"]
+    assert shown == ["Hello", "Again"]
+    store.close()

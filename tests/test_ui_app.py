@@ -290,5 +290,6 @@ def test_restarting_sync_does_not_wait_for_a_request_in_flight(make_app, qtbot, 
         with connection:
             app.controller.restart_sync()
             assert app.controller.sync is None and first.running  # returned at once; stopping goes on
-            qtbot.waitUntil(lambda: app.controller.sync is not None, timeout=20_000)
+            # its create times out after 3 s and is not retried (stopping ends retries: 16 s otherwise)
+            qtbot.waitUntil(lambda: app.controller.sync is not None, timeout=8_000)
             assert not first.running

@@ -317,6 +317,11 @@ def test_typing_and_the_readers_place_survive_refreshes_of_the_same_recording(qt
     assert "We ship on Friday." in detail.transcript_view.toPlainText() and bar.value() == place
     detail.revert_button.click()
     assert detail.notes_edit.toPlainText() == ""
+    detail.participants_edit.setText("Me,Ana,Bo")  # saved as typed: the same value as "Me, Ana, Bo"
+    detail.save_button.click()
+    ctx.store.edit_recording(local_id, {"participants": ["Me", "Ana", "Bo", "Cy"]})  # changed elsewhere later
+    browser.reload_local()
+    assert detail.participants_edit.text() == "Me, Ana, Bo, Cy"
 
 
 def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):

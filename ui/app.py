@@ -75,6 +75,7 @@ class DesktopApp:
         self.controller.recording_finished.connect(self._after_recording)
         self.controller.recording_finished.connect(self._refresh_browser)
         self.controller.sync_changed.connect(self._refresh_browser)
+        self.controller.final_line.connect(self._refresh_browser)  # a running recording shown there
 
     def start(self) -> None:
         """Everything visible first; the model then loads in the background."""

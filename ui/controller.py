@@ -192,7 +192,7 @@ class RecorderController(QObject):
                 self._sync_stopping -= 1
                 self._start_sync()
 
-            run_in_background(lambda: _stop_worker(old, timeout_s=60), stopped, stopped, name="sync-stop")
+            run_in_background(lambda: _stop_worker(old, timeout_s=None), stopped, stopped, name="sync-stop")
         self._start_sync()
 
     def _start_sync(self) -> None:
@@ -377,7 +377,8 @@ class RecorderController(QObject):
         self.state_changed.emit(state)
 
 
-def _stop_worker(worker: SyncWorker, *, timeout_s: float) -> None:
+def _stop_worker(worker: SyncWorker, *, timeout_s: float | None) -> None:
+    """``timeout_s`` None: until it has stopped (a request in flight ends at its timeout)."""
     worker.stop(timeout=timeout_s)
     if not worker.running:
         worker.client.close()

@@ -236,11 +236,16 @@ class RecordingDetail(QWidget):
     def _fill_form(self, keep_edits_from: dict[str, Any] | None = None) -> None:
         """The form from the fields. With ``keep_edits_from`` (the fields it was filled from
         before, same recording), a field the user has changed since keeps their text."""
-        before = _form_texts(keep_edits_from) if keep_edits_from is not None else None
+        edited: set[str] = set()
+        if keep_edits_from is not None:  # compared as values: "Ana,Bo" is what "Ana, Bo" was
+            tasks = keep_edits_from.get("extracted_tasks") or []
+            before = _parsed(_form_texts(keep_edits_from), tasks)
+            now = _parsed(self._form_now(), tasks)
+            edited = {key for key in now if now[key] != before[key]}
         for key, text in _form_texts(self._fields).items():
             widget = self._form_widgets()[key]
             shown = widget.text() if isinstance(widget, QLineEdit) else widget.toPlainText()
-            if before is not None and shown != before[key]:
+            if key in edited:
                 continue  # being edited: the user's, until they save or revert
             if shown != text:
                 if isinstance(widget, QLineEdit):
@@ -252,18 +257,28 @@ class RecordingDetail(QWidget):
         return {"meeting_title": self.title_edit, "participants": self.participants_edit, "notes": self.notes_edit,
                 "summary": self.summary_edit, "extracted_tasks": self.tasks_edit}
 
+    def _form_now(self) -> dict[str, str]:
+        return {key: widget.text() if isinstance(widget, QLineEdit) else widget.toPlainText()
+                for key, widget in self._form_widgets().items()}
+
     def form_fields(self) -> dict[str, Any]:
         """The editable fields as the form holds them (blank text → null)."""
-        return {
-            "meeting_title": self.title_edit.text().strip() or None,
-            "participants": parse_participants(self.participants_edit.text()),
-            "notes": self.notes_edit.toPlainText().strip() or None,
-            "summary": self.summary_edit.toPlainText().strip() or None,
-            "extracted_tasks": parse_tasks(self.tasks_edit.toPlainText(), self._fields.get("extracted_tasks") or []),
-        }
+        return _parsed(self._form_now(), self._fields.get("extracted_tasks") or [])
 
     def _emit_save(self) -> None:
         self.save_requested.emit(self.form_fields())
+
+
+def _parsed(texts: dict[str, str], tasks: Sequence[Any]) -> dict[str, Any]:
+    """Field values from the form's texts (blank → null; ``tasks``: the known ones, whose
+    description and assignee a line naming them keeps)."""
+    return {
+        "meeting_title": texts["meeting_title"].strip() or None,
+        "participants": parse_participants(texts["participants"]),
+        "notes": texts["notes"].strip() or None,
+        "summary": texts["summary"].strip() or None,
+        "extracted_tasks": parse_tasks(texts["extracted_tasks"], tasks),
+    }
 
 
 def _form_texts(f: dict[str, Any]) -> dict[str, str]:
