@@ -119,7 +119,15 @@ class DesktopApp:
             return
         self.settings = SettingsDialog(self.ctx, self._settings_saved)
         self.settings.setWindowIcon(app_icon())
+        self.settings.finished.connect(self._settings_closed)
         self.settings.show()
+
+    def _settings_closed(self, _result: int) -> None:
+        """Deleted here, on the GUI thread: left to the garbage collector (it and this app refer
+        to each other), a widget can be destroyed on whatever thread collects, and crash there."""
+        if self.settings is not None:
+            self.settings.deleteLater()
+            self.settings = None
 
     def _settings_saved(self, settings: Settings) -> None:
         self.controller.apply_settings(settings)
