@@ -103,7 +103,7 @@ class RecordingSession:
     _pipeline: CapturePipeline | None = None
     _worker: threading.Thread | None = None
     _lock: FileLock | None = None
-    _write_error_told: bool = False
+    _write_error_told: str | None = None
     _health_checked_at: float = 0.0
     _watch: HealthWatch = field(default_factory=lambda: HealthWatch(()))
     _lag: LagWatch = field(default_factory=LagWatch)
@@ -198,6 +198,7 @@ class RecordingSession:
             log.error("recording %s: cannot mark it processing: %s", rid, exc)
         self._audio.put(_STOP)
         self._worker.join()
+        self._tell_audio_file_state()
         try:
             self._save()
             if self._unsaved:  # still refused, and this process is ending: say what is lost
@@ -239,12 +240,23 @@ class RecordingSession:
             while self._audio.get() is not _STOP:
                 pass
 
+    def _tell_audio_file_state(self) -> None:
+        """Say when the audio file stops being written, and when it is written again."""
+        assert self._pipeline is not None
+        problem = self._pipeline.write_error
+        if problem and problem != self._write_error_told:
+            self.on_event(Notice("error", problem))
+        elif not problem and self._write_error_told:
+            lost = self._pipeline.silenced_s
+            self.on_event(Notice("info", "The audio file is written again; "
+                                 + (f"{lost:.0f} s of audio waited too long and are silence in it."
+                                    if lost >= 0.5 else "no audio was lost.")))
+        self._write_error_told = problem
+
     def _check_health(self) -> None:
         if self._pipeline is None:
             return
-        if self._pipeline.write_error and not self._write_error_told:
-            self._write_error_told = True
-            self.on_event(Notice("error", self._pipeline.write_error))
+        self._tell_audio_file_state()
         now = time.monotonic()
         if now - self._health_checked_at < HEALTH_EVERY_S:
             return

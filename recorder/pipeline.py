@@ -21,7 +21,7 @@ from recorder.capture import QUEUE_BLOCKS, AudioBlock, CaptureError, CaptureStat
 from recorder.devices import InputDevice
 from recorder.echo import EchoMeter
 from recorder.timeline import SourceTimeline
-from recorder.wavfile import StereoWavWriter
+from recorder.wavfile import HELD_MAX_S, StereoWavWriter
 from transcription.types import SAMPLE_RATE_HZ, Audio, Source
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class CapturePipeline:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture-pipeline", daemon=True)
         self.t0 = 0.0
-        self.write_error: str | None = None  # set once the audio file cannot be written (disk full, ...)
+        self.write_error: str | None = None  # while the audio file cannot be written (disk full, ...)
         self.echo_db: float | None = None  # how loud the system audio is in the mic (None: no echo)
         self._echo = EchoMeter() if len(devices) == 2 else None
         self._echo_at = 0.0
@@ -110,9 +110,14 @@ class CapturePipeline:
         self._write(final=True)
         try:
             self._writer.close()
-        except (OSError, RuntimeError) as exc:
-            self.write_error = self.write_error or f"Cannot finish the audio file: {exc}"
+        except OSError as exc:
+            self.write_error = f"Cannot finish the audio file: {exc.strerror or exc}."
             log.error("%s", self.write_error)
+
+    @property
+    def silenced_s(self) -> float:
+        """Audio that waited for the disk too long and is silence in the file."""
+        return self._writer.silenced_frames / SAMPLE_RATE_HZ
 
     def health(self) -> list[SourceHealth]:
         return [
@@ -210,13 +215,19 @@ class CapturePipeline:
             return
         cols = {s: np.pad(buffers[s][:n], (0, max(0, n - len(buffers[s])))) for s in ("mic", "system")}
         self._measure_echo(cols["mic"], cols["system"])
-        if self.write_error is None:
-            try:
-                self._writer.write(cols["mic"], cols["system"])
-            except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
-                self.write_error = f"Cannot write the audio file ({exc}); transcription continues."
-                log.error("%s", self.write_error)
+        self._writer.write(cols["mic"], cols["system"])
+        self._follow_writer()
         self._pending = {s: [buffers[s][n:]] if len(buffers[s]) > n else [] for s in ("mic", "system")}
+
+    def _follow_writer(self) -> None:
+        problem = self._writer.error
+        if problem is not None and self.write_error is None:
+            self.write_error = (f"Cannot write the audio file ({problem.strerror or problem}). The audio waits in "
+                                f"memory (up to {HELD_MAX_S / 60:.0f} minutes) and transcription continues.")
+            log.error("%s", self.write_error)
+        elif problem is None and self.write_error is not None:
+            self.write_error = None
+            log.info("the audio file is written again")
 
 
 def dbfs(samples: Audio) -> float:

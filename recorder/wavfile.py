@@ -1,7 +1,13 @@
-"""The recording's audio on disk: stereo 16 kHz WAV, left = mic, right = system.
+"""The recording's audio on disk: stereo 16 kHz 16-bit WAV, left = mic, right = system.
 
-Written as it is recorded and flushed every second; a file left by a killed process has stale
-RIFF/data sizes, which ``repair_wav`` rewrites from the file's real length.
+Frames are appended as they are recorded and the header's sizes are rewritten every second; a
+file left by a killed process has stale RIFF/data sizes, which ``repair_wav`` rewrites from the
+file's real length.
+
+A write the disk refuses (full disk, quota, file-size limit) loses nothing at once: the frames
+wait in memory and go to the file with the next write that succeeds, so the file resumes where it
+stopped and stays in step with the recording clock. Past ``HELD_MAX_S`` of waiting audio the
+oldest is let go and becomes silence in the file.
 """
 
 from __future__ import annotations
@@ -11,33 +17,112 @@ import struct
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from transcription.types import SAMPLE_RATE_HZ
 
-FLUSH_EVERY_FRAMES = SAMPLE_RATE_HZ  # one second
+CHANNELS = 2
+FRAME_BYTES = 2 * CHANNELS
+HEADER_BYTES = 44
+HEADER_EVERY_FRAMES = SAMPLE_RATE_HZ  # one second
+HELD_MAX_S = 600.0  # ten minutes of waiting audio: 38 MB
+_ZEROS = bytes(1 << 20)
+
+
+def wav_header(data_bytes: int) -> bytes:
+    rate = SAMPLE_RATE_HZ
+    return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", HEADER_BYTES - 8 + data_bytes, b"WAVE", b"fmt ", 16, 1,
+                       CHANNELS, rate, rate * FRAME_BYTES, FRAME_BYTES, 16, b"data", data_bytes)
 
 
 class StereoWavWriter:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, held_max_s: float = HELD_MAX_S) -> None:
         self.path = path
-        self.frames = 0
-        self._since_flush = 0
-        self._file = sf.SoundFile(path, "w", samplerate=SAMPLE_RATE_HZ, channels=2, subtype="PCM_16", format="WAV")
+        self.frames = 0  # frames given to the writer: the recording's length
+        self.error: OSError | None = None  # why the last write failed; None once writing works again
+        self._silenced_bytes = 0
+        self._held_max = int(held_max_s * SAMPLE_RATE_HZ) * FRAME_BYTES
+        self._held = bytearray()  # bytes not yet on disk, after ``_zeros_due`` bytes of silence
+        self._zeros_due = 0
+        self._on_disk = 0  # data bytes in the file
+        self._header_at = 0
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
+        if self._file.write(wav_header(0)) != HEADER_BYTES:
+            self._file.close()
+            raise OSError(28, f"cannot write {path}: {os.strerror(28)}")
+
+    @property
+    def waiting_s(self) -> float:
+        """Audio given but not yet on disk."""
+        return (self._zeros_due + len(self._held)) / FRAME_BYTES / SAMPLE_RATE_HZ
 
     def write(self, mic: np.ndarray, system: np.ndarray) -> None:
-        frames = np.stack([mic, system], axis=1)
-        self._file.write(np.clip(frames, -1.0, 1.0))
+        """Append frames. A refused write does not raise: see ``error`` and ``waiting_s``."""
+        frames = np.clip(np.stack([mic, system], axis=1), -1.0, 1.0)
+        self._held += (frames * 32767).round().astype("<i2").tobytes()
         self.frames += len(frames)
-        self._since_flush += len(frames)
-        if self._since_flush >= FLUSH_EVERY_FRAMES:
-            self._file.flush()
-            self._since_flush = 0
+        self._let_go_beyond_cap()
+        self._flush_held()
+        if self.error is None and self.frames - self._header_at >= HEADER_EVERY_FRAMES:
+            self._rewrite_header()
 
     def close(self) -> None:
-        self._file.close()
-        with open(self.path, "rb+") as f:
-            os.fsync(f.fileno())
+        """Write what waits, finish the header, fsync; raise OSError if audio is still not written."""
+        try:
+            self._flush_held()
+            self._rewrite_header()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+        if self.error is not None:
+            raise OSError(self.error.errno, f"{self.waiting_s:.0f} s of audio could not be written "
+                                            f"({self.error.strerror or self.error})")
+
+    @property
+    def silenced_frames(self) -> int:
+        """Waiting frames let go at the memory cap: silence in the file."""
+        return round(self._silenced_bytes / FRAME_BYTES)
+
+    def _let_go_beyond_cap(self) -> None:
+        excess = len(self._held) - self._held_max
+        if excess > 0:  # up to a frame boundary in the file (a partial write can end mid-frame)
+            excess = min(len(self._held), excess + -(self._on_disk + self._zeros_due + excess) % FRAME_BYTES)
+            del self._held[:excess]
+            self._zeros_due += excess
+            self._silenced_bytes += excess
+
+    def _flush_held(self) -> None:
+        self.error = None
+        while self._zeros_due and self.error is None:
+            self._zeros_due -= self._put(_ZEROS[:min(self._zeros_due, len(_ZEROS))])
+        if self._held and self.error is None:
+            del self._held[:self._put(self._held)]
+
+    def _put(self, data: bytes | bytearray) -> int:
+        """Write as much of ``data`` as the disk takes; a refusal is kept in ``error``."""
+        done = 0
+        with memoryview(data) as view:
+            while done < len(view):
+                try:
+                    n = self._file.write(view[done:])
+                except OSError as exc:
+                    self.error = exc
+                    break
+                if not n:
+                    self.error = OSError(28, os.strerror(28))
+                    break
+                done += n
+        self._on_disk += done
+        return done
+
+    def _rewrite_header(self) -> None:
+        try:  # seek and write rather than os.pwrite, which Windows lacks
+            self._file.seek(0)
+            self._file.write(wav_header(self._on_disk - self._on_disk % FRAME_BYTES))
+            self._header_at = self.frames
+        except OSError:
+            pass  # ``repair_wav`` fixes the sizes if this file is never closed
+        finally:
+            self._file.seek(HEADER_BYTES + self._on_disk)
 
 
 def repair_wav(path: Path) -> bool:

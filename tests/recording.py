@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from desktop_recorder.store import Store, StoredSegment
+from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from tests.posthog_server import PostHogTestServer
 
 
@@ -71,6 +71,16 @@ def local_segments(home: Path) -> list[StoredSegment]:
         return [s for rec in store.list_recordings() for s in store.segments(rec.id)]
     finally:
         store.close()
+
+
+def only_local_recording(home: Path) -> LocalRecording:
+    store = Store(home / "data" / "recordings.sqlite3")
+    try:
+        recordings = store.list_recordings()
+    finally:
+        store.close()
+    assert len(recordings) == 1, f"expected one local recording, got {len(recordings)}"
+    return recordings[0]
 
 
 def said_by(segments: list[StoredSegment], speaker: str) -> str:

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.conftest import JFK_TEXT, LEFT_TEXT, cli_env, normalize, run_cli, wer
-from tests.recording import Recorder, local_segments, only_recording, play, said_by
+from tests.recording import Recorder, local_segments, only_local_recording, only_recording, play, said_by
 
 pytestmark = [pytest.mark.slow, pytest.mark.audio]
 
@@ -209,10 +211,11 @@ def wait_for_line(rec: Recorder, text: str, timeout_s: float = 90) -> None:
     pytest.fail(f"never printed {text!r}:\n" + "".join(rec.stderr))
 
 
-def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, playable):
+def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, playable, model):
     """The recorder can write no file while JFK is said (its file-size limit is 1 byte: every
-    write fails as on a full disk): the transcript lines wait in memory, then are stored and
-    synced once writing works again. The log file's failures are one line, not tracebacks."""
+    write fails as on a full disk): the transcript lines and the audio wait in memory, then are
+    stored and synced once writing works again. The log file's failures are one line, not
+    tracebacks."""
     rec = Recorder(["--mic", "none"], cli_env(app_home, server))
     rec.wait_recording()
     resource.prlimit(rec.proc.pid, resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
@@ -229,6 +232,12 @@ def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, pl
     assert wer(JFK_TEXT, " ".join(s["text"] for s in only_recording(server)["transcript_segments"])) <= 0.1
     assert "Traceback" not in err and "Logging error" not in err, err
     assert err.count("cannot write the log file") == 1
+    assert "Cannot write the audio file" in err and "The audio file is written again; no audio was lost." in err
+    recording = only_local_recording(app_home)
+    audio, rate = sf.read(recording.audio_path, dtype="float32")
+    assert rate == 16000 and abs(len(audio) / rate - (recording.duration_s or 0)) < 0.5  # no gap, nothing twice
+    heard = " ".join(seg.text for seg in model.transcribe_file(np.ascontiguousarray(audio[:, 1])))
+    assert wer(JFK_TEXT, heard) <= 0.1  # what was said while the disk was full is in the file
 
 
 def test_stopping_while_the_disk_is_still_full_says_what_is_lost_and_sync_finishes_later(
@@ -247,6 +256,7 @@ def test_stopping_while_the_disk_is_still_full_says_what_is_lost_and_sync_finish
     assert code == 1, err
     assert "transcript lines could not be saved and are lost" in err
     assert "cannot finish the recording" in err and "run 'desktop-recorder sync'" in err
+    assert "Cannot finish the audio file:" in err and "s of audio could not be written" in err
     assert "Traceback" not in err and "Logging error" not in err, err
     result = run_cli("sync", env=env)
     assert result.returncode == 0, result.stderr

@@ -196,27 +196,115 @@ def test_wav_cut_short_by_a_crash_is_repaired(tmp_path):
 
 
 def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
-    """The file cannot be written any more: say so once, keep transcribing, keep the clock."""
+    """The file cannot be written for a while: say so, keep transcribing, keep the clock, and
+    say nothing more once the file is written again."""
     from recorder.capture import AudioBlock
     from recorder.pipeline import CapturePipeline
 
-    class FullDisk:
-        frames = 0
+    class RefusingWriter:
+        error: OSError | None = OSError(28, "No space left on device")
+        silenced_frames = 0
+        given = 0
 
         def write(self, mic, system):
-            raise OSError(28, "No space left on device")
+            self.given += len(mic)
 
         def close(self):
-            raise OSError(28, "No space left on device")
+            pass
 
     heard = []
     device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
     pipeline = CapturePipeline({"system": device}, tmp_path / "a.wav", lambda s, a: heard.append(len(a)))
-    pipeline._writer = FullDisk()  # type: ignore[assignment]
+    pipeline._writer.close()
+    writer = pipeline._writer = RefusingWriter()  # type: ignore[assignment]
     pipeline._timelines = {"system": SourceTimeline(0.0)}
     for i in range(1, 4):
         pipeline._take(AudioBlock("system", i * 0.1, 16000, np.ones(1600, np.float32)))
         pipeline._write(final=False)
-    assert heard == [1600, 1600, 1600]
-    assert pipeline.write_error is not None and "No space left" in pipeline.write_error
+        assert pipeline.write_error is not None and "No space left" in pipeline.write_error
+    assert heard == [1600, 1600, 1600] and writer.given == 4800
     assert pipeline.duration_s == 0.3
+    writer.error = None
+    pipeline._take(AudioBlock("system", 0.4, 16000, np.ones(1600, np.float32)))
+    pipeline._write(final=False)
+    assert pipeline.write_error is None
+
+
+WRITE_UNDER_A_SIZE_LIMIT = """
+import json, resource, sys
+from pathlib import Path
+import numpy as np
+from recorder.wavfile import HEADER_BYTES, StereoWavWriter
+
+path, limit_at, lift_after, seconds, held_max_s = Path(sys.argv[1]), *map(float, sys.argv[2:6])
+rng = np.random.default_rng(7)
+left, right = (rng.uniform(-0.9, 0.9, int(seconds * 16000)).astype(np.float32) for _ in range(2))
+np.save(str(path) + ".npy", np.stack([left, right], axis=1))
+writer = StereoWavWriter(path, held_max_s=held_max_s)
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+errors, waiting = [], []
+for i in range(int(seconds * 10)):  # 0.1 s blocks, as the pipeline writes them
+    t = round(i / 10, 1)
+    if t == limit_at:  # the disk fills up, part way into a block
+        resource.setrlimit(resource.RLIMIT_FSIZE, (HEADER_BYTES + int(t * 16000) * 4 + 1001, hard))
+    if t == lift_after:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    writer.write(left[i * 1600:(i + 1) * 1600], right[i * 1600:(i + 1) * 1600])
+    errors.append(writer.error.errno if writer.error else None)
+    waiting.append(writer.waiting_s)
+try:
+    writer.close()
+    closed = "ok"
+except OSError as exc:
+    closed = str(exc)
+print(json.dumps({"errors": errors, "waiting": waiting, "closed": closed,
+                  "silenced": writer.silenced_frames}))
+"""
+
+
+def write_under_a_size_limit(tmp_path, limit_at, lift_after, seconds=4.0, held_max_s=600.0):
+    """Record ``seconds`` of noise; the process's file-size limit makes every write fail from
+    ``limit_at`` (a full disk) until ``lift_after`` (space freed), as the kernel does it."""
+    import json
+    import subprocess
+
+    path = tmp_path / "rec.wav"
+    result = subprocess.run([sys.executable, "-c", WRITE_UNDER_A_SIZE_LIMIT, str(path), str(limit_at),
+                             str(lift_after), str(seconds), str(held_max_s)],
+                            capture_output=True, text=True, timeout=60, check=True)
+    report = json.loads(result.stdout)
+    given = np.load(str(path) + ".npy")
+    return path, report, np.round(np.clip(given, -1, 1) * 32767).astype(np.int16)
+
+
+def test_audio_refused_by_a_full_disk_waits_and_the_file_resumes_where_it_stopped(tmp_path):
+    path, report, given = write_under_a_size_limit(tmp_path, limit_at=1.0, lift_after=2.5)
+    errors = report["errors"]
+    assert errors[:10] == [None] * 10
+    assert set(errors[10:25]) == {27}  # EFBIG: refused from 1.0 s until the limit is lifted
+    assert errors[25:] == [None] * 15 and report["closed"] == "ok"
+    assert 1.4 < max(report["waiting"]) <= 1.5 and report["waiting"][-1] == 0
+    saved, rate = sf.read(path, dtype="int16")
+    assert rate == 16000 and saved.shape == given.shape
+    assert np.array_equal(saved, given)  # every frame, in place: nothing lost, nothing doubled
+    assert repair_wav(path) is False  # the header's sizes are right
+
+
+def test_audio_waiting_past_the_memory_cap_becomes_silence_in_its_place(tmp_path):
+    path, report, given = write_under_a_size_limit(tmp_path, limit_at=1.0, lift_after=3.0, held_max_s=0.5)
+    # 1001 bytes of the 1.0 s block fit: 250 whole frames. When the disk takes writes again at
+    # 3.0 s, the 0.5 s (8000 frames) before the end of that block were kept in memory.
+    kept_from = 31 * 1600 - 8000
+    assert report["closed"] == "ok" and report["silenced"] == kept_from - 16250
+    saved, _rate = sf.read(path, dtype="int16")
+    assert saved.shape == given.shape  # still in step with the recording clock
+    assert np.array_equal(saved[:16250], given[:16250])
+    assert np.array_equal(saved[kept_from:], given[kept_from:])
+    assert not saved[16251:kept_from].any()
+
+
+def test_stopping_while_the_disk_is_full_says_how_much_audio_is_not_in_the_file(tmp_path):
+    path, report, given = write_under_a_size_limit(tmp_path, limit_at=1.0, lift_after=99)
+    assert "3 s of audio could not be written" in report["closed"]
+    saved, _rate = sf.read(path, dtype="int16")
+    assert np.array_equal(saved, given[:len(saved)]) and 16000 <= len(saved) < 16300  # the whole frames it took
