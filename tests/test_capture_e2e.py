@@ -65,12 +65,16 @@ def test_mic_and_system_land_in_their_own_channels_aligned(audio_rig, app_home, 
     assert "hears the speakers" not in err  # different speech on each side is not echo
 
 
-def test_speakers_heard_by_the_mic_suggest_headphones(audio_rig, app_home, playable):
+def test_speakers_heard_by_the_mic_suggest_headphones(audio_rig, app_home, playable, tmp_path):
+    # No headphones: the mic hears what the speakers play, 4 dB quieter and 150 ms later (sound
+    # reaches the mic after the speakers play it). The delay is in the file, so the two players'
+    # start-up jitter cannot put the mic's copy first.
+    jfk, rate = sf.read(playable["jfk"], dtype="float32")
+    heard = tmp_path / "heard_by_the_mic.wav"
+    sf.write(heard, np.concatenate([np.zeros(int(0.15 * rate), np.float32), 0.63 * jfk]), rate, subtype="PCM_16")
     rec = Recorder(["--duration", "12"], cli_env(app_home, None))
     rec.wait_recording()
-    # No headphones: the mic hears what the speakers play, a little quieter.
-    players = [play(playable["jfk"], "meet_speakers"),
-               subprocess.Popen(["paplay", "--device=meet_mic_in", "--volume=40000", str(playable["jfk"])])]
+    players = [play(playable["jfk"], "meet_speakers"), play(heard, "meet_mic_in")]
     for p in players:
         p.wait()
     code, _out, err = rec.finish()
