@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -133,21 +134,45 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     _recover(ctx, lambda: model)  # after the meeting: transcribing an old tail must not delay this one
     if worker is None:
         return 0
-    worker.stop()
+    worker.stop(timeout=0)  # a request it has in flight is waited for by the drain, which Ctrl-C ends
     say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog (Ctrl-C again to stop waiting)…")
     return _final_sync(ctx, worker, recording.id, stop)
 
 
 def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: StopSignal) -> int:
-    if worker.drain(FINAL_SYNC_WAIT_S, give_up=stop.again):
+    if _drain_until_given_up(worker, stop.again):
         rec = ctx.store.get_recording(recording_id)
         say(f"Synced to PostHog as {rec.server_id}.")
         return 0
     ops, segs = ctx.store.pending_counts().get(recording_id, (0, 0))
-    problem = worker.status.blocked or worker.status.last_error or "server not reachable"
+    problem = (worker.status.blocked or worker.status.last_error
+               or ("you stopped waiting" if stop.again.is_set() else "server not reachable"))
     say(f"Not synced yet ({problem}): {ops} operations and {segs} segments pending. The recording is safe "
         "locally; run 'desktop-recorder sync' later.")
     return 0
+
+
+def _drain_until_given_up(worker: SyncWorker, give_up: threading.Event) -> bool:
+    """``worker.drain`` that ``give_up`` ends at once, even in the middle of a request (which can
+    take the whole read timeout): the request is left to the exiting process. Nothing is lost by
+    that: what the server took without our knowing is sent again and deduplicated, and a create is
+    adopted as an orphan by the next sync."""
+    outcome: list[bool | Exception] = []
+
+    def run() -> None:
+        try:
+            outcome.append(worker.drain(FINAL_SYNC_WAIT_S, give_up=give_up))
+        except Exception as exc:  # noqa: BLE001 - raised again below unless the user stopped waiting
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="final-sync", daemon=True)
+    thread.start()
+    while thread.is_alive() and not give_up.is_set():
+        thread.join(0.1)
+    thread.join(0.5)  # a wait between retries ends at once when given up
+    if outcome and isinstance(outcome[0], Exception) and not give_up.is_set():
+        raise outcome[0]
+    return outcome == [True]
 
 
 def cmd_transcribe(ctx: AppContext, args: argparse.Namespace) -> int:

@@ -181,6 +181,32 @@ def test_a_second_ctrl_c_stops_waiting_for_the_server(audio_rig, server, app_hom
     assert only_recording(server)["status"] == "ready"
 
 
+def test_a_second_ctrl_c_ends_the_wait_in_the_middle_of_a_request(audio_rig, server, app_home):
+    """The server takes the final PATCH but does not answer (the client would wait its 20 s read
+    timeout, then retry): a second Ctrl-C ends the wait at once; the next sync finishes."""
+    faults = server.state.faults
+    faults.hold = lambda method, _path, body: method == "PATCH" and isinstance(body, dict) \
+        and body.get("status") == "ready"
+    env = cli_env(app_home, server)
+    rec = Recorder(["--mic", "none"], env)
+    rec.wait_recording()
+    time.sleep(1.0)
+    rec.proc.send_signal(signal.SIGINT)
+    if not faults.held.wait(60):
+        rec.proc.kill()
+        rec.finish()
+        pytest.fail("the recorder never sent the final PATCH:\n" + "".join(rec.stderr))
+    rec.proc.send_signal(signal.SIGINT)
+    try:
+        code, _out, err = rec.finish(timeout=10)  # not the read timeout and its retries
+    finally:
+        faults.release.set()
+    assert code == 0, err
+    assert "Not synced yet (you stopped waiting)" in err and "Traceback" not in err, err
+    assert run_cli("sync", env=env).returncode == 0
+    assert only_recording(server)["status"] == "ready"
+
+
 def test_speech_not_yet_final_when_killed_is_transcribed_by_the_next_sync(audio_rig, server, app_home, playable):
     """kill -9 as the speaker finishes: the last sentence is in the saved audio but was never
     decoded; `sync` transcribes it before finalising the recording."""
