@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ HEADER_BYTES = 44
 HEADER_EVERY_FRAMES = SAMPLE_RATE_HZ  # one second
 HELD_MAX_S = 600.0  # ten minutes of waiting audio: 38 MB
 _ZEROS = bytes(1 << 20)
+HELD_CHUNK_BYTES = 1 << 20
 
 
 def wav_header(data_bytes: int) -> bytes:
@@ -41,7 +43,11 @@ class StereoWavWriter:
         self.error: OSError | None = None  # why the last write failed; None once writing works again
         self._silenced_bytes = 0
         self._held_max = int(held_max_s * SAMPLE_RATE_HZ) * FRAME_BYTES
-        self._held = bytearray()  # bytes not yet on disk, after ``_zeros_due`` bytes of silence
+        # Bytes not yet on disk (after ``_zeros_due`` bytes of silence), in chunks of up to 1 MB:
+        # one growing bytearray is copied as it grows (twice the memory at the cap), and a chunk
+        # per write leaves the heap fragmented by the writes' temporaries (+25 %).
+        self._held: deque[bytearray] = deque()
+        self._held_len = 0
         self._zeros_due = 0
         self._on_disk = 0  # data bytes in the file
         self._header_at = 0
@@ -53,12 +59,17 @@ class StereoWavWriter:
     @property
     def waiting_s(self) -> float:
         """Audio given but not yet on disk."""
-        return (self._zeros_due + len(self._held)) / FRAME_BYTES / SAMPLE_RATE_HZ
+        return (self._zeros_due + self._held_len) / FRAME_BYTES / SAMPLE_RATE_HZ
 
     def write(self, mic: np.ndarray, system: np.ndarray) -> None:
         """Append frames. A refused write does not raise: see ``error`` and ``waiting_s``."""
         frames = np.clip(np.stack([mic, system], axis=1), -1.0, 1.0)
-        self._held += (frames * 32767).round().astype("<i2").tobytes()
+        data = (frames * 32767).round().astype("<i2").tobytes()
+        if self._held and len(self._held[-1]) + len(data) <= HELD_CHUNK_BYTES:
+            self._held[-1] += data
+        else:
+            self._held.append(bytearray(data))
+        self._held_len += len(data)
         self.frames += len(frames)
         self._let_go_beyond_cap()
         self._flush_held()
@@ -83,10 +94,10 @@ class StereoWavWriter:
         return round(self._silenced_bytes / FRAME_BYTES)
 
     def _let_go_beyond_cap(self) -> None:
-        excess = len(self._held) - self._held_max
+        excess = self._held_len - self._held_max
         if excess > 0:  # up to a frame boundary in the file (a partial write can end mid-frame)
-            excess = min(len(self._held), excess + -(self._on_disk + self._zeros_due + excess) % FRAME_BYTES)
-            del self._held[:excess]
+            excess = min(self._held_len, excess + -(self._on_disk + self._zeros_due + excess) % FRAME_BYTES)
+            self._drop_held(excess)
             self._zeros_due += excess
             self._silenced_bytes += excess
 
@@ -94,8 +105,19 @@ class StereoWavWriter:
         self.error = None
         while self._zeros_due and self.error is None:
             self._zeros_due -= self._put(_ZEROS[:min(self._zeros_due, len(_ZEROS))])
-        if self._held and self.error is None:
-            del self._held[:self._put(self._held)]
+        while self._held and self.error is None:
+            self._drop_held(self._put(self._held[0]))
+
+    def _drop_held(self, n: int) -> None:
+        """Take the first ``n`` held bytes off the queue."""
+        self._held_len -= n
+        while n:
+            head = self._held[0]
+            if n < len(head):
+                del head[:n]
+                return
+            n -= len(head)
+            self._held.popleft()
 
     def _put(self, data: bytes | bytearray) -> int:
         """Write as much of ``data`` as the disk takes; a refusal is kept in ``error``."""
