@@ -215,9 +215,9 @@ class CapturePipeline:
             return
         cols = {s: np.pad(buffers[s][:n], (0, max(0, n - len(buffers[s])))) for s in ("mic", "system")}
         self._measure_echo(cols["mic"], cols["system"])
-        self._writer.write(cols["mic"], cols["system"])
-        self._follow_writer()
         self._pending = {s: [buffers[s][n:]] if len(buffers[s]) > n else [] for s in ("mic", "system")}
+        self._writer.write(cols["mic"], cols["system"])  # after: a writer that raises must not get these twice
+        self._follow_writer()
 
     def _follow_writer(self) -> None:
         problem = self._writer.error

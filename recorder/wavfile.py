@@ -7,11 +7,14 @@ file's real length.
 A write the disk refuses (full disk, quota, file-size limit) loses nothing at once: the frames
 wait in memory and go to the file with the next write that succeeds, so the file resumes where it
 stopped and stays in step with the recording clock. Past ``HELD_MAX_S`` of waiting audio the
-oldest is let go and becomes silence in the file.
+oldest is let go and becomes silence in the file: a hole the file position skips, which takes no
+disk space where files can be sparse (Linux and macOS file systems, not NTFS by default), so the
+space freed goes to the audio that waits.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections import deque
@@ -26,8 +29,8 @@ FRAME_BYTES = 2 * CHANNELS
 HEADER_BYTES = 44
 HEADER_EVERY_FRAMES = SAMPLE_RATE_HZ  # one second
 HELD_MAX_S = 600.0  # ten minutes of waiting audio: 38 MB
-_ZEROS = bytes(1 << 20)
 HELD_CHUNK_BYTES = 1 << 20
+MAX_DATA_BYTES = (0xFFFFFFFF - (HEADER_BYTES - 8)) // FRAME_BYTES * FRAME_BYTES  # a WAV's 32-bit sizes: 18.6 h
 
 
 def wav_header(data_bytes: int) -> bytes:
@@ -43,23 +46,25 @@ class StereoWavWriter:
         self.error: OSError | None = None  # why the last write failed; None once writing works again
         self._silenced_bytes = 0
         self._held_max = int(held_max_s * SAMPLE_RATE_HZ) * FRAME_BYTES
-        # Bytes not yet on disk (after ``_zeros_due`` bytes of silence), in chunks of up to 1 MB:
+        # Bytes not yet on disk, in chunks of up to 1 MB:
         # one growing bytearray is copied as it grows (twice the memory at the cap), and a chunk
         # per write leaves the heap fragmented by the writes' temporaries (+25 %).
         self._held: deque[bytearray] = deque()
         self._held_len = 0
-        self._zeros_due = 0
-        self._on_disk = 0  # data bytes in the file
+        self._past = 0  # data bytes before the file position: written, or a hole of silence
         self._header_at = 0
         self._file = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by close()
-        if self._file.write(wav_header(0)) != HEADER_BYTES:
+        try:
+            if self._file.write(wav_header(0)) != HEADER_BYTES:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
             self._file.close()
-            raise OSError(28, f"cannot write {path}: {os.strerror(28)}")
+            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
 
     @property
     def waiting_s(self) -> float:
         """Audio given but not yet on disk."""
-        return (self._zeros_due + self._held_len) / FRAME_BYTES / SAMPLE_RATE_HZ
+        return self._held_len / FRAME_BYTES / SAMPLE_RATE_HZ
 
     def write(self, mic: np.ndarray, system: np.ndarray) -> None:
         """Append frames. A refused write does not raise: see ``error`` and ``waiting_s``."""
@@ -85,7 +90,7 @@ class StereoWavWriter:
         finally:
             self._file.close()
         if self.error is not None:
-            raise OSError(self.error.errno, f"{self.waiting_s:.0f} s of audio could not be written "
+            raise OSError(self.error.errno, f"{self.waiting_s:.1f} s of audio could not be written "
                                             f"({self.error.strerror or self.error})")
 
     @property
@@ -96,15 +101,14 @@ class StereoWavWriter:
     def _let_go_beyond_cap(self) -> None:
         excess = self._held_len - self._held_max
         if excess > 0:  # up to a frame boundary in the file (a partial write can end mid-frame)
-            excess = min(self._held_len, excess + -(self._on_disk + self._zeros_due + excess) % FRAME_BYTES)
+            excess = min(self._held_len, excess + -(self._past + excess) % FRAME_BYTES)
             self._drop_held(excess)
-            self._zeros_due += excess
+            self._file.seek(excess, os.SEEK_CUR)
+            self._past += excess
             self._silenced_bytes += excess
 
     def _flush_held(self) -> None:
         self.error = None
-        while self._zeros_due and self.error is None:
-            self._zeros_due -= self._put(_ZEROS[:min(self._zeros_due, len(_ZEROS))])
         while self._held and self.error is None:
             self._drop_held(self._put(self._held[0]))
 
@@ -133,18 +137,21 @@ class StereoWavWriter:
                     self.error = OSError(28, os.strerror(28))
                     break
                 done += n
-        self._on_disk += done
+        self._past += done
         return done
 
     def _rewrite_header(self) -> None:
+        """The sizes of what is in the file: a hole still at its end (the write after it refused)
+        is not, and a file past 4 GiB says 4 GiB (readers that trust it stop there)."""
         try:  # seek and write rather than os.pwrite, which Windows lacks
+            data = min(os.fstat(self._file.fileno()).st_size - HEADER_BYTES, self._past, MAX_DATA_BYTES)
             self._file.seek(0)
-            self._file.write(wav_header(self._on_disk - self._on_disk % FRAME_BYTES))
-            self._header_at = self.frames
+            if self._file.write(wav_header(max(0, data - data % FRAME_BYTES))) == HEADER_BYTES:
+                self._header_at = self.frames
         except OSError:
             pass  # ``repair_wav`` fixes the sizes if this file is never closed
         finally:
-            self._file.seek(HEADER_BYTES + self._on_disk)
+            self._file.seek(HEADER_BYTES + self._past)
 
 
 def repair_wav(path: Path) -> bool:
