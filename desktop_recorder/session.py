@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from desktop_recorder.store import LocalRecording, Store, StoredSegment
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
-from recorder.health import HealthWatch, LagWatch
+from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
 from transcription.echo import EchoGate, EchoVerdict
 from transcription.stream import StreamingEngine
@@ -103,7 +103,7 @@ class RecordingSession:
     _pipeline: CapturePipeline | None = None
     _worker: threading.Thread | None = None
     _lock: FileLock | None = None
-    _write_error_told: str | None = None
+    _file_watch: AudioFileWatch = field(default_factory=AudioFileWatch)
     _health_checked_at: float = 0.0
     _watch: HealthWatch = field(default_factory=lambda: HealthWatch(()))
     _lag: LagWatch = field(default_factory=LagWatch)
@@ -198,7 +198,7 @@ class RecordingSession:
             log.error("recording %s: cannot mark it processing: %s", rid, exc)
         self._audio.put(_STOP)
         self._worker.join()
-        self._tell_audio_file_state()
+        self._tell_audio_file_state(final=True)
         try:
             self._save()
             if self._unsaved:  # still refused, and this process is ending: say what is lost
@@ -240,18 +240,11 @@ class RecordingSession:
             while self._audio.get() is not _STOP:
                 pass
 
-    def _tell_audio_file_state(self) -> None:
-        """Say when the audio file stops being written, and when it is written again."""
+    def _tell_audio_file_state(self, *, final: bool = False) -> None:
         assert self._pipeline is not None
-        problem = self._pipeline.write_error
-        if problem and problem != self._write_error_told:
-            self.on_event(Notice("error", problem))
-        elif not problem and self._write_error_told:
-            lost = self._pipeline.silenced_s
-            self.on_event(Notice("info", "The audio file is written again; "
-                                 + (f"{lost:.0f} s of audio waited too long and are silence in it."
-                                    if lost >= 0.5 else "no audio was lost.")))
-        self._write_error_told = problem
+        for level, message in self._file_watch.update(self._pipeline.write_error, self._pipeline.silenced_s,
+                                                      time.monotonic(), final=final):
+            self.on_event(Notice(level, message))
 
     def _check_health(self) -> None:
         if self._pipeline is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from recorder.wavfile import HELD_MAX_S
 from transcription.types import Source
 
 SILENT_DBFS = -70.0
@@ -93,3 +94,44 @@ class LagWatch:
             self.behind = False
             return "Transcription has caught up."
         return None
+
+
+FILE_BACK_FOR_S = 3.0  # writing works this long before "written again": a disk at the edge of full flips
+
+
+@dataclass
+class AudioFileWatch:
+    """Says when the audio file stops being written, when waiting audio starts to become silence
+    (the writer's memory cap), and when writing has worked again for a while, with what that
+    outage cost. Pure: the session feeds it the pipeline's state every tick."""
+
+    back_for_s: float = FILE_BACK_FOR_S
+    told: str | None = None  # the problem last told, until "written again" is
+    _silenced_before: float = 0.0  # the writer's silence total when this outage began
+    _cap_told: bool = False
+    _ok_since: float | None = None
+
+    def update(self, problem: str | None, silenced_s: float, now: float, *, final: bool = False
+               ) -> list[tuple[str, str]]:
+        """(level, message) to show; ``final``: the file is closed, say how it ended now."""
+        said: list[tuple[str, str]] = []
+        if problem:
+            self._ok_since = None
+            if self.told is None:
+                self._silenced_before, self._cap_told = silenced_s, False
+            if problem != self.told:
+                said.append(("error", problem))
+                self.told = problem
+            if not self._cap_told and silenced_s > self._silenced_before:
+                self._cap_told = True
+                said.append(("warning", f"The disk has refused the audio for {HELD_MAX_S / 60:.0f} minutes: from "
+                                        "now on, the oldest audio waiting for it becomes silence in the file."))
+        elif self.told is not None:
+            self._ok_since = now if self._ok_since is None else self._ok_since
+            if final or now - self._ok_since >= self.back_for_s:
+                lost = silenced_s - self._silenced_before
+                said.append(("warning", f"The audio file is written again; {lost:.0f} s of audio waited too "
+                                        "long and are silence in it.") if lost >= 0.5
+                            else ("info", "The audio file is written again; no audio was lost."))
+                self.told = None
+        return said

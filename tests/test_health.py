@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recorder.health import HealthWatch, LagWatch
+from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 
 
 def feed(watch, seconds, mic, system, alive=None, start=0.0):
@@ -61,3 +61,41 @@ def test_lag_is_told_once_when_transcription_falls_behind_and_again_when_it_caug
     assert [watch.update(s) for s in (30.0, 10.0, 3.5)] == [None, None, None]  # once, until it caught up
     assert watch.update(2.0) == "Transcription has caught up."
     assert watch.update(1.0) is None
+
+
+FULL = "Cannot write the audio file (No space left on device). ..."
+
+
+def test_audio_file_trouble_is_told_once_and_written_again_only_after_it_held():
+    watch = AudioFileWatch(back_for_s=3.0)
+    assert watch.update(None, 0.0, 0.0) == []
+    assert watch.update(FULL, 0.0, 1.0) == [("error", FULL)]
+    assert watch.update(FULL, 0.0, 2.0) == []
+    # a disk at the edge of full: writing works for a moment, then fails again; nothing more is said
+    assert watch.update(None, 0.0, 2.5) == [] and watch.update(None, 0.0, 5.4) == []
+    assert watch.update(FULL, 0.0, 5.5) == []
+    assert watch.update(None, 0.0, 6.0) == [] and watch.update(None, 0.0, 8.9) == []
+    assert watch.update(None, 0.0, 9.0) == [("info", "The audio file is written again; no audio was lost.")]
+    assert watch.update(None, 0.0, 20.0) == []
+
+
+def test_audio_let_go_at_the_cap_is_told_when_it_starts_and_counted_per_outage():
+    watch = AudioFileWatch(back_for_s=3.0)
+    watch.update(FULL, 0.0, 0.0)
+    said = watch.update(FULL, 0.1, 600.0)  # the writer's cap: waiting audio starts to become silence
+    assert [level for level, _ in said] == ["warning"] and "refused the audio for 10 minutes" in said[0][1]
+    assert watch.update(FULL, 30.0, 630.0) == []
+    assert watch.update(None, 30.0, 631.0) == []
+    assert watch.update(None, 30.0, 634.0) == [
+        ("warning", "The audio file is written again; 30 s of audio waited too long and are silence in it.")]
+    # a later, shorter outage lost nothing: the earlier 30 s are not counted again
+    assert watch.update(FULL, 30.0, 700.0) == [("error", FULL)]
+    assert watch.update(None, 30.0, 701.0, final=True) == [
+        ("info", "The audio file is written again; no audio was lost.")]
+
+
+def test_a_file_that_cannot_be_finished_is_told_even_after_the_outage_was():
+    watch = AudioFileWatch()
+    watch.update(FULL, 0.0, 0.0)
+    end = "Cannot finish the audio file: 3.0 s of audio could not be written (No space left on device)."
+    assert watch.update(end, 0.0, 1.0, final=True) == [("error", end)]
