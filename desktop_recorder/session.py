@@ -158,11 +158,11 @@ class RecordingSession:
         for source, dev in devices.items():
             self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
             self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
-        self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)),
-                                         follow=self._current_device,
-                                         on_notice=lambda message: self.on_event(Notice("warning", message)))
         self._watch = HealthWatch(tuple(devices))
-        try:
+        try:  # the audio file cannot be made (a full disk) or a device cannot be opened
+            self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)),
+                                             follow=self._current_device,
+                                             on_notice=lambda message: self.on_event(Notice("warning", message)))
             self._pipeline.start()
         except Exception as exc:
             self.store.finish_recording(rid, status="error", duration_s=0, title=self.options.title,

@@ -225,3 +225,23 @@ def test_a_live_line_is_stored_once_even_when_showing_it_fails(tmp_path):
     assert [s.text for s in store.segments(session.recording.id)] == ["Hello", "Again"]
     assert shown == ["Hello", "Again"]
     store.close()
+
+
+def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp_path):
+    """The audio folder cannot be written (here: a file is in its place): the recording is not
+    left "live" for a later recovery, and its lock is released."""
+    from desktop_recorder.session import RecordingSession, SessionOptions
+    from recorder.devices import InputDevice
+
+    store = Store(tmp_path / "db.sqlite3")
+    (tmp_path / "audio").write_text("not a folder")
+    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=lambda: None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=lambda event: None)
+    device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
+    session.resolve_devices = lambda: {"system": device}  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        session.start()
+    [rec] = store.list_recordings()
+    assert rec.status == "error"
+    assert session._lock is not None and not session._lock.is_locked
+    store.close()
