@@ -66,12 +66,12 @@ def test_mic_and_system_land_in_their_own_channels_aligned(audio_rig, app_home, 
 
 
 def test_speakers_heard_by_the_mic_suggest_headphones(audio_rig, app_home, playable, tmp_path):
-    # No headphones: the mic hears what the speakers play, 4 dB quieter and 150 ms later (sound
+    # No headphones: the mic hears what the speakers play, 13 dB quieter and 150 ms later (sound
     # reaches the mic after the speakers play it). The delay is in the file, so the two players'
     # start-up jitter cannot put the mic's copy first.
     jfk, rate = sf.read(playable["jfk"], dtype="float32")
     heard = tmp_path / "heard_by_the_mic.wav"
-    sf.write(heard, np.concatenate([np.zeros(int(0.15 * rate), np.float32), 0.63 * jfk]), rate, subtype="PCM_16")
+    sf.write(heard, np.concatenate([np.zeros(int(0.15 * rate), np.float32), 0.22 * jfk]), rate, subtype="PCM_16")
     rec = Recorder(["--duration", "12"], cli_env(app_home, None))
     rec.wait_recording()
     players = [play(playable["jfk"], "meet_speakers"), play(heard, "meet_mic_in")]
