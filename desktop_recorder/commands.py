@@ -114,6 +114,9 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     except (NoAudioDevice, CaptureError) as exc:
         say(f"error: {exc}")
         return 2
+    except (OSError, sqlite3.Error) as exc:  # a full disk: the audio file or the recording cannot be made
+        say(f"error: cannot start the recording: {exc}")
+        return 2
     if worker:
         worker.start()
     say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")

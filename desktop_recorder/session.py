@@ -152,22 +152,28 @@ class RecordingSession:
         rid = self.recording.id
         self._lock = recording_lock(self.data_dir, rid)
         self._lock.acquire()
-        wav = self.data_dir / "audio" / f"{rid}.wav"
-        self.store.set_audio_path(rid, str(wav))
-        self._echo = EchoGate() if len(devices) == 2 else None
-        for source, dev in devices.items():
-            self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
-            self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
-        self._watch = HealthWatch(tuple(devices))
-        try:  # the audio file cannot be made (a full disk) or a device cannot be opened
+        try:  # a full disk (the audio file, the database) or a device that cannot be opened
+            wav = self.data_dir / "audio" / f"{rid}.wav"
+            self.store.set_audio_path(rid, str(wav))
+            self._echo = EchoGate() if len(devices) == 2 else None
+            for source, dev in devices.items():
+                self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
+                self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
+            self._watch = HealthWatch(tuple(devices))
             self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)),
                                              follow=self._current_device,
                                              on_notice=lambda message: self.on_event(Notice("warning", message)))
             self._pipeline.start()
         except Exception as exc:
-            self.store.finish_recording(rid, status="error", duration_s=0, title=self.options.title,
-                                        participants=list(self.options.participants), error_message=str(exc))
-            self._lock.release()
+            self._pipeline = None
+            self._engines.clear()
+            try:
+                self.store.finish_recording(rid, status="error", duration_s=0, title=self.options.title,
+                                            participants=list(self.options.participants), error_message=str(exc))
+            except sqlite3.Error as db_exc:  # left "recording" and unlocked: the next recovery finishes it
+                log.error("recording %s: cannot mark it failed: %s", rid, db_exc)
+            finally:
+                self._lock.release()
             raise
         self._worker = threading.Thread(target=self._transcribe_loop, name="transcriber", daemon=True)
         self._worker.start()

@@ -266,6 +266,19 @@ def test_lines_wait_for_a_full_disk_to_have_room(audio_rig, server, app_home, pl
     assert wer(JFK_TEXT, heard) <= 0.1  # what was said while the disk was full is in the file
 
 
+def test_a_recording_whose_audio_file_cannot_be_made_ends_with_a_clear_error(audio_rig, app_home):
+    """The audio folder refuses new files (here it is a folder of /proc): `record` says why, exits
+    2 without a traceback, and the recording is finished as an error, not left live."""
+    (app_home / "data").mkdir(parents=True)
+    (app_home / "data" / "audio").symlink_to("/proc/self/fdinfo")
+    result = run_cli("record", "--mic", "none", "--duration", "5", env=cli_env(app_home, None))
+    assert result.returncode == 2, result.stderr
+    assert "error: cannot start the recording: [Errno 2] No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    recording = only_local_recording(app_home)
+    assert recording.status == "error" and recording.completed_at is not None
+
+
 def test_stopping_while_the_disk_is_still_full_says_what_is_lost_and_sync_finishes_later(
         audio_rig, server, app_home, playable):
     """Stopped while nothing can be written: the recorder says which lines are lost and that

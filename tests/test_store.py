@@ -245,3 +245,26 @@ def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp
     assert rec.status == "error"
     assert session._lock is not None and not session._lock.is_locked
     store.close()
+
+
+def test_a_failed_start_releases_the_lock_even_when_the_database_is_full_too(tmp_path, monkeypatch):
+    """On a full disk marking the failed recording can fail as well: the lock is released anyway
+    (the next recovery finishes the recording) and the user hears the first error, not the second."""
+    from desktop_recorder.session import RecordingSession, SessionOptions
+    from recorder.devices import InputDevice
+
+    store = Store(tmp_path / "db.sqlite3")
+    (tmp_path / "audio").write_text("not a folder")
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "finish_recording", full)
+    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=lambda: None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=lambda event: None)
+    device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
+    session.resolve_devices = lambda: {"system": device}  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        session.start()
+    assert session._lock is not None and not session._lock.is_locked
+    store.close()
