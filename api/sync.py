@@ -177,6 +177,8 @@ class SyncWorker:
                 self._back_off(rec.id, exc)
             else:
                 self._failures.pop(rid, None)
+                if not self._failures:  # nothing is failing now: an old error would mislead
+                    self.status.last_error = None
                 if self.status.blocked:
                     self._set_blocked(None)
 

@@ -138,6 +138,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     if worker is None:
         return 0
     worker.stop(timeout=0)  # a request it has in flight is waited for by the drain, which Ctrl-C ends
+    stop.again.clear()  # a Ctrl-C pressed while the tail was transcribed did not answer this offer
     say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog (Ctrl-C again to stop waiting)…")
     return _final_sync(ctx, worker, recording.id, stop)
 
@@ -148,8 +149,8 @@ def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: St
         say(f"Synced to PostHog as {rec.server_id}.")
         return 0
     ops, segs = ctx.store.pending_counts().get(recording_id, (0, 0))
-    problem = (worker.status.blocked or worker.status.last_error
-               or ("you stopped waiting" if stop.again.is_set() else "server not reachable"))
+    problem = ("you stopped waiting" if stop.again.is_set()
+               else worker.status.blocked or worker.status.last_error or "server not reachable")
     say(f"Not synced yet ({problem}): {ops} operations and {segs} segments pending. The recording is safe "
         "locally; run 'desktop-recorder sync' later.")
     return 0

@@ -207,6 +207,29 @@ def test_a_second_ctrl_c_ends_the_wait_in_the_middle_of_a_request(audio_rig, ser
     assert only_recording(server)["status"] == "ready"
 
 
+def test_a_ctrl_c_before_the_wait_is_offered_does_not_skip_the_final_sync(audio_rig, server, app_home, playable):
+    """An impatient second Ctrl-C while the tail is transcribed and the transcript improved comes
+    before "Ctrl-C again to stop waiting" is offered: it does not answer that offer, so the final
+    sync waits for the server (which answers the final PATCH after a second)."""
+    faults = server.state.faults
+    faults.hold = lambda method, _path, body: method == "PATCH" and isinstance(body, dict) \
+        and body.get("status") == "ready"
+    rec = Recorder(["--mic", "none", "--refine"], cli_env(app_home, server))
+    rec.wait_recording()
+    play(playable["jfk"], "meet_speakers").wait()
+    rec.proc.send_signal(signal.SIGINT)
+    wait_for_line(rec, "Stopping (SIGINT)")
+    rec.proc.send_signal(signal.SIGINT)
+    held = faults.held.wait(60)
+    time.sleep(1.0)  # longer than a given-up wait lasts
+    faults.release.set()
+    code, _out, err = rec.finish()
+    assert held, err
+    assert code == 0, err
+    assert "Synced to PostHog" in err and "you stopped waiting" not in err, err
+    assert only_recording(server)["status"] == "ready"
+
+
 def test_speech_not_yet_final_when_killed_is_transcribed_by_the_next_sync(audio_rig, server, app_home, playable):
     """kill -9 as the speaker finishes: the last sentence is in the saved audio but was never
     decoded; `sync` transcribes it before finalising the recording."""

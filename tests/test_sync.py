@@ -233,6 +233,7 @@ def test_instance_that_cannot_create_keeps_the_recording_local_until_it_can(serv
     server.state.faults.create_unavailable = False
     assert worker.drain(5)  # drain ignores the back-off
     assert_each_once_on_server(server, stamps)
+    assert worker.status.last_error is None  # nothing fails now: the old reason would mislead
 
 
 def test_a_long_server_wait_ends_drain_at_once_and_is_kept_as_the_back_off(server, store, worker_for):
