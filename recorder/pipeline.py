@@ -108,11 +108,16 @@ class CapturePipeline:
         for source, timeline in self._timelines.items():
             self._emit(source, timeline.flush())
         self._write(final=True)
+        self._close_file()
+
+    def _close_file(self) -> None:
         try:
             self._writer.close()
         except OSError as exc:
             self.write_error = f"Cannot finish the audio file: {exc.strerror or exc}."
             log.error("%s", self.write_error)
+        else:
+            self._follow_writer()  # space came back in time for the close: that outage is over
 
     @property
     def silenced_s(self) -> float:

@@ -94,6 +94,15 @@ def test_audio_let_go_at_the_cap_is_told_when_it_starts_and_counted_per_outage()
         ("info", "The audio file is written again; no audio was lost.")]
 
 
+def test_audio_file_watch_counts_a_fraction_of_a_second_silenced():
+    """Told that audio becomes silence, the user is not told afterwards that none was lost."""
+    watch = AudioFileWatch()
+    watch.update(FULL, 0.0, 0.0)
+    assert watch.update(FULL, 0.2, 600.0)[0][0] == "warning"
+    assert watch.update(None, 0.2, 601.0, final=True) == [
+        ("warning", "The audio file is written again; 0.2 s of audio waited too long and are silence in it.")]
+
+
 def test_a_file_that_cannot_be_finished_is_told_even_after_the_outage_was():
     watch = AudioFileWatch()
     watch.update(FULL, 0.0, 0.0)

@@ -230,6 +230,27 @@ def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
     assert pipeline.write_error is None
 
 
+def test_an_outage_that_ends_at_the_close_is_not_reported_as_still_going(tmp_path):
+    """The disk refused the last writes but took everything when the file was closed: the
+    pipeline's error is cleared, so the user hears that the file is written again."""
+    from recorder.pipeline import CapturePipeline
+
+    class LateWriter:
+        error: OSError | None = OSError(28, "No space left on device")
+
+        def close(self):
+            self.error = None  # what waited is written, the header finished
+
+    device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
+    pipeline = CapturePipeline({"system": device}, tmp_path / "a.wav", lambda s, a: None)
+    pipeline._writer.close()
+    pipeline._writer = LateWriter()  # type: ignore[assignment]
+    pipeline._follow_writer()
+    assert pipeline.write_error is not None
+    pipeline._close_file()
+    assert pipeline.write_error is None
+
+
 WRITE_UNDER_A_SIZE_LIMIT = """
 import json, resource, sys
 from pathlib import Path
