@@ -1,7 +1,7 @@
 """Live transcription benchmark: one or two sources at real-time pace through the app's engine.
 
     python benchmarks/live_transcription.py --system FILE [--mic FILE] --reference TEXTFILE
-                                            [--model auto|PATH|NAME] [--speedup N]
+                                            [--model auto|PATH|NAME] [--speedup N] [--set KEY=VALUE ...]
 
 Each file is fed in 20 ms blocks on a clock (``--speedup 2`` = twice real time) while one worker
 thread owns the model and polls the engines as the recorder does (finals first). The last line
@@ -42,11 +42,12 @@ from faster_whisper import decode_audio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.replay_wer import config_from
 from desktop_recorder.config import AppPaths
 from tests.conftest import normalize, wer
 from transcription.download import prepare_model
 from transcription.model import WhisperTranscriber
-from transcription.stream import StreamingEngine
+from transcription.stream import StreamConfig, StreamingEngine
 from transcription.types import FinalSegment, PartialText, Source
 from transcription.vad import StreamingVad, silero_scorer
 
@@ -94,11 +95,11 @@ class FileFeed:
 class Stream:
     """One source: its audio, its engine, and what it showed when."""
 
-    def __init__(self, source: Source, path: Path, model: WhisperTranscriber) -> None:
+    def __init__(self, source: Source, path: Path, model: WhisperTranscriber, config: StreamConfig) -> None:
         self.source, self.path = source, path
         self.feed = FileFeed(path)
         self.audio = np.zeros(0, np.float32)  # the whole file, loaded after streaming for the analysis
-        self.engine = StreamingEngine(source, model, StreamingVad(silero_scorer()))
+        self.engine = StreamingEngine(source, model, StreamingVad(silero_scorer()), config)
         self.inserted = 0
         self.finals: list[tuple[float, FinalSegment]] = []
         self.final_words: list[str] = []
@@ -210,12 +211,15 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--model", default="auto")
     parser.add_argument("--speedup", type=float, default=1.0)
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                        help="an engine setting other than the app's (StreamConfig), as in replay_wer.py")
     args = parser.parse_args()
+    config = config_from(args.settings)
 
     model = WhisperTranscriber(prepare_model(args.model, AppPaths.resolve().models_dir))
     model.transcribe(np.zeros(SR, np.float32))  # warm-up: load-time costs are not latency
     files: list[tuple[Source, Path]] = [("system", args.system)] + ([("mic", args.mic)] if args.mic else [])
-    streams = [Stream(src, path, model) for src, path in files]
+    streams = [Stream(src, path, model, config) for src, path in files]
     measured = run(streams, args.speedup)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the live part only
     for s in streams:
