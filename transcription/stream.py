@@ -66,9 +66,14 @@ class StreamConfig:
     long_utterance_s: float = 12.0
     max_utterance_s: float = 24.0
     holdback_s: float = 1.0
-    # Committed text given as the prompt. 500 characters helped on two 48 s espeak-ng clips (live WER
-    # 9.2 -> 6.9 % and 7.9 -> 7.1 %) but hurt on 10 minutes of mixed speech (19.8 -> 21.2 %): not kept.
-    prompt_chars: int = 200
+    # Committed text given as the prompt (text before the context's audio). Replayed, 2 cores:
+    # 9.5 minutes of distinct text (the GPL-3 terms read by espeak-ng, 1,511 words) 12.2 % live
+    # WER with 200 characters, 12.0 % with 600 (offline 10.8 %), for ~10 % more CPU; 16 one-minute
+    # files (2,354 words) 7.77 % with 200, 600 or 1000. It pays where words recur: 11 minutes
+    # reading each of four texts three times in a row 6.9 / 6.0 / 5.5 % with 200 / 600 / 1000
+    # (offline 5.4 %, real time), but 1000 took peak RSS from 310 to 358 MB (8 beams carry it).
+    # (Before finals were decoded after their context, 500 had hurt: 19.8 -> 21.2 % on 10 min.)
+    prompt_chars: int = 600
     # Audio of earlier finals decoded again before an utterance (see above). 20 s, not 10: replaying
     # 17 files (3,382 words) from three start offsets gave live WER 8.67 % instead of 9.44 %
     # (offline 7.97 %). Each forced word costs a decoder step per beam, so finals cost ~35 % more CPU;
