@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,18 +228,25 @@ def test_a_live_line_is_stored_once_even_when_showing_it_fails(tmp_path):
     store.close()
 
 
-def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp_path):
-    """The audio folder cannot be written (here: a file is in its place): the recording is not
-    left "live" for a later recovery, and its lock is released."""
+def session_without_an_audio_folder(store: Store, data_dir: Path):
+    """A session on one fake device whose audio file cannot be made: a file is where the audio
+    folder should be."""
     from desktop_recorder.session import RecordingSession, SessionOptions
     from recorder.devices import InputDevice
 
-    store = Store(tmp_path / "db.sqlite3")
-    (tmp_path / "audio").write_text("not a folder")
-    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=lambda: None,  # type: ignore[arg-type]
+    (data_dir / "audio").write_text("not a folder")
+    session = RecordingSession(store=store, data_dir=data_dir, transcriber=None, scorer_factory=lambda: None,  # type: ignore[arg-type]
                                options=SessionOptions(), on_event=lambda event: None)
     device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
     session.resolve_devices = lambda: {"system": device}  # type: ignore[method-assign]
+    return session
+
+
+def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp_path):
+    """The audio folder cannot be written: the recording is not left "live" for a later
+    recovery, and its lock is released."""
+    store = Store(tmp_path / "db.sqlite3")
+    session = session_without_an_audio_folder(store, tmp_path)
     with pytest.raises(OSError):
         session.start()
     [rec] = store.list_recordings()
@@ -250,20 +258,13 @@ def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp
 def test_a_failed_start_releases_the_lock_even_when_the_database_is_full_too(tmp_path, monkeypatch):
     """On a full disk marking the failed recording can fail as well: the lock is released anyway
     (the next recovery finishes the recording) and the user hears the first error, not the second."""
-    from desktop_recorder.session import RecordingSession, SessionOptions
-    from recorder.devices import InputDevice
-
     store = Store(tmp_path / "db.sqlite3")
-    (tmp_path / "audio").write_text("not a folder")
 
     def full(*_args: object, **_kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(store, "finish_recording", full)
-    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=lambda: None,  # type: ignore[arg-type]
-                               options=SessionOptions(), on_event=lambda event: None)
-    device = InputDevice("fake", "Fake", "system", "portaudio", 16000, portaudio_index=0)
-    session.resolve_devices = lambda: {"system": device}  # type: ignore[method-assign]
+    session = session_without_an_audio_folder(store, tmp_path)
     with pytest.raises(OSError):
         session.start()
     assert session._lock is not None and not session._lock.is_locked
