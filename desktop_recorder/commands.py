@@ -144,13 +144,17 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: StopSignal) -> int:
-    if _drain_until_given_up(worker, stop.again):
-        rec = ctx.store.get_recording(recording_id)
-        say(f"Synced to PostHog as {rec.server_id}.")
-        return 0
+    database_error = None
+    try:
+        if _drain_until_given_up(worker, stop.again):
+            rec = ctx.store.get_recording(recording_id)
+            say(f"Synced to PostHog as {rec.server_id}.")
+            return 0
+    except sqlite3.OperationalError as exc:  # a full disk: what the server took is sent again later
+        database_error = f"the local database cannot be written: {exc}"
     ops, segs = ctx.store.pending_counts().get(recording_id, (0, 0))
     problem = ("you stopped waiting" if stop.again.is_set()
-               else worker.status.blocked or worker.status.last_error or "server not reachable")
+               else database_error or worker.status.blocked or worker.status.last_error or "server not reachable")
     say(f"Not synced yet ({problem}): {ops} operations and {segs} segments pending. The recording is safe "
         "locally; run 'desktop-recorder sync' later.")
     return 0

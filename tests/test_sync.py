@@ -439,3 +439,30 @@ def test_an_echo_line_restored_after_the_meeting_reaches_the_server(server, stor
     assert sorted(s["timestamp"] for s in remote) == sorted([*stamps, 1500.0])
     assert {s["text"]: s["speaker"] for s in remote}["my own words"] == "Me"
     assert store.get_recording(rid).remote_state == "synced"
+
+
+def test_a_final_sync_the_database_cannot_record_ends_with_a_message(server, store, worker_for, monkeypatch, capsys):
+    """The disk fills at the very end of `record`: the server creates the recording but its id
+    cannot be stored. The wait ends with what is pending and why, not a traceback; the next sync
+    adopts the recording the server made and sends everything once."""
+    from types import SimpleNamespace
+
+    from desktop_recorder.cli import StopSignal
+    from desktop_recorder.commands import _final_sync
+
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 3)
+    finish(store, rid)
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "set_server_id", full)
+    assert _final_sync(SimpleNamespace(store=store), worker_for(), rid, StopSignal()) == 0  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert "Not synced yet (the local database cannot be written: database or disk is full)" in err, err
+    assert "run 'desktop-recorder sync' later" in err
+    monkeypatch.undo()
+    assert worker_for().drain(5)
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["status"] == "ready"
