@@ -130,8 +130,9 @@ class AudioFileWatch:
             self._ok_since = now if self._ok_since is None else self._ok_since
             if final or now - self._ok_since >= self.back_for_s:
                 lost = silenced_s - self._silenced_before
-                said.append(("warning", f"The audio file is written again; {lost:.{0 if lost >= 1 else 1}f} s of "
-                                        "audio waited too long and are silence in it.") if lost > 0
+                shown = f"{lost:.0f}" if lost >= 1 else f"{max(lost, 0.1):.1f}"  # never "0.0 s" of a loss
+                said.append(("warning", f"The audio file is written again; {shown} s of audio waited too long "
+                                        "and are silence in it.") if lost > 0
                             else ("info", "The audio file is written again; no audio was lost."))
                 self.told = None
         return said

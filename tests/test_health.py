@@ -101,6 +101,10 @@ def test_audio_file_watch_counts_a_fraction_of_a_second_silenced():
     assert watch.update(FULL, 0.2, 600.0)[0][0] == "warning"
     assert watch.update(None, 0.2, 601.0, final=True) == [
         ("warning", "The audio file is written again; 0.2 s of audio waited too long and are silence in it.")]
+    watch.update(FULL, 0.2, 700.0)
+    watch.update(FULL, 0.2 + 1 / 16000, 1300.0)  # one frame let go
+    assert watch.update(None, 0.2 + 1 / 16000, 1301.0, final=True) == [
+        ("warning", "The audio file is written again; 0.1 s of audio waited too long and are silence in it.")]
 
 
 def test_a_file_that_cannot_be_finished_is_told_even_after_the_outage_was():
