@@ -181,12 +181,16 @@ def test_a_second_ctrl_c_stops_waiting_for_the_server(audio_rig, server, app_hom
     assert only_recording(server)["status"] == "ready"
 
 
+def is_the_final_patch(method: str, _path: str, body: object) -> bool:
+    """For the server's ``faults.hold``: the PATCH that finishes a recording."""
+    return method == "PATCH" and isinstance(body, dict) and body.get("status") == "ready"
+
+
 def test_a_second_ctrl_c_ends_the_wait_in_the_middle_of_a_request(audio_rig, server, app_home):
     """The server takes the final PATCH but does not answer (the client would wait its 20 s read
     timeout, then retry): a second Ctrl-C ends the wait at once; the next sync finishes."""
     faults = server.state.faults
-    faults.hold = lambda method, _path, body: method == "PATCH" and isinstance(body, dict) \
-        and body.get("status") == "ready"
+    faults.hold = is_the_final_patch
     env = cli_env(app_home, server)
     rec = Recorder(["--mic", "none"], env)
     rec.wait_recording()
@@ -212,8 +216,7 @@ def test_a_ctrl_c_before_the_wait_is_offered_does_not_skip_the_final_sync(audio_
     before "Ctrl-C again to stop waiting" is offered: it does not answer that offer, so the final
     sync waits for the server (which answers the final PATCH after a second)."""
     faults = server.state.faults
-    faults.hold = lambda method, _path, body: method == "PATCH" and isinstance(body, dict) \
-        and body.get("status") == "ready"
+    faults.hold = is_the_final_patch
     rec = Recorder(["--mic", "none", "--refine"], cli_env(app_home, server))
     rec.wait_recording()
     play(playable["jfk"], "meet_speakers").wait()
