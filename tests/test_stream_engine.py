@@ -384,16 +384,22 @@ def test_vad_scores_each_window_once_in_order():
 
 
 def test_settled_time_stops_at_the_first_audio_not_yet_final():
-    engine = make(ScriptedTranscriber())
+    """No final to come starts before the settled time (the session sends lines to the server
+    in time order up to it): the pre-roll of speech not yet heard is not settled either."""
+    engine = make(ScriptedTranscriber([["Hello"]]))
     engine.insert_audio(silence(1.0))
-    assert 1000 - 32 <= engine.settled_ms <= 1000  # silence is settled once the VAD scored it (32 ms windows)
+    before_speech = engine.settled_ms
+    assert 1000 - 32 - 250 <= before_speech <= 1000 - 250  # scored silence, but for the pre-roll
     engine.insert_audio(tone(1.0))
-    assert 700 <= engine.settled_ms <= 1000  # the utterance (with its pre-roll) is pending
+    assert before_speech <= engine.settled_ms <= 1000  # the utterance (with its pre-roll) is pending
     engine.insert_audio(silence(1.0))  # the pause closes it, but it is not transcribed yet
     assert engine.has_final_work() and engine.settled_ms <= 1000
+    finals = []
     while engine.has_work():
-        engine.poll()
-    assert 3000 - 32 <= engine.settled_ms <= 3000
+        finals += [e for e in engine.poll() if isinstance(e, FinalSegment)]
+    [final] = finals
+    assert final.start_ms >= before_speech
+    assert 3000 - 32 - 250 <= engine.settled_ms <= 3000 - 250
 
 
 def test_a_backlog_of_closed_utterances_is_decoded_in_one_pass():

@@ -150,9 +150,12 @@ class StreamingEngine:
 
     @property
     def settled_ms(self) -> float:
-        """Audio time before which this stream has nothing left to finalise."""
+        """Audio time before which this stream has nothing left to finalise (no final to come
+        starts earlier: the next utterance's pre-roll reaches back before the speech)."""
         first = self._pending_from()
-        return (self._vad_pos if first is None else first) * 1000 / SR
+        if first is None:
+            first = max(self._buf_start, self._vad_pos - self.config.samples(self.config.pre_roll_ms))
+        return first * 1000 / SR
 
     def insert_audio(self, samples: Audio) -> None:
         self._buf = np.concatenate([self._buf, samples.astype(np.float32, copy=False)])
