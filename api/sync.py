@@ -261,7 +261,11 @@ class SyncWorker:
 
     def _append_segments(self, client: PostHogClient, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
         while True:
-            batch = self.store.unsynced_segments(rec.id, FLUSH_MAX_SEGMENTS if flush else BATCH_MAX_SEGMENTS)
+            # While a recording is live its lines go in time order: only those before the point
+            # every stream has settled (a line stored later may start earlier, the server's
+            # transcript_text is in append order and cannot be reordered).
+            batch = self.store.unsynced_segments(rec.id, FLUSH_MAX_SEGMENTS if flush else BATCH_MAX_SEGMENTS,
+                                                 before_ms=rec.settled_ms if rec.status in LIVE_STATUSES else None)
             if not batch:
                 self._first_unsynced_seen.pop(rec.id, None)
                 return
@@ -284,8 +288,7 @@ class SyncWorker:
         return count >= BATCH_MAX_SEGMENTS or self._clock() - first_seen >= BATCH_MAX_AGE_S
 
     def _send_patches(self, client: PostHogClient, rec: LocalRecording, server_id: str, ops: list[OutboxOp]) -> None:
-        unsynced = self.store.unsynced_segments(rec.id, 1)
-        first_unsynced = unsynced[0].id if unsynced else None
+        first_unsynced = self.store.first_unsynced_id(rec.id)
         ready: list[OutboxOp] = []
         for op in ops:
             if op.op != "patch" or (first_unsynced is not None and op.after_segment >= first_unsynced):

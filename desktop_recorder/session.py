@@ -113,6 +113,9 @@ class RecordingSession:
     # the echo verdict of a mic line left out; retried until stored. ``_unsaved_told``: said so.
     _unsaved: list[tuple[FinalSegment, EchoVerdict | None]] = field(default_factory=list)
     _unsaved_told: bool = False
+    # What the database holds of ``_settled_ms`` and where the latest line stored starts.
+    _settled_written: float = 0.0
+    _stored_up_to_ms: float = -1.0
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -148,6 +151,7 @@ class RecordingSession:
         self.recording = self.store.create_recording(
             platform=self.options.platform, title=self.options.title,
             participants=list(self.options.participants), audio_path=None,
+            settled_ms=0.0 if len(devices) > 1 else None,  # two streams: their lines are sent in time order
         )
         rid = self.recording.id
         self._lock = recording_lock(self.data_dir, rid)
@@ -262,6 +266,7 @@ class RecordingSession:
         self._health_checked_at = now
         if self._unsaved:
             self._save()  # space may have been freed while nobody spoke
+        self._mark_settled()
         health = self._pipeline.health()
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
                                           {h.source: h.alive for h in health}, self._pipeline.echo_db):
@@ -293,6 +298,33 @@ class RecordingSession:
         engines = [e for e in self._engines.values() if e.has_work()]
         engines.sort(key=lambda e: (not e.has_final_work(), -e.backlog_s))
         return engines[0] if engines else None
+
+    def _settled_ms(self) -> float:
+        """Audio time before which every line of both streams is decided and stored: no engine
+        has audio before it left to finalise, no mic line before it waits for the echo check, no
+        line before it waits for the database."""
+        bounds = [engine.settled_ms for engine in self._engines.values()]
+        if self._echo is not None and self._echo.held_from_ms is not None:
+            bounds.append(self._echo.held_from_ms)
+        bounds += [line.start_ms for line, _echo in self._unsaved]
+        return min(bounds, default=0.0)
+
+    def _mark_settled(self) -> None:
+        """Tell the sync (through the database, which a ``sync`` run elsewhere reads too) how
+        far the transcript is settled, when a stored line is waiting for it."""
+        assert self.recording is not None
+        if len(self._engines) < 2 or self._stored_up_to_ms < self._settled_written:
+            return
+        settled = self._settled_ms()
+        if settled <= self._settled_written:
+            return
+        try:
+            self.store.set_settled(self.recording.id, settled)
+        except sqlite3.OperationalError as exc:  # a full disk: the lines wait, stored, until it is told
+            log.debug("cannot record how far the transcript is settled: %s", exc)
+            return
+        self._settled_written = settled
+        self.on_segment_stored()
 
     def _speaker(self, source: Source) -> str:
         return self.options.mic_label if source == "mic" else self.options.others_name
@@ -364,10 +396,12 @@ class RecordingSession:
         speaker = self._speaker(line.source)
         if echo is None:
             self._speakers_heard[speaker] = None
-            return self.store.add_segment(
+            stored = self.store.add_segment(
                 self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, source=line.source,
                 speaker=speaker, text=line.text, confidence=line.confidence,
             )
+            self._stored_up_to_ms = max(self._stored_up_to_ms, line.start_ms)
+            return stored
         self.store.add_echo_segment(self.recording.id, start_ms=line.start_ms, end_ms=line.end_ms, text=line.text,
                                     speaker=speaker, confidence=line.confidence,
                                     audio_share=echo.audio_share, text_share=echo.text_share)

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = """
+-- details: notes, summary, extracted_tasks as last known here. settled_ms: while live, every line
+-- starting before this audio time is stored (Store.set_settled). Comments between columns would
+-- break SQLite's ALTER TABLE DROP COLUMN, which the migration tests use.
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY,
     server_id TEXT,
@@ -39,7 +42,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     remote_state TEXT NOT NULL DEFAULT 'pending',
     last_error TEXT,
     error_message TEXT,
-    details TEXT NOT NULL DEFAULT '{}'  -- notes, summary, extracted_tasks as last known here
+    details TEXT NOT NULL DEFAULT '{}',
+    settled_ms REAL
 );
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -119,6 +123,7 @@ class LocalRecording:
     remote_state: str
     last_error: str | None
     details: dict[str, Any] = field(default_factory=dict)  # notes, summary, extracted_tasks (last known)
+    settled_ms: float | None = None  # see the column
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> LocalRecording:
@@ -130,6 +135,7 @@ class LocalRecording:
             audio_path=row["audio_path"], owner_pid=row["owner_pid"], remote_state=row["remote_state"],
             last_error=row["last_error"],
             details={k: v for k, v in json.loads(row["details"] or "{}").items() if k in DETAIL_FIELDS},
+            settled_ms=row["settled_ms"],
         )
 
 
@@ -190,6 +196,8 @@ class Store:
             self._db.execute("ALTER TABLE recordings ADD COLUMN server_project TEXT")
         if "details" not in columns:
             self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
+        if "settled_ms" not in columns:
+            self._db.execute("ALTER TABLE recordings ADD COLUMN settled_ms REAL")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
         if "restored" not in {row["name"] for row in self._db.execute("PRAGMA table_info(segments)")}:
@@ -217,14 +225,17 @@ class Store:
     # -- recordings --------------------------------------------------------------------------
 
     def create_recording(
-        self, *, platform: str, title: str | None, participants: list[str], audio_path: str | None
+        self, *, platform: str, title: str | None, participants: list[str], audio_path: str | None,
+        settled_ms: float | None = None,
     ) -> LocalRecording:
+        """``settled_ms``: 0 for a recording whose lines will come from more than one stream
+        (see ``set_settled``); None sends lines as they are stored."""
         rid = str(uuid.uuid4())
         with self._tx() as db:
             db.execute(
                 "INSERT INTO recordings (id, platform, title, status, started_at, participants, audio_path,"
-                " owner_pid) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?)",
-                (rid, platform, title, utc_now(), json.dumps(participants), audio_path, os.getpid()),
+                " owner_pid, settled_ms) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?, ?)",
+                (rid, platform, title, utc_now(), json.dumps(participants), audio_path, os.getpid(), settled_ms),
             )
             db.execute("INSERT INTO outbox (recording_id, op) VALUES (?, 'create')", (rid,))
             first_patch: dict[str, Any] = {"participants": participants}
@@ -278,6 +289,13 @@ class Store:
     def set_audio_path(self, recording_id: str, path: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE recordings SET audio_path = ? WHERE id = ?", (path, recording_id))
+
+    def set_settled(self, recording_id: str, settled_ms: float) -> None:
+        """Every line of the live recording that starts before ``settled_ms`` is stored now: the
+        lines before it may go to the server, in time order. A line decided late (a mic line
+        waits for the echo check) is so never appended after a later line of the other side."""
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET settled_ms = ? WHERE id = ?", (settled_ms, recording_id))
 
     def set_status(self, recording_id: str, status: str) -> None:
         with self._tx() as db:
@@ -471,13 +489,24 @@ class Store:
             ).fetchall()
         return [_segment(r) for r in rows]
 
-    def unsynced_segments(self, recording_id: str, limit: int) -> list[StoredSegment]:
+    def unsynced_segments(self, recording_id: str, limit: int, *, before_ms: float | None = None
+                          ) -> list[StoredSegment]:
+        """Lines not yet on the server, in time order; with ``before_ms``, only those starting
+        before it."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM segments WHERE recording_id = ? AND synced = 0 ORDER BY id LIMIT ?",
-                (recording_id, limit),
+                "SELECT * FROM segments WHERE recording_id = ? AND synced = 0 AND timestamp_ms < ?"
+                " ORDER BY timestamp_ms LIMIT ?",
+                (recording_id, float("inf") if before_ms is None else before_ms, limit),
             ).fetchall()
         return [_segment(r) for r in rows]
+
+    def first_unsynced_id(self, recording_id: str) -> int | None:
+        """The oldest stored line not yet on the server (a PATCH waits for the lines before it)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(id) FROM segments WHERE recording_id = ? AND synced = 0",
+                                   (recording_id,)).fetchone()
+        return None if row[0] is None else int(row[0])
 
     def mark_synced(self, segment_ids: list[int]) -> None:
         with self._tx() as db:

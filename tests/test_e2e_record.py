@@ -41,6 +41,7 @@ def test_record_transcribes_both_sources_and_syncs(audio_rig, server, app_home, 
     assert wer(LEFT_TEXT, alice) <= 0.35, alice
     timestamps = [s["timestamp"] for s in segs]
     assert len(set(timestamps)) == len(timestamps)
+    assert timestamps == sorted(timestamps)  # appended in time order: transcript_text reads in order
     assert all(0 <= t <= 20_000 for t in timestamps)
     first_system = min(s["timestamp"] for s in segs if s["speaker"] == "Others")
     first_mic = min(s["timestamp"] for s in segs if s["speaker"] == "Alice")

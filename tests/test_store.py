@@ -136,6 +136,12 @@ def test_a_database_from_before_the_details_column_opens(tmp_path):
     store.close()
 
 
+def test_a_database_from_before_the_settled_time_opens_and_sends_as_before(tmp_path):
+    store = Store(older_database(tmp_path, "ALTER TABLE recordings DROP COLUMN settled_ms"))
+    assert store.get_recording("a").settled_ms is None
+    store.close()
+
+
 def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     store = new_store(tmp_path)
     rid = store.create_recording(platform="zoom", title="t", participants=[], audio_path=None).id

@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,63 @@ def only_recording(server) -> dict:
 def assert_each_once_on_server(server, stamps: list[float]) -> None:
     assert [s["timestamp"] for s in only_recording(server)["transcript_segments"]] == stamps
 
+
+
+def test_lines_of_a_live_recording_go_in_time_order_up_to_where_both_streams_settled(server, store, worker_for):
+    """A mic line waits for the echo check, so a later system line can be stored first. The
+    server's transcript_text is in append order: lines go in time order, only up to the settled
+    time, and all of them once the recording has stopped."""
+    rid = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None, settled_ms=0.0).id
+    line = {"end_ms": 0.0, "speaker": None, "confidence": 0.9}
+    store.add_segment(rid, start_ms=11_000, source="system", text="Sure, go ahead.", **line)
+    store.set_settled(rid, 10_000)  # a mic line from 10 s is still held for the echo check
+    worker = worker_for()
+    worker.sync_pass(flush=True)
+    assert appended(server) == []
+    store.add_segment(rid, start_ms=10_000, source="mic", text="Can I share my screen?", **line)
+    store.add_segment(rid, start_ms=20_000, source="system", text="Thanks.", **line)
+    store.set_settled(rid, 15_000)
+    worker.sync_pass(flush=True)
+    assert appended(server) == [[10_000, 11_000]]
+    finish(store, rid)
+    assert worker.drain(5)
+    assert appended(server) == [[10_000, 11_000], [20_000]]
+    assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead. Thanks."
+
+
+def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_check(server, store, worker_for,
+                                                                                      tmp_path):
+    """The session's side: the settled time it stores stops at a mic line still held for the echo
+    check, then moves past it once the line is stored."""
+    from desktop_recorder.session import RecordingSession, SessionOptions
+    from transcription.echo import EchoGate
+    from transcription.types import FinalSegment
+
+    @dataclass
+    class Engine:  # what the session reads of a streaming engine here
+        settled_ms: float
+
+    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=lambda event: None)
+    session.recording = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None,
+                                               settled_ms=0.0)
+    session._engines = {"mic": Engine(30_000.0), "system": Engine(2_500.0)}  # type: ignore[dict-item]
+    session._echo = EchoGate()
+    session._handle([FinalSegment("mic", 1_000.0, 3_000.0, "Can I share my screen?", 0.9)])
+    session._release_mic()  # the system side (speaking from 2.5 s) is not settled past it yet: held
+    assert session._echo.held == 1
+    session._engines["system"].settled_ms = 20_000.0  # type: ignore[misc]
+    session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
+    session._mark_settled()
+    assert store.get_recording(session.recording.id).settled_ms == 1_000.0
+    worker = worker_for()
+    worker.sync_pass(flush=True)
+    assert appended(server) == []
+    session._release_mic()
+    session._mark_settled()
+    assert store.get_recording(session.recording.id).settled_ms == 20_000.0
+    worker.sync_pass(flush=True)
+    assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
 
 def test_finished_recording_is_created_appended_in_batches_then_finalised(server, store, worker_for):
     rid = new_recording(store)

@@ -142,6 +142,11 @@ class EchoGate:
     def held(self) -> int:
         return len(self._held)
 
+    @property
+    def held_from_ms(self) -> float | None:
+        """Where the earliest mic final still waiting for its verdict starts."""
+        return min((s.start_ms for s in self._held), default=None)
+
     def release(self, system_settled_ms: float, *, flush: bool = False) -> Iterator[tuple[FinalSegment, EchoVerdict]]:
         """Judge the held mic finals the system side has caught up with (all of them if ``flush``).
 
