@@ -402,6 +402,18 @@ def test_settled_time_stops_at_the_first_audio_not_yet_final():
     assert 3000 - 32 - 250 <= engine.settled_ms <= 3000 - 250
 
 
+def test_long_sound_without_words_settles_and_is_not_held_forever():
+    """Music or steady noise keeps an utterance open, and every pass over it is dropped as made
+    up: past ``max_utterance_s`` it is decided as no text, so the stream settles (lines go to the
+    server in time order up to where both streams settled) and the buffer stops growing."""
+    asr = ScriptedTranscriber(avg_logprob=-5.0)  # every answer a hallucination
+    engine = make(asr)
+    events = run(engine, np.concatenate([silence(1.0), tone(60.0)]))
+    assert not [e for e in events if isinstance(e, FinalSegment)]
+    assert engine.settled_ms >= 60_000 - 24_000
+    assert len(engine._buf) <= (24 + 20 + 2) * SR  # the utterance window and the context before it
+
+
 def test_a_backlog_of_closed_utterances_is_decoded_in_one_pass():
     """Behind (nobody polled for a while), waiting utterances are merged: fewer passes to catch up."""
     asr = ScriptedTranscriber(words_per_call=[["one", "two", "three"]])
