@@ -118,8 +118,10 @@ class SyncWorker:
     # -- passes ------------------------------------------------------------------------------
 
     def pending(self) -> dict[str, tuple[int, int]]:
+        """What can be sent now: a live recording's lines after its settled time wait for its
+        recorder (which may be another process), not for the server."""
         return {
-            rid: counts for rid, counts in self.store.pending_counts().items()
+            rid: counts for rid, counts in self.store.pending_counts(sendable=True).items()
             if self.store.get_recording(rid).remote_state != "deleted_on_server"
         }
 

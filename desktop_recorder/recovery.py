@@ -92,7 +92,9 @@ def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording) -> in
     names = speaker_names(store, rec.id)
     tail: dict[Source, list[FinalSegment]] = {}
     for source, audio in tracks.items():
-        after_ms = store.decided_until_ms(rec.id, source)
+        # Before the settled time every line is stored (speech dropped there was dropped live, and
+        # a line from there would be appended after later ones already on the server).
+        after_ms = max(store.decided_until_ms(rec.id, source), rec.settled_ms or 0.0)
         rest = audio[int(after_ms * SAMPLE_RATE_HZ / 1000):]
         heard = model.transcribe_file(rest) if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest) else []
         # the live guards too: the fading end of the last line's word came out as "Thank you."

@@ -30,6 +30,7 @@ from transcription.vad import SpeechScorer, StreamingVad
 log = logging.getLogger(__name__)
 _STOP = None
 HEALTH_EVERY_S = 0.5
+SETTLED_EVERY_S = 10.0  # the settled time is stored at once for a line waiting for it, else this often
 
 
 DEFAULT_MIC_LABEL = "Me"  # the microphone's speaker when the user gave no name
@@ -115,6 +116,7 @@ class RecordingSession:
     _unsaved_told: bool = False
     # What the database holds of ``_settled_ms`` and where the latest line stored starts.
     _settled_written: float = 0.0
+    _settled_written_at: float = 0.0  # time.monotonic()
     _stored_up_to_ms: float = -1.0
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
@@ -211,6 +213,7 @@ class RecordingSession:
         self._tell_audio_file_state(final=True)
         try:
             self._save()
+            self._settle_all()  # if finishing fails below, the lines stored still sync
             if self._unsaved:  # still refused, and this process is ending: say what is lost
                 log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
                 self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
@@ -246,6 +249,7 @@ class RecordingSession:
         except Exception as exc:  # keep the audio file; say what happened
             log.exception("transcription failed")
             self._keep_held_lines()
+            self._settle_all()
             self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
             while self._audio.get() is not _STOP:
                 pass
@@ -311,9 +315,12 @@ class RecordingSession:
 
     def _mark_settled(self) -> None:
         """Tell the sync (through the database, which a ``sync`` run elsewhere reads too) how
-        far the transcript is settled, when a stored line is waiting for it."""
+        far the transcript is settled: at once when a line this session stored waits for it, and
+        every ``SETTLED_EVERY_S`` for one stored by others (an echo line put back meanwhile)."""
         assert self.recording is not None
-        if len(self._engines) < 2 or self._stored_up_to_ms < self._settled_written:
+        now = time.monotonic()
+        if len(self._engines) < 2 or (self._stored_up_to_ms < self._settled_written
+                                      and now - self._settled_written_at < SETTLED_EVERY_S):
             return
         settled = self._settled_ms()
         if settled <= self._settled_written:
@@ -323,8 +330,18 @@ class RecordingSession:
         except sqlite3.OperationalError as exc:  # a full disk: the lines wait, stored, until it is told
             log.debug("cannot record how far the transcript is settled: %s", exc)
             return
-        self._settled_written = settled
+        self._settled_written, self._settled_written_at = settled, now
         self.on_segment_stored()
+
+    def _settle_all(self) -> None:
+        """No more lines will come from this session: every stored one may be sent."""
+        assert self.recording is not None
+        if len(self._engines) < 2:
+            return
+        try:
+            self.store.set_settled(self.recording.id, None)
+        except sqlite3.Error as exc:  # a full disk: they go once the recording is finished or recovered
+            log.error("recording %s: cannot let all its lines sync: %s", self.recording.id, exc)
 
     def _speaker(self, source: Source) -> str:
         return self.options.mic_label if source == "mic" else self.options.others_name

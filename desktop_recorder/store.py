@@ -290,10 +290,11 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE recordings SET audio_path = ? WHERE id = ?", (path, recording_id))
 
-    def set_settled(self, recording_id: str, settled_ms: float) -> None:
+    def set_settled(self, recording_id: str, settled_ms: float | None) -> None:
         """Every line of the live recording that starts before ``settled_ms`` is stored now: the
         lines before it may go to the server, in time order. A line decided late (a mic line
-        waits for the echo check) is so never appended after a later line of the other side."""
+        waits for the echo check) is so never appended after a later line of the other side.
+        None: no more lines will come from its recorder, send them all."""
         with self._tx() as db:
             db.execute("UPDATE recordings SET settled_ms = ? WHERE id = ?", (settled_ms, recording_id))
 
@@ -566,14 +567,18 @@ class Store:
             db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
             db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
 
-    def pending_counts(self) -> dict[str, tuple[int, int]]:
-        """recording id -> (queued ops, unsynced segments), only for recordings with work left."""
+    def pending_counts(self, *, sendable: bool = False) -> dict[str, tuple[int, int]]:
+        """recording id -> (queued ops, unsynced segments), only for recordings with work left;
+        ``sendable``: without the lines of a live recording after its settled time."""
+        live = ", ".join(f"'{status}'" for status in LIVE_STATUSES)
+        held_back = (f"AND (r.settled_ms IS NULL OR r.status NOT IN ({live}) OR s.timestamp_ms < r.settled_ms)"
+                     if sendable else "")
         with self._lock:
             ops = dict(self._db.execute(
                 "SELECT recording_id, COUNT(*) FROM outbox GROUP BY recording_id").fetchall())
             segs = dict(self._db.execute(
-                "SELECT recording_id, COUNT(*) FROM segments WHERE synced = 0 GROUP BY recording_id"
-            ).fetchall())
+                "SELECT s.recording_id, COUNT(*) FROM segments s JOIN recordings r ON r.id = s.recording_id"
+                f" WHERE s.synced = 0 {held_back} GROUP BY s.recording_id").fetchall())
         return {rid: (ops.get(rid, 0), segs.get(rid, 0)) for rid in set(ops) | set(segs)}
 
 

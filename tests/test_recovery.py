@@ -58,6 +58,23 @@ def test_speech_after_the_last_line_becomes_final_lines_once(tmp_path, store, mo
     assert transcribe_tail(store, model, store.get_recording(rid)) == 0  # nothing is left after them
 
 
+def test_the_tail_starts_where_the_recording_had_settled(tmp_path, store, model):
+    """Every line starting before the settled time was stored: speech there without a line was
+    dropped live, and a line from there would be appended after later ones the server has."""
+    jfk = speech("jfk")
+    rid = interrupted(store, tmp_path, jfk, np.zeros_like(jfk))
+    words = [w for seg in model.transcribe(jfk, word_timestamps=True) for w in seg.words]
+    cut = next(w for w in words if normalize(w.text) == "americans")
+    store.set_settled(rid, cut.end_s * 1000)
+
+    recover_interrupted(store, tmp_path / "data", lambda: model)
+
+    lines = store.segments(rid)
+    assert lines and all(s.timestamp_ms >= cut.end_s * 1000 and s.source == "mic" for s in lines)
+    heard = " ".join(s.text for s in lines)
+    assert wer(JFK_TEXT.split("Americans,")[1], heard) <= 0.15, heard
+
+
 def test_the_mics_echo_in_the_tail_is_left_out_as_live(tmp_path, store, model):
     jfk = speech("jfk")
     rid = interrupted(store, tmp_path, 0.5 * jfk, jfk)  # laptop speakers: the mic hears the far end

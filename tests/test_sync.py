@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from api.client import PostHogClient
@@ -123,28 +124,81 @@ def test_lines_of_a_live_recording_go_in_time_order_up_to_where_both_streams_set
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead. Thanks."
 
 
+
+def test_an_edit_waits_for_the_lines_stored_before_it_even_when_a_later_stored_one_is_earlier(server, store,
+                                                                                             worker_for):
+    """Lines go in time order, not in the order stored: the PATCH of an edit still waits for every
+    line stored before it (the one stored first may be the later one)."""
+    rec = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None, settled_ms=0.0)
+    line = {"end_ms": 0.0, "source": "system", "speaker": None, "confidence": 0.9}
+    store.add_segment(rec.id, start_ms=10_000, text="Later.", **line)
+    store.edit_recording(rec.id, {"meeting_title": "Renamed"})
+    store.add_segment(rec.id, start_ms=5_000, text="Earlier.", **line)
+    worker = worker_for()
+    worker.sync_pass(flush=True)
+    assert kinds(server) == ["create", "patch"]  # the participants given at the start, not the edit:
+    assert only_recording(server)["meeting_title"] is None
+    store.set_settled(rec.id, 20_000)
+    worker.sync_pass(flush=True)
+    assert kinds(server) == ["create", "patch", "append", "patch"]
+    assert only_recording(server)["meeting_title"] == "Renamed"
+
+
+def test_waiting_for_sync_does_not_wait_for_lines_a_recorder_has_not_settled(server, store, worker_for):
+    """`sync` (or the end of `record`) while another recording is live: its lines after the
+    settled time wait for their recorder, not for the server, so nothing is "still pending"."""
+    rec = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None, settled_ms=4_000.0)
+    for ms in (1_000, 5_000):
+        store.add_segment(rec.id, start_ms=ms, end_ms=ms + 900, source="system", speaker=None, text="Hi.",
+                          confidence=0.9)
+    worker = worker_for()
+    assert worker.drain(3)
+    assert appended(server) == [[1_000]] and worker.pending() == {}
+    assert store.pending_counts() == {rec.id: (0, 1)}  # still shown as not on the server
+
+@dataclass
+class StubEngine:
+    """What a session reads of a streaming engine, for the session's own bookkeeping."""
+
+    source: str
+    settled_ms: float
+    fails: bool = False
+
+    def has_work(self) -> bool:
+        return False
+
+    def insert_audio(self, _audio: object) -> None:
+        if self.fails:
+            raise RuntimeError("the decoder crashed")
+
+    def finish(self) -> list:
+        return []
+
+
+def two_stream_session(store: Store, data_dir: Path, *, mic_ms: float, system_ms: float, fails: bool = False):
+    from desktop_recorder.session import RecordingSession, SessionOptions
+    from transcription.echo import EchoGate
+
+    session = RecordingSession(store=store, data_dir=data_dir, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=lambda event: None)
+    session.recording = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None,
+                                               settled_ms=0.0)
+    session._engines = {"mic": StubEngine("mic", mic_ms, fails), "system": StubEngine("system", system_ms)}  # type: ignore[dict-item]
+    session._echo = EchoGate()
+    return session
+
+
 def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_check(server, store, worker_for,
                                                                                       tmp_path):
     """The session's side: the settled time it stores stops at a mic line still held for the echo
     check, then moves past it once the line is stored."""
-    from desktop_recorder.session import RecordingSession, SessionOptions
-    from transcription.echo import EchoGate
     from transcription.types import FinalSegment
 
-    @dataclass
-    class Engine:  # what the session reads of a streaming engine here
-        settled_ms: float
-
-    session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
-                               options=SessionOptions(), on_event=lambda event: None)
-    session.recording = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None,
-                                               settled_ms=0.0)
-    session._engines = {"mic": Engine(30_000.0), "system": Engine(2_500.0)}  # type: ignore[dict-item]
-    session._echo = EchoGate()
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
     session._handle([FinalSegment("mic", 1_000.0, 3_000.0, "Can I share my screen?", 0.9)])
     session._release_mic()  # the system side (speaking from 2.5 s) is not settled past it yet: held
     assert session._echo.held == 1
-    session._engines["system"].settled_ms = 20_000.0  # type: ignore[misc]
+    session._engines["system"].settled_ms = 20_000.0
     session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
     session._mark_settled()
     assert store.get_recording(session.recording.id).settled_ms == 1_000.0
@@ -156,6 +210,73 @@ def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_c
     assert store.get_recording(session.recording.id).settled_ms == 20_000.0
     worker.sync_pass(flush=True)
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
+
+
+
+def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp_path):
+    """An echo line put back from the browser while recording is stored without the session: the
+    settled time it may wait for is stored every few seconds anyway, not only with the next line."""
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=20_000.0)
+    rid = session.recording.id
+    session._settled_written_at = time.monotonic()  # written just now
+    store.add_segment(rid, start_ms=15_000, end_ms=16_000, source="mic", speaker="Me", text="Yes.", confidence=0.9)
+    session._mark_settled()
+    assert store.get_recording(rid).settled_ms == 0.0  # no line of its own waits for it: not yet
+    session._settled_written_at = time.monotonic() - 11
+    session._mark_settled()
+    assert store.get_recording(rid).settled_ms == 20_000.0
+
+def test_after_transcription_fails_every_stored_line_of_the_meeting_syncs(server, store, worker_for, tmp_path):
+    """No line will come any more: the mic line held for the echo check is stored, and it and the
+    lines past the settled time go now, not at the end of the meeting."""
+    from desktop_recorder.session import _STOP
+    from transcription.types import FinalSegment
+
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0, fails=True)
+    session._handle([FinalSegment("mic", 1_000.0, 3_000.0, "Can I share my screen?", 0.9)])
+    session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
+    session._audio.put(("mic", np.zeros(320, np.float32)))
+    session._audio.put(_STOP)
+    session._transcribe_loop()
+    assert store.get_recording(session.recording.id).settled_ms is None
+    worker = worker_for()
+    worker.sync_pass(flush=True)
+    assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
+    assert only_recording(server)["status"] == "recording"  # the audio is still being recorded
+
+
+def test_a_stop_that_cannot_finish_the_recording_still_lets_its_lines_sync(server, store, worker_for, tmp_path,
+                                                                         monkeypatch):
+    """A full disk refuses the final update: the recording stays live until a recovery finishes
+    it, but every line it stored may go meanwhile."""
+    import threading as th
+
+    from transcription.types import FinalSegment
+
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
+    session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
+    session._mark_settled()
+
+    class Pipeline:
+        duration_s, write_error, silenced_s = 6.0, None, 0.0
+
+        def stop(self) -> None:
+            pass
+
+    session._pipeline = Pipeline()  # type: ignore[assignment]
+    session._worker = th.Thread(target=session._transcribe_loop)
+    session._worker.start()
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "finish_recording", full)
+    with pytest.raises(sqlite3.OperationalError):
+        session.stop()
+    assert store.get_recording(session.recording.id).status == "processing"
+    worker = worker_for()
+    worker.sync_pass(flush=True)
+    assert only_recording(server)["transcript_text"] == "Sure, go ahead."
+
 
 def test_finished_recording_is_created_appended_in_batches_then_finalised(server, store, worker_for):
     rid = new_recording(store)
