@@ -402,6 +402,7 @@ class RecordingSession:
             stored_any = True
             self._shown(stored)
         if stored_any:
+            self._mark_settled()  # a line stored is sent as soon as both streams are final up to it
             self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False
