@@ -404,14 +404,33 @@ def test_settled_time_stops_at_the_first_audio_not_yet_final():
 
 def test_long_sound_without_words_settles_and_is_not_held_forever():
     """Music or steady noise keeps an utterance open, and every pass over it is dropped as made
-    up: past ``max_utterance_s`` it is decided as no text, so the stream settles (lines go to the
-    server in time order up to where both streams settled) and the buffer stops growing."""
+    up: past ``max_utterance_s`` a final pass decides the audio so far, so the stream settles
+    (lines go to the server in time order up to where both streams settled) and the buffer stops
+    growing."""
     asr = ScriptedTranscriber(avg_logprob=-5.0)  # every answer a hallucination
     engine = make(asr)
     events = run(engine, np.concatenate([silence(1.0), tone(60.0)]))
     assert not [e for e in events if isinstance(e, FinalSegment)]
     assert engine.settled_ms >= 60_000 - 24_000
     assert len(engine._buf) <= (24 + 20 + 2) * SR  # the utterance window and the context before it
+
+
+@dataclass
+class GreedyHearsNothing(ScriptedTranscriber):
+    """Partial (greedy) passes come out as made-up text; final passes (8 beams) hear words."""
+
+    def transcribe(self, audio, *, prompt=None, prefix=None, word_timestamps=False, final=True):
+        self.avg_logprob = -0.1 if final else -5.0
+        return super().transcribe(audio, prompt=prompt, prefix=prefix, word_timestamps=word_timestamps, final=final)
+
+
+def test_long_audio_whose_greedy_passes_hear_nothing_is_still_decoded_by_a_final_pass():
+    """Speech over music can fail every greedy pass: the final pass still hears it, from its start."""
+    engine = make(GreedyHearsNothing())
+    finals = [e for e in run(engine, np.concatenate([silence(1.0), tone(60.0), silence(1.0)]))
+              if isinstance(e, FinalSegment)]
+    assert finals and finals[0].start_ms <= 1_000
+    assert finals[-1].end_ms >= 60_000
 
 
 def test_a_backlog_of_closed_utterances_is_decoded_in_one_pass():

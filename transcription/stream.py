@@ -17,8 +17,8 @@ Commit policy (pure; the model sits behind ``Transcriber``):
 - An utterance longer than ``long_utterance_s`` commits early the words two consecutive
   passes agree on (LocalAgreement-2) that end ``holdback_s`` before the newest audio, so a
   monologue without pauses still becomes final and the buffer stays far below Whisper's 30 s.
-  Past ``max_utterance_s`` of sound in which no pass heard words (music, noise), that sound is
-  decided as no text.
+  Past ``max_utterance_s``, a pass that heard no words at all (music, noise) hands the audio
+  so far to a final pass, which decides it as any closed utterance.
 - The prompt holds only committed text of audio that has left the buffer. Partials get only
   ``default_prompt``: every prompt token costs decoder time on every pass, and a partial is
   replaced by its final anyway (not so the passes over a long utterance, which commit finals).
@@ -360,13 +360,14 @@ class StreamingEngine:
         if agreed == 0 and (self._vad_pos - start) >= c.samples(c.max_utterance_s * 1000):
             agreed = sum(1 for w in words if w.end_s <= limit_s)  # forced: never outgrow the window
             if not words:
-                # Sound without words (music, noise the guards dropped as made up): decided as no
-                # text, or the buffer would grow and the stream never settle (nothing of either
+                # No word in this greedy pass (music, noise, or speech the guards dropped): the
+                # audio so far goes to a final pass (8 beams, strict guards) to decide, as if
+                # closed; else the buffer would grow and the stream never settle (nothing of either
                 # stream would go to the server, which takes lines in time order).
-                self._utt_start = start + int(limit_s * SR)
-                self._context_floor = max(self._context_floor, self._utt_start)
+                cut = start + int(limit_s * SR)
+                self._closed.append(_Utterance(start, cut))
+                self._utt_start = cut
                 self._previous_words = []
-                self._trim()
                 return []
         self._previous_words = words
         if agreed == 0:
