@@ -243,6 +243,9 @@ class RecordingSession:
                 if engine is not None:
                     self._handle(engine.poll())
                 self._release_mic()
+                # Only now: a poll's engine is settled past all its finals before the first is
+                # stored, so marking between them would let a later line pass an earlier one.
+                self._mark_settled()
             for engine in sorted(self._engines.values(), key=lambda e: e.source != "system"):
                 self._handle(engine.finish())
             self._release_mic(flush=True)
@@ -270,7 +273,6 @@ class RecordingSession:
         self._health_checked_at = now
         if self._unsaved:
             self._save()  # space may have been freed while nobody spoke
-        self._mark_settled()
         health = self._pipeline.health()
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
                                           {h.source: h.alive for h in health}, self._pipeline.echo_db):
@@ -402,7 +404,6 @@ class RecordingSession:
             stored_any = True
             self._shown(stored)
         if stored_any:
-            self._mark_settled()  # a line stored is sent as soon as both streams are final up to it
             self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False

@@ -136,7 +136,7 @@ def test_a_database_from_before_the_details_column_opens(tmp_path):
     store.close()
 
 
-def test_a_database_from_before_the_settled_time_opens_and_sends_as_before(tmp_path):
+def test_a_database_from_before_the_settled_time_opens_without_a_bound(tmp_path):
     store = Store(older_database(tmp_path, "ALTER TABLE recordings DROP COLUMN settled_ms"))
     assert store.get_recording("a").settled_ms is None
     store.close()

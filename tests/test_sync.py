@@ -175,12 +175,14 @@ class StubEngine:
         return []
 
 
-def two_stream_session(store: Store, data_dir: Path, *, mic_ms: float, system_ms: float, fails: bool = False):
+def two_stream_session(store: Store, data_dir: Path, *, mic_ms: float, system_ms: float, fails: bool = False,
+                       on_segment_stored=lambda: None):
     from desktop_recorder.session import RecordingSession, SessionOptions
     from transcription.echo import EchoGate
 
     session = RecordingSession(store=store, data_dir=data_dir, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
-                               options=SessionOptions(), on_event=lambda event: None)
+                               options=SessionOptions(), on_event=lambda event: None,
+                               on_segment_stored=on_segment_stored)
     session.recording = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None,
                                                settled_ms=0.0)
     session._engines = {"mic": StubEngine("mic", mic_ms, fails), "system": StubEngine("system", system_ms)}  # type: ignore[dict-item]
@@ -212,6 +214,25 @@ def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_c
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
 
 
+
+
+def test_the_finals_of_one_pass_are_all_stored_before_the_settled_time_moves_past_them(server, store, worker_for,
+                                                                                        tmp_path):
+    """One poll settles its engine past all its finals before the first is stored: a sync woken
+    by the first one must not yet see the settled time past the second (a mic line between them
+    would be appended first)."""
+    from transcription.types import FinalSegment
+
+    worker = worker_for()
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=20_000.0,
+                                 on_segment_stored=lambda: worker.sync_pass(flush=True))
+    store.add_segment(session.recording.id, start_ms=12_500, end_ms=13_000, source="mic", speaker="Me", text="Right.",
+                      confidence=0.9)
+    session._handle([FinalSegment("system", 10_000.0, 11_900.0, "First.", 0.9),
+                     FinalSegment("system", 12_000.0, 14_000.0, "Second.", 0.9)])
+    session._release_mic()
+    session._mark_settled()
+    assert only_recording(server)["transcript_text"] == "First. Second. Right."
 
 def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp_path):
     """An echo line put back from the browser while recording is stored without the session: the
