@@ -1,6 +1,6 @@
 """Synthetic speech with known text for the live transcription benchmark (espeak-ng voices).
 
-    python benchmarks/make_speech.py OUTDIR [--variants]
+    python benchmarks/make_speech.py OUTDIR [--variants] [--licences]
 
 writes 16 kHz mono 16-bit WAVs, each with its reference text (what was said, in time order):
 - ``paragraph.wav`` / ``.txt``: one voice reading a meeting opening, about a minute.
@@ -17,6 +17,11 @@ writes 16 kHz mono 16-bit WAVs, each with its reference text (what was said, in 
 effect on WER is not one misheard word (``benchmarks/replay_wer.py``); and ``variants_joined.wav``
 / ``.txt``: those 12 files one after another, 2 s apart, for what only shows over a long stretch
 (a pass that goes wrong after many passes with context).
+
+``--licences`` also writes ``licences.wav`` / ``.txt``: about 28 minutes (4,400 words) of text
+that does not repeat, the plain sentences of the GPL-3, LGPL-2.1, MPL-2.0 and Apache-2.0 licences
+in Debian's ``/usr/share/common-licenses``, four voices taking turns every four sentences: a long
+stretch where a long prompt cannot lean on text said before.
 
 The paragraph and meeting texts, voices and pacing are those the issue's streaming baseline was
 measured on. Needs espeak-ng (Debian package ``espeak-ng``).
@@ -148,12 +153,37 @@ def variants(speaker: Speaker, out: Path) -> None:
                                                              for f in files) + "\n")
 
 
+LICENCES = (("GPL-3", "Preamble"), ("LGPL-2.1", "Preamble"), ("MPL-2.0", "1. Definitions"), ("Apache-2.0", "TERMS"))
+
+
+def licences(speaker: Speaker, out: Path, words: int = 4800) -> None:
+    """Sentences of 4-40 words without digits, quotes, brackets or slashes (which espeak-ng reads
+    differently from how a transcript writes them), each once, up to ``words``."""
+    plain: list[str] = []
+    for name, start in LICENCES:
+        text = (Path("/usr/share/common-licenses") / name).read_text()
+        for sentence in re.split(r"(?<=[.;:])\s+", re.sub(r"\s+", " ", text[text.index(start):])):
+            sentence = sentence.strip()
+            if 4 <= len(sentence.split()) <= 40 and not re.search(r"[0-9\"<>()/*]", sentence) and sentence not in plain:
+                plain.append(sentence)
+    said: list[str] = []
+    for sentence in plain:
+        if sum(len(s.split()) for s in said) >= words:
+            break
+        said.append(sentence)
+    voices = ("en+m3", "en+f3", "en-us+m1", "en-gb+m4")
+    chunks = [x for i, s in enumerate(said) for x in (speaker.say(s, voices[i // 4 % 4], 165), speaker.pause(0.3, 0.8))]
+    write(out, "licences", np.concatenate(chunks), " ".join(said))
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmpdir:
         if "--variants" in sys.argv[2:]:
             variants(Speaker(Path(tmpdir), seed=11), out / "variants")
+        if "--licences" in sys.argv[2:]:
+            licences(Speaker(Path(tmpdir), seed=5), out)
         speaker = Speaker(Path(tmpdir), seed=7)
         sentences = [s.strip() for s in re.findall(r"[^.?!]+[.?!]", PARAGRAPH)]
         write(out, "paragraph", turns(speaker, [("en+m3", s) for s in sentences]), PARAGRAPH.strip())
