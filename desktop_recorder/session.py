@@ -403,7 +403,7 @@ class RecordingSession:
             self._unsaved.pop(0)  # stored: whatever showing it does, it is never stored again
             stored_any = True
             self._shown(stored)
-        if stored_any:
+        if stored_any and len(self._engines) < 2:  # with two streams, once the settled time lets them go
             self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False

@@ -234,6 +234,25 @@ def test_the_finals_of_one_pass_are_all_stored_before_the_settled_time_moves_pas
     session._mark_settled()
     assert only_recording(server)["transcript_text"] == "First. Second. Right."
 
+
+def test_a_line_joins_the_due_batch_before_it_when_the_sync_wakes(server, store, worker_for, tmp_path):
+    """The sync is woken when stored lines may be sent, not when they are stored: woken before the
+    settled time let the new line go, it sent the due batch without it, and the new line then
+    waited out a batch age of its own (JFK's last words reached the server 4 s late, not 1 s)."""
+    from transcription.types import FinalSegment
+
+    clock = FakeClock()
+    worker = worker_for(clock=clock)
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=8_500.0,
+                                 on_segment_stored=worker.sync_pass)
+    session._handle([FinalSegment("system", 6_200.0, 8_200.0, "What your country can do for you.", 0.9)])
+    session._mark_settled()
+    clock.now += BATCH_MAX_AGE_S + 0.5  # its batch is due now, and the next line is stored
+    session._engines["system"].settled_ms = 12_000.0
+    session._handle([FinalSegment("system", 8_970.0, 11_000.0, "Ask what you can do for your country.", 0.9)])
+    session._mark_settled()
+    assert appended(server) == [[6_200.0, 8_970.0]]
+
 def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp_path):
     """An echo line put back from the browser while recording is stored without the session: the
     settled time it may wait for is stored every few seconds anyway, not only with the next line."""
