@@ -403,8 +403,9 @@ class RecordingSession:
             self._unsaved.pop(0)  # stored: whatever showing it does, it is never stored again
             stored_any = True
             self._shown(stored)
-        if stored_any and len(self._engines) < 2:  # with two streams, once the settled time lets them go
-            self.on_segment_stored()
+        if stored_any:
+            if len(self._engines) < 2:  # with two streams, once the settled time lets them go
+                self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False
                 self.on_event(Notice("info", "The transcript lines that were waiting are saved."))

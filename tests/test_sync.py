@@ -156,6 +156,7 @@ def test_waiting_for_sync_does_not_wait_for_lines_a_recorder_has_not_settled(ser
     assert appended(server) == [[1_000]] and worker.pending() == {}
     assert store.pending_counts() == {rec.id: (0, 1)}  # still shown as not on the server
 
+
 @dataclass
 class StubEngine:
     """What a session reads of a streaming engine, for the session's own bookkeeping."""
@@ -253,6 +254,27 @@ def test_a_line_joins_the_due_batch_before_it_when_the_sync_wakes(server, store,
     session._mark_settled()
     assert appended(server) == [[6_200.0, 8_970.0]]
 
+
+def test_two_streams_say_when_lines_that_waited_for_the_disk_are_saved(store, tmp_path, monkeypatch):
+    from desktop_recorder.session import Notice
+    from transcription.types import FinalSegment
+
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=20_000.0)
+    events: list[object] = []
+    session.on_event = events.append
+    add_segment = store.add_segment
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "add_segment", full)
+    session._handle([FinalSegment("system", 1_000.0, 2_000.0, "Hello.", 0.9)])
+    monkeypatch.setattr(store, "add_segment", add_segment)
+    session._save()
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert notices[-1] == "The transcript lines that were waiting are saved."
+
+
 def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp_path):
     """An echo line put back from the browser while recording is stored without the session: the
     settled time it may wait for is stored every few seconds anyway, not only with the next line."""
@@ -265,6 +287,7 @@ def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp
     session._settled_written_at = time.monotonic() - 11
     session._mark_settled()
     assert store.get_recording(rid).settled_ms == 20_000.0
+
 
 def test_after_transcription_fails_every_stored_line_of_the_meeting_syncs(server, store, worker_for, tmp_path):
     """No line will come any more: the mic line held for the echo check is stored, and it and the
