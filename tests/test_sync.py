@@ -101,7 +101,6 @@ def assert_each_once_on_server(server, stamps: list[float]) -> None:
     assert [s["timestamp"] for s in only_recording(server)["transcript_segments"]] == stamps
 
 
-
 def test_lines_of_a_live_recording_go_in_time_order_up_to_where_both_streams_settled(server, store, worker_for):
     """A mic line waits for the echo check, so a later system line can be stored first. The
     server's transcript_text is in append order: lines go in time order, only up to the settled
@@ -124,7 +123,6 @@ def test_lines_of_a_live_recording_go_in_time_order_up_to_where_both_streams_set
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead. Thanks."
 
 
-
 def test_an_edit_waits_for_the_lines_stored_before_it_even_when_a_later_stored_one_is_earlier(server, store,
                                                                                              worker_for):
     """Lines go in time order, not in the order stored: the PATCH of an edit still waits for every
@@ -136,7 +134,7 @@ def test_an_edit_waits_for_the_lines_stored_before_it_even_when_a_later_stored_o
     store.add_segment(rec.id, start_ms=5_000, text="Earlier.", **line)
     worker = worker_for()
     worker.sync_pass(flush=True)
-    assert kinds(server) == ["create", "patch"]  # the participants given at the start, not the edit:
+    assert kinds(server) == ["create", "patch"]  # the participants given at the start; not the edit
     assert only_recording(server)["meeting_title"] is None
     store.set_settled(rec.id, 20_000)
     worker.sync_pass(flush=True)
@@ -213,8 +211,6 @@ def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_c
     assert store.get_recording(session.recording.id).settled_ms == 20_000.0
     worker.sync_pass(flush=True)
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
-
-
 
 
 def test_the_finals_of_one_pass_are_all_stored_before_the_settled_time_moves_past_them(server, store, worker_for,
