@@ -267,7 +267,7 @@ class SyncWorker:
             # every stream has settled (a line stored later may start earlier, the server's
             # transcript_text is in append order and cannot be reordered).
             batch = self.store.unsynced_segments(rec.id, FLUSH_MAX_SEGMENTS if flush else BATCH_MAX_SEGMENTS,
-                                                 before_ms=rec.settled_ms if rec.status in LIVE_STATUSES else None)
+                                                 before_ms=rec.send_before_ms)
             if not batch:
                 self._first_unsynced_seen.pop(rec.id, None)
                 return

@@ -305,6 +305,11 @@ class RecordingSession:
         engines.sort(key=lambda e: (not e.has_final_work(), -e.backlog_s))
         return engines[0] if engines else None
 
+    @property
+    def _in_time_order(self) -> bool:
+        """Two streams: their lines go to the server in time order, up to the settled time."""
+        return len(self._engines) > 1
+
     def _settled_ms(self) -> float:
         """Audio time before which every line of both streams is decided and stored: no engine
         has audio before it left to finalise, no mic line before it waits for the echo check, no
@@ -321,8 +326,8 @@ class RecordingSession:
         every ``SETTLED_EVERY_S`` for one stored by others (an echo line put back meanwhile)."""
         assert self.recording is not None
         now = time.monotonic()
-        if len(self._engines) < 2 or (self._stored_up_to_ms < self._settled_written
-                                      and now - self._settled_written_at < SETTLED_EVERY_S):
+        if not self._in_time_order or (self._stored_up_to_ms < self._settled_written
+                                       and now - self._settled_written_at < SETTLED_EVERY_S):
             return
         settled = self._settled_ms()
         if settled <= self._settled_written:
@@ -338,7 +343,7 @@ class RecordingSession:
     def _settle_all(self) -> None:
         """No more lines will come from this session: every stored one may be sent."""
         assert self.recording is not None
-        if len(self._engines) < 2:
+        if not self._in_time_order:
             return
         try:
             self.store.set_settled(self.recording.id, None)
@@ -404,7 +409,7 @@ class RecordingSession:
             stored_any = True
             self._shown(stored)
         if stored_any:
-            if len(self._engines) < 2:  # with two streams, once the settled time lets them go
+            if not self._in_time_order:  # else once the settled time lets them go (``_mark_settled``)
                 self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False

@@ -125,6 +125,12 @@ class LocalRecording:
     details: dict[str, Any] = field(default_factory=dict)  # notes, summary, extracted_tasks (last known)
     settled_ms: float | None = None  # see the column
 
+    @property
+    def send_before_ms(self) -> float | None:
+        """Only lines starting before this may go to the server now (None: all of them): a live
+        recording's settled time. ``Store.pending_counts(sendable=True)`` applies the same rule."""
+        return self.settled_ms if self.status in LIVE_STATUSES else None
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> LocalRecording:
         return cls(
