@@ -3,7 +3,8 @@
 Per recording: ``create`` first (until the server id is known nothing else can go), then the
 unsynced segments in batches, then the queued PATCHes whose segments have all been appended
 (consecutive ones merged into one request). Live recordings batch segments (a dozen, or a few
-seconds); finished ones flush everything. Failures never lose data: the work stays queued.
+seconds, or what the recorder stored before a pause); finished ones flush everything. Failures
+never lose data: the work stays queued.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX_SEGMENTS = 12
 BATCH_MAX_AGE_S = 3.0
+# At a pause a live recording's lines go at once, but never sooner than this after its previous
+# append: at most 1,800 appends an hour, well below the 4,800 an API key may make.
+PAUSE_MIN_GAP_S = 2.0
 FLUSH_MAX_SEGMENTS = 100
 RETRY_CAP_S = 120.0
 CANNOT_CREATE_RETRY_S = 600.0
@@ -72,6 +76,11 @@ class SyncWorker:
         self._failures: dict[str, int] = {}
         self._pinned = False
         self._first_unsynced_seen: dict[str, float] = {}
+        # Pauses told per recording (``at_pause``; only the recorder's thread counts them up), those
+        # a pass has sent all lines after, and when each recording's lines were last appended.
+        self._pauses: dict[str, int] = {}
+        self._pauses_done: dict[str, int] = {}
+        self._appended_at: dict[str, float] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,6 +96,12 @@ class SyncWorker:
         self._thread.start()
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def at_pause(self, rid: str) -> None:
+        """The recorder of live recording ``rid`` has paused with every line heard stored: they
+        go now, not when their batch is due (no line is coming soon to join them)."""
+        self._pauses[rid] = self._pauses.get(rid, 0) + 1
         self._wake.set()
 
     @property
@@ -262,6 +277,7 @@ class SyncWorker:
             log.info("keeping project @current (%s)", exc)
 
     def _append_segments(self, client: PostHogClient, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
+        pauses = self._pauses.get(rec.id, 0)  # read first: a pause told during this pass is for the next
         while True:
             # While a recording is live its lines go in time order: only those before the point
             # every stream has settled (a line stored later may start earlier, the server's
@@ -270,8 +286,9 @@ class SyncWorker:
                                                  before_ms=rec.send_before_ms)
             if not batch:
                 self._first_unsynced_seen.pop(rec.id, None)
+                self._pauses_done[rec.id] = pauses
                 return
-            if not flush and not self._batch_due(rec.id, len(batch)):
+            if not flush and not self._batch_due(rec.id, len(batch), paused=pauses > self._pauses_done.get(rec.id, 0)):
                 return
             try:
                 client.append_segments(server_id, [_wire(s) for s in batch])
@@ -284,10 +301,14 @@ class SyncWorker:
                 continue
             self.store.mark_synced([s.id for s in batch])
             self._first_unsynced_seen.pop(rec.id, None)
+            self._appended_at[rec.id] = self._clock()
 
-    def _batch_due(self, rid: str, count: int) -> bool:
-        first_seen = self._first_unsynced_seen.setdefault(rid, self._clock())
-        return count >= BATCH_MAX_SEGMENTS or self._clock() - first_seen >= BATCH_MAX_AGE_S
+    def _batch_due(self, rid: str, count: int, *, paused: bool) -> bool:
+        now = self._clock()
+        first_seen = self._first_unsynced_seen.setdefault(rid, now)
+        if count >= BATCH_MAX_SEGMENTS or now - first_seen >= BATCH_MAX_AGE_S:
+            return True
+        return paused and (rid not in self._appended_at or now - self._appended_at[rid] >= PAUSE_MIN_GAP_S)
 
     def _send_patches(self, client: PostHogClient, rec: LocalRecording, server_id: str, ops: list[OutboxOp]) -> None:
         first_unsynced = self.store.first_unsynced_id(rec.id)

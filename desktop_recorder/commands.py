@@ -106,6 +106,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     session = RecordingSession(
         store=ctx.store, data_dir=ctx.paths.data_dir, transcriber=model, scorer_factory=silero_scorer,
         options=options, on_event=_printer(live), on_segment_stored=worker.wake if worker else (lambda: None),
+        on_pause=worker.at_pause if worker else (lambda _rid: None),
     )
     stop = StopSignal()
     stop.install()

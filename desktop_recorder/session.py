@@ -96,6 +96,8 @@ class RecordingSession:
     options: SessionOptions
     on_event: Callable[[SessionEvent], None]
     on_segment_stored: Callable[[], None] = lambda: None
+    # A pause with lines stored since the last one (see ``_tell_pause``); given the recording's id.
+    on_pause: Callable[[str], None] = lambda _rid: None
     table_factory: Callable[[], DeviceTable] = device_table
     recording: LocalRecording | None = None
     _audio: queue.Queue[tuple[Source, Audio] | None] = field(default_factory=queue.Queue)
@@ -118,6 +120,7 @@ class RecordingSession:
     _settled_written: float = 0.0
     _settled_written_at: float = 0.0  # time.monotonic()
     _stored_up_to_ms: float = -1.0
+    _pause_told_ms: float = -1.0  # ``_stored_up_to_ms`` when a pause was last told
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -246,6 +249,7 @@ class RecordingSession:
                 # Only now: a poll's engine is settled past all its finals before the first is
                 # stored, so marking between them would let a later line pass an earlier one.
                 self._mark_settled()
+                self._tell_pause()
             for engine in sorted(self._engines.values(), key=lambda e: e.source != "system"):
                 self._handle(engine.finish())
             self._release_mic(flush=True)
@@ -339,6 +343,18 @@ class RecordingSession:
             return
         self._settled_written, self._settled_written_at = settled, now
         self.on_segment_stored()
+
+    def _tell_pause(self) -> None:
+        """At a pause (nobody speaking on either stream, every line heard decided and stored) no
+        line is coming soon to join the lines stored since the last one: the sync may send them
+        now rather than when their batch is due (a few seconds later)."""
+        assert self.recording is not None
+        if self._stored_up_to_ms <= self._pause_told_ms or self._unsaved:
+            return
+        if not all(engine.idle for engine in self._engines.values()) or (self._echo is not None and self._echo.held):
+            return
+        self._pause_told_ms = self._stored_up_to_ms
+        self.on_pause(self.recording.id)
 
     def _settle_all(self) -> None:
         """No more lines will come from this session: every stored one may be sent."""

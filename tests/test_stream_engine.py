@@ -390,16 +390,20 @@ def test_settled_time_stops_at_the_first_audio_not_yet_final():
     engine.insert_audio(silence(1.0))
     before_speech = engine.settled_ms
     assert 1000 - 32 - 250 <= before_speech <= 1000 - 250  # scored silence, but for the pre-roll
+    assert engine.idle
     engine.insert_audio(tone(1.0))
     assert before_speech <= engine.settled_ms <= 1000  # the utterance (with its pre-roll) is pending
+    assert not engine.idle
     engine.insert_audio(silence(1.0))  # the pause closes it, but it is not transcribed yet
     assert engine.has_final_work() and engine.settled_ms <= 1000
+    assert not engine.idle
     finals = []
     while engine.has_work():
         finals += [e for e in engine.poll() if isinstance(e, FinalSegment)]
     [final] = finals
     assert final.start_ms >= before_speech
     assert 3000 - 32 - 250 <= engine.settled_ms <= 3000 - 250
+    assert engine.idle
 
 
 def test_long_sound_without_words_settles_and_is_not_held_forever():

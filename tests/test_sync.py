@@ -15,7 +15,7 @@ import pytest
 from api.client import PostHogClient
 from api.ratelimit import RateBudget
 from api.retry import RetryPolicy
-from api.sync import BATCH_MAX_AGE_S, SyncWorker
+from api.sync import BATCH_MAX_AGE_S, PAUSE_MIN_GAP_S, SyncWorker
 from desktop_recorder.store import Store
 from tests.conftest import READ_KEY, WRITE_KEY
 
@@ -162,6 +162,7 @@ class StubEngine:
     source: str
     settled_ms: float
     fails: bool = False
+    idle: bool = True
 
     def has_work(self) -> bool:
         return False
@@ -175,13 +176,13 @@ class StubEngine:
 
 
 def two_stream_session(store: Store, data_dir: Path, *, mic_ms: float, system_ms: float, fails: bool = False,
-                       on_segment_stored=lambda: None):
+                       on_segment_stored=lambda: None, on_pause=lambda rid: None):
     from desktop_recorder.session import RecordingSession, SessionOptions
     from transcription.echo import EchoGate
 
     session = RecordingSession(store=store, data_dir=data_dir, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
                                options=SessionOptions(), on_event=lambda event: None,
-                               on_segment_stored=on_segment_stored)
+                               on_segment_stored=on_segment_stored, on_pause=on_pause)
     session.recording = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None,
                                                settled_ms=0.0)
     session._engines = {"mic": StubEngine("mic", mic_ms, fails), "system": StubEngine("system", system_ms)}  # type: ignore[dict-item]
@@ -249,6 +250,62 @@ def test_a_line_joins_the_due_batch_before_it_when_the_sync_wakes(server, store,
     session._handle([FinalSegment("system", 8_970.0, 11_000.0, "Ask what you can do for your country.", 0.9)])
     session._mark_settled()
     assert appended(server) == [[6_200.0, 8_970.0]]
+
+
+def test_lines_stored_before_a_pause_go_at_once_but_appends_keep_a_minimum_gap(server, store, worker_for):
+    """Lines stored before a pause go without waiting for their batch (no line is coming soon to
+    join them); a pause soon after an append waits out ``PAUSE_MIN_GAP_S`` (the rate limit)."""
+    clock = FakeClock()
+    worker = worker_for(clock=clock)
+    rid = new_recording(store)
+    add_segments(store, rid, 1)
+    worker.sync_pass()
+    assert appended(server) == []  # created; the line waits for its batch
+    worker.at_pause(rid)
+    worker.sync_pass()
+    assert appended(server) == [[0.0]]
+    add_segments(store, rid, 1, start=5)
+    clock.now += PAUSE_MIN_GAP_S - 0.5
+    worker.at_pause(rid)
+    worker.sync_pass()
+    assert appended(server) == [[0.0]]
+    clock.now += 0.5
+    worker.sync_pass()
+    assert appended(server) == [[0.0], [5_000.0]]
+    add_segments(store, rid, 1, start=9)
+    clock.now += PAUSE_MIN_GAP_S
+    worker.sync_pass()  # no pause since the last one was sent: the batch waits
+    assert appended(server) == [[0.0], [5_000.0]]
+    clock.now += BATCH_MAX_AGE_S
+    worker.sync_pass()
+    assert appended(server) == [[0.0], [5_000.0], [9_000.0]]
+
+
+def test_a_session_tells_a_pause_once_its_lines_are_stored_and_nobody_speaks(store, tmp_path):
+    """Not while either stream has speech in progress or a mic line is held for the echo check;
+    once per pause with new lines."""
+    from transcription.types import FinalSegment
+
+    pauses: list[str] = []
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0, on_pause=pauses.append)
+    session._tell_pause()
+    assert pauses == []  # nothing stored yet
+    session._handle([FinalSegment("mic", 1_000.0, 3_000.0, "Can I share my screen?", 0.9)])
+    session._release_mic()
+    session._tell_pause()
+    assert pauses == []  # the mic line is held for the echo check
+    session._engines["system"].settled_ms = 20_000.0
+    session._engines["system"].idle = False  # the other side speaks
+    session._release_mic()
+    session._tell_pause()
+    assert pauses == []
+    session._engines["system"].idle = True
+    session._tell_pause()
+    session._tell_pause()
+    assert pauses == [session.recording.id]
+    session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
+    session._tell_pause()
+    assert pauses == [session.recording.id] * 2
 
 
 def test_two_streams_say_when_lines_that_waited_for_the_disk_are_saved(store, tmp_path, monkeypatch):

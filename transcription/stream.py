@@ -145,6 +145,11 @@ class StreamingEngine:
         return self._closed[0].start if self._closed else (self._utt_start if self._onset is not None else None)
 
     @property
+    def idle(self) -> bool:
+        """Nobody is speaking and nothing heard waits to become final: a pause."""
+        return self._pending_from() is None
+
+    @property
     def backlog_s(self) -> float:
         """Audio heard but not yet final (what a slow transcriber has still to do)."""
         first = self._pending_from()

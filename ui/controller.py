@@ -210,9 +210,13 @@ class RecorderController(QObject):
         self.sync.start()
         self.refresh_sync_state()
 
-    def wake_sync(self) -> None:
-        if self.sync:
-            self.sync.wake()
+    def wake_sync(self) -> None:  # also the session's thread: ``self.sync`` may be swapped meanwhile
+        if sync := self.sync:
+            sync.wake()
+
+    def sync_at_pause(self, rid: str) -> None:  # the session's thread
+        if sync := self.sync:
+            sync.at_pause(rid)
 
     def _on_sync_status(self, _status: SyncStatus) -> None:  # sync thread
         self._sync_status.emit()
@@ -254,7 +258,8 @@ class RecorderController(QObject):
         session = RecordingSession(
             store=self.ctx.store, data_dir=self.ctx.paths.data_dir, transcriber=self.transcriber,
             scorer_factory=silero_scorer, options=options, on_event=self._on_session_event,
-            on_segment_stored=self.wake_sync, **{"table_factory": device_table, **self._session_kwargs},
+            on_segment_stored=self.wake_sync, on_pause=self.sync_at_pause,
+            **{"table_factory": device_table, **self._session_kwargs},
         )
         self._devices = []
         try:
