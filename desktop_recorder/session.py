@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from desktop_recorder.store import LocalRecording, Store, StoredSegment
+from desktop_recorder.store import LocalRecording, Store, StoredSegment, new_recording_id
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
@@ -153,14 +153,20 @@ class RecordingSession:
 
     def start(self) -> LocalRecording:
         devices = self.resolve_devices()
-        self.recording = self.store.create_recording(
-            platform=self.options.platform, title=self.options.title,
-            participants=list(self.options.participants), audio_path=None,
-            settled_ms=0.0 if len(devices) > 1 else None,  # two streams: their lines are sent in time order
-        )
-        rid = self.recording.id
+        # Locked before the row exists: a recovery running meanwhile (the tray starting, a `sync`)
+        # must never take a recording that is just starting for one whose recorder was killed.
+        rid = new_recording_id()
         self._lock = recording_lock(self.data_dir, rid)
         self._lock.acquire()
+        try:
+            self.recording = self.store.create_recording(
+                platform=self.options.platform, title=self.options.title,
+                participants=list(self.options.participants), audio_path=None, recording_id=rid,
+                settled_ms=0.0 if len(devices) > 1 else None,  # two streams: their lines are sent in time order
+            )
+        except BaseException:
+            self._lock.release()
+            raise
         try:  # a full disk (the audio file, the database) or a device that cannot be opened
             wav = self.data_dir / "audio" / f"{rid}.wav"
             self.store.set_audio_path(rid, str(wav))
@@ -221,13 +227,15 @@ class RecordingSession:
                 log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
                 self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
                                               "lost (the database still refuses them)."))
-            names = participants if participants is not None else list(self.options.participants)
+            # Not given: as stored, which the recordings browser may have edited during the meeting.
+            stored = self.store.get_recording(rid)
+            names = participants if participants is not None else stored.participants
             if not names:
                 names = list(self._speakers_heard)
             # Refused too (disk still full): raised, the recording stays live and unlocked, and
             # the next start or `sync` finishes it from what was saved.
             self.store.finish_recording(rid, status="ready", duration_s=self._pipeline.duration_s,
-                                        title=title or self.options.title, participants=names)
+                                        title=title or stored.title, participants=names)
         finally:
             if self._lock:
                 self._lock.release()

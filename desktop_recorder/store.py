@@ -179,6 +179,10 @@ class EchoLine:
     speaker: str | None
 
 
+def new_recording_id() -> str:
+    return str(uuid.uuid4())
+
+
 class Store:
     """Thread-safe access to the database (one connection, serialised by a lock)."""
 
@@ -232,11 +236,12 @@ class Store:
 
     def create_recording(
         self, *, platform: str, title: str | None, participants: list[str], audio_path: str | None,
-        settled_ms: float | None = None,
+        settled_ms: float | None = None, recording_id: str | None = None,
     ) -> LocalRecording:
         """``settled_ms``: 0 for a recording whose lines will come from more than one stream
-        (see ``set_settled``); None sends lines as they are stored."""
-        rid = str(uuid.uuid4())
+        (see ``set_settled``); None sends lines as they are stored. ``recording_id``: one chosen
+        (and locked) by the caller, else a new one."""
+        rid = recording_id or new_recording_id()
         with self._tx() as db:
             db.execute(
                 "INSERT INTO recordings (id, platform, title, status, started_at, participants, audio_path,"

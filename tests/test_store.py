@@ -261,6 +261,29 @@ def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp
     store.close()
 
 
+def test_a_recording_is_locked_before_it_is_stored(tmp_path, monkeypatch):
+    """A recovery (the tray starting, a `sync`) takes every unlocked live recording for one whose
+    recorder was killed: a recording just starting must never be one."""
+    from desktop_recorder.session import is_owned
+
+    store = Store(tmp_path / "db.sqlite3")
+    create = store.create_recording
+    owned_when_stored: list[bool] = []
+
+    def spy(**kwargs: object) -> object:
+        rec = create(**kwargs)  # type: ignore[arg-type]
+        owned_when_stored.append(is_owned(tmp_path, rec.id))
+        return rec
+
+    monkeypatch.setattr(store, "create_recording", spy)
+    session = session_without_an_audio_folder(store, tmp_path)
+    with pytest.raises(OSError):
+        session.start()
+    assert owned_when_stored == [True]
+    assert not is_owned(tmp_path, store.list_recordings()[0].id)  # released after the failed start
+    store.close()
+
+
 def test_a_failed_start_releases_the_lock_even_when_the_database_is_full_too(tmp_path, monkeypatch):
     """On a full disk marking the failed recording can fail as well: the lock is released anyway
     (the next recovery finishes the recording) and the user hears the first error, not the second."""

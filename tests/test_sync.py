@@ -394,6 +394,33 @@ def test_a_stop_that_cannot_finish_the_recording_still_lets_its_lines_sync(serve
     assert only_recording(server)["transcript_text"] == "Sure, go ahead."
 
 
+def test_a_stop_keeps_the_title_and_participants_edited_in_the_browser_meanwhile(server, store, worker_for,
+                                                                               tmp_path):
+    """The recordings browser edits the stored recording, not the session: the stop (given no
+    title or participants of its own) finishes it with them, and the final PATCH carries them."""
+    import threading as th
+
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
+    rid = session.recording.id
+
+    class Pipeline:
+        duration_s, write_error, silenced_s = 6.0, None, 0.0
+
+        def stop(self) -> None:
+            pass
+
+    session._pipeline = Pipeline()  # type: ignore[assignment]
+    session._worker = th.Thread(target=session._transcribe_loop)
+    session._worker.start()
+    store.edit_recording(rid, {"meeting_title": "Q3 planning", "participants": ["Ana", "Bo"]})
+    stopped = session.stop()
+    assert (stopped.title, stopped.participants) == ("Q3 planning", ["Ana", "Bo"])
+    assert worker_for().drain(5)
+    remote = only_recording(server)
+    assert (remote["status"], remote["meeting_title"], remote["participants"]) == ("ready", "Q3 planning",
+                                                                                  ["Ana", "Bo"])
+
+
 def test_finished_recording_is_created_appended_in_batches_then_finalised(server, store, worker_for):
     rid = new_recording(store)
     stamps = add_segments(store, rid, 30)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -348,14 +347,10 @@ class RecorderController(QObject):
             return True
 
     def edit_live(self, fields: dict[str, Any]) -> None:
-        """Title/platform/participants edited during the meeting (also sent with the final PATCH)."""
+        """Title/platform/participants edited during the meeting (the session's stop keeps what
+        is stored then, so the final PATCH carries them)."""
         if self.session and self.session.recording:
             self.ctx.store.edit_recording(self.session.recording.id, fields)
-            if "meeting_title" in fields or "participants" in fields:
-                opts = self.session.options
-                self.session.options = replace(
-                    opts, title=fields.get("meeting_title", opts.title),
-                    participants=tuple(fields.get("participants", opts.participants)))
             self.wake_sync()
 
     # -- bridge: core threads → signals --------------------------------------------------------
