@@ -155,7 +155,8 @@ class StereoWavWriter:
 
 
 def repair_wav(path: Path) -> bool:
-    """Fix the RIFF and ``data`` sizes of a WAV cut short by a crash; True if it was changed."""
+    """Fix the RIFF and ``data`` sizes of a WAV cut short by a crash; True if it was changed.
+    Past 4 GiB (18.6 h) the sizes say 4 GiB, as the writer's do, and the audio after stays."""
     with open(path, "rb+") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -166,15 +167,16 @@ def repair_wav(path: Path) -> bool:
             f.seek(pos)
             chunk_id, chunk_len = struct.unpack("<4sI", f.read(8))
             if chunk_id == b"data":
-                real = size - pos - 8
-                real -= real % 4  # whole stereo 16-bit frames
+                real = min(size - pos - 8, 0xFFFFFFFF - pos)
+                real -= real % FRAME_BYTES  # whole stereo 16-bit frames
                 changed = bool(chunk_len != real) or struct.unpack("<I", head[4:8])[0] != pos + real
                 if changed:
                     f.seek(pos + 4)
                     f.write(struct.pack("<I", real))
                     f.seek(4)
                     f.write(struct.pack("<I", pos + real))
-                    f.truncate(pos + 8 + real)
+                    if size - (pos + 8 + real) < FRAME_BYTES:
+                        f.truncate(pos + 8 + real)  # a torn last frame
                 return changed
             pos += 8 + chunk_len + (chunk_len & 1)
     return False

@@ -195,6 +195,24 @@ def test_wav_cut_short_by_a_crash_is_repaired(tmp_path):
     assert repair_wav(path) is False  # idempotent
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a sparse file (NTFS makes it 4 GiB of zeros)")
+def test_a_wav_past_4_gib_cut_short_is_repaired_and_keeps_its_audio(tmp_path):
+    """A recording killed after 18.6 h: the sizes say 4 GiB, as the writer's do (they cannot
+    say more), and the audio after stays in the file (its repair used to raise instead)."""
+    from recorder.wavfile import FRAME_BYTES, HEADER_BYTES, MAX_DATA_BYTES, wav_header
+
+    path = tmp_path / "rec.wav"
+    with open(path, "wb") as f:
+        f.write(wav_header(0))  # killed before the header was ever rewritten
+        f.seek(HEADER_BYTES + MAX_DATA_BYTES + 16000 * FRAME_BYTES * 60 + 1)  # a minute more, a torn frame
+        f.write(b"\0")
+    size = path.stat().st_size
+    assert repair_wav(path) is True
+    assert path.stat().st_size == size
+    assert sf.info(path).frames == MAX_DATA_BYTES // FRAME_BYTES
+    assert repair_wav(path) is False
+
+
 def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
     """The file cannot be written for a while: say so, keep transcribing, keep the clock, and
     say nothing more once the file is written again."""
