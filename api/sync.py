@@ -211,14 +211,24 @@ class SyncWorker:
                 return
             self._pin_project()
             remote = self._adopt_orphan(rec, create) if create.attempts else None
+            created = remote is None
             if remote is None:
                 self.store.mark_attempt(create.id)
                 remote = self.client.create_recording(rec.platform)
                 log.info("recording %s created on the server as %s", rec.id, remote.id)
-            self.store.set_server_id(rec.id, remote.id, self.client.project, create.id)
             self.status.needs_user = None
-            self.store.set_remote_state(rec.id, "syncing")
-            rec = self.store.get_recording(rec.id)
+            if not self.store.set_server_id(rec.id, remote.id, self.client.project, create.id):
+                # Created meanwhile by another process syncing the same database (the tray's and
+                # a CLI `record` or `sync`), or deleted here meanwhile: ours would split the
+                # transcript across two server recordings, or be left there empty.
+                if created:
+                    self._delete_duplicate(rec.id, remote.id)
+            else:
+                self.store.set_remote_state(rec.id, "syncing")
+            try:
+                rec = self.store.get_recording(rec.id)
+            except KeyError:  # deleted here meanwhile
+                return
         server_id = rec.server_id
         assert server_id is not None
         client = self.client.in_project(rec.server_project) if rec.server_project else self.client
@@ -232,6 +242,16 @@ class SyncWorker:
             return
         done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
         self.store.set_remote_state(rec.id, "synced" if done else "syncing")
+
+    def _delete_duplicate(self, rid: str, server_id: str) -> None:
+        try:
+            self.client.delete_recording(server_id)
+        except NotFound:
+            pass
+        except ApiError as exc:
+            log.warning("recording %s: could not delete %s, an empty duplicate on the server (%s)", rid, server_id, exc)
+        else:
+            log.info("recording %s: deleted %s, a duplicate created while another process created it", rid, server_id)
 
     def _delete(self, rec: LocalRecording) -> None:
         if rec.server_id is not None:

@@ -558,13 +558,15 @@ class Store:
         with self._tx() as db:
             db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(payload), op_id))
 
-    def set_server_id(self, recording_id: str, server_id: str, project: str, create_op_id: int) -> None:
+    def set_server_id(self, recording_id: str, server_id: str, project: str, create_op_id: int) -> bool:
+        """False if the recording has a server id already (another process created it first)."""
         with self._tx() as db:
-            db.execute(
-                "UPDATE recordings SET server_id = ?, server_project = ? WHERE id = ?",
+            taken = db.execute(
+                "UPDATE recordings SET server_id = ?, server_project = ? WHERE id = ? AND server_id IS NULL",
                 (server_id, project, recording_id),
-            )
+            ).rowcount
             db.execute("DELETE FROM outbox WHERE id = ?", (create_op_id,))
+        return taken == 1
 
     def set_remote_state(self, recording_id: str, state: str, error: str | None = None) -> None:
         with self._tx() as db:

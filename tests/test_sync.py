@@ -421,6 +421,48 @@ def test_a_stop_keeps_the_title_and_participants_edited_in_the_browser_meanwhile
                                                                                   ["Ana", "Bo"])
 
 
+def test_two_processes_creating_one_recording_at_once_leave_one_server_recording(server, store, db_path,
+                                                                                  worker_for):
+    """The tray's sync and a CLI `sync` over the same database both see no server id and both
+    create: the second to store its id deletes its copy, and every line goes to the first."""
+    other = Store(db_path)
+    try:
+        rid = new_recording(store)
+        stamps = add_segments(store, rid, 3)
+        finish(store, rid)
+        first, second = worker_for(), worker_for(on=other)
+        create = second.client.create_recording
+
+        def create_while_the_first_does(platform: str):
+            first.sync_pass(flush=True)  # the first creates it and sends everything meanwhile
+            return create(platform)
+
+        second.client.create_recording = create_while_the_first_does  # type: ignore[method-assign]
+        assert second.drain(5) and first.drain(5)
+    finally:
+        other.close()
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["id"] == store.get_recording(rid).server_id
+    assert only_recording(server)["status"] == "ready"
+    assert kinds(server).count("create") == 2 and kinds(server).count("delete") == 1
+
+
+def test_a_recording_deleted_here_while_it_was_created_leaves_no_copy_on_the_server(server, store, worker_for):
+    worker = worker_for()
+    rid = new_recording(store)
+    create = worker.client.create_recording
+
+    def create_and_delete_here_meanwhile(platform: str):
+        store.request_delete(rid)
+        store.remove_recording(rid)  # as the browser does for a recording with no server id
+        return create(platform)
+
+    worker.client.create_recording = create_and_delete_here_meanwhile  # type: ignore[method-assign]
+    worker.sync_pass()
+    assert server.state.recordings == {}
+    assert store.list_recordings() == []
+
+
 def test_finished_recording_is_created_appended_in_batches_then_finalised(server, store, worker_for):
     rid = new_recording(store)
     stamps = add_segments(store, rid, 30)
