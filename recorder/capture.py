@@ -76,7 +76,7 @@ class SourceCapture:
         self.stats.blocks += 1
         self.stats.last_block_at = now
 
-    def start(self) -> None:
+    def start(self, *, attempts: int = OPEN_ATTEMPTS) -> None:
         """Open and start the stream, with a few quick retries for an open refused for a moment.
         (The "Invalid sample rate" refusals once put down to a busy server were a bad rate read
         from freed memory: see ``PULSE_CAPTURE_RATE_HZ``.)"""
@@ -84,7 +84,7 @@ class SourceCapture:
             sd = load_sounddevice()
         except OSError as exc:
             raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
-        for attempt in range(1, OPEN_ATTEMPTS + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 with PORTAUDIO_LOCK:
                     self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
@@ -95,7 +95,7 @@ class SourceCapture:
                 return
             except (sd.PortAudioError, ValueError) as exc:
                 self.stop()
-                if attempt == OPEN_ATTEMPTS:
+                if attempt == attempts:
                     raise CaptureError(f"Cannot open {self.device.label}: {exc}") from exc
                 log.warning("opening %s failed (%s); retrying", self.device.name, exc)
                 time.sleep(OPEN_RETRY_S * attempt)

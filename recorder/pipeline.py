@@ -174,7 +174,9 @@ class CapturePipeline:
                 continue
             replacement = SourceCapture(source, wanted, self._queue, clock=self._clock)
             try:
-                replacement.start()
+                # One attempt, tried again next time: retries here would stop this thread taking
+                # the other source's audio (5 s a round while the lost device stays away).
+                replacement.start(attempts=1)
             except CaptureError as exc:
                 log.info("cannot open %s yet: %s", wanted.name, exc)
                 continue

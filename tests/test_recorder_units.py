@@ -213,6 +213,40 @@ def test_a_wav_past_4_gib_cut_short_is_repaired_and_keeps_its_audio(tmp_path):
     assert repair_wav(path) is False
 
 
+def test_reopening_a_lost_device_tries_once_a_round_and_never_waits(tmp_path, monkeypatch):
+    """The mic is unplugged (its stream died, it cannot be opened): the pipeline thread tries it
+    once each round, without the start's waits between retries, so it keeps taking the system
+    audio (5 s of retries a round let the queue fill and the system audio be dropped)."""
+    import recorder.capture as capture
+    from recorder.pipeline import CapturePipeline
+
+    opened: list[int] = []
+    waits: list[float] = []
+
+    class Stream:
+        def __init__(self, device: int, **_kw: object) -> None:
+            opened.append(device)
+            if device == 0:
+                raise RuntimeError("Device unavailable")
+
+        def start(self) -> None:
+            pass
+
+    monkeypatch.setattr(capture, "load_sounddevice", lambda: NS(InputStream=Stream, PortAudioError=RuntimeError))
+    monkeypatch.setattr(capture.time, "sleep", waits.append)
+    mic = InputDevice("usb", "USB mic", "mic", "portaudio", 16000, portaudio_index=0)
+    system = InputDevice("out", "Speakers", "system", "portaudio", 16000, portaudio_index=1)
+    pipeline = CapturePipeline({"mic": mic, "system": system}, tmp_path / "a.wav", lambda s, a: None,
+                               follow=lambda source: None)
+    pipeline._captures["mic"]._stream = NS(active=False, stop=lambda: None, close=lambda: None)  # died
+    pipeline._follow_devices()
+    assert opened == [0] and waits == []
+    pipeline._followed_at -= 1.0
+    pipeline._follow_devices()
+    assert opened == [0, 0] and waits == []
+    pipeline._writer.close()
+
+
 def test_full_disk_keeps_audio_flowing_to_transcription(tmp_path):
     """The file cannot be written for a while: say so, keep transcribing, keep the clock, and
     say nothing more once the file is written again."""
