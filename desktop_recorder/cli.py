@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import math
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -17,7 +19,7 @@ from typing import TextIO
 
 from api.models import PLATFORMS
 from desktop_recorder import __version__
-from desktop_recorder.context import AppContext, CannotStart, setup_logging
+from desktop_recorder.context import AppContext, CannotStart, setup_logging, unreadable_database
 from transcription.formats import FORMATS
 
 
@@ -106,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except sqlite3.DatabaseError as exc:  # damaged past the pages read at open, or unusable (disk I/O)
+        logging.getLogger(__name__).info("the recordings database failed", exc_info=True)  # the log file
+        if isinstance(exc, sqlite3.OperationalError):
+            print(f"error: cannot use the recordings database {ctx.paths.database}: {exc}", file=sys.stderr)
+        else:
+            print(f"error: {unreadable_database(ctx.paths.database, exc)}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `list | head`: the reader has what it wanted
         _to_devnull(sys.stdout)  # Python's flush at exit would fail again
         return 1

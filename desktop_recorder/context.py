@@ -7,6 +7,7 @@ import logging.handlers
 import sqlite3
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from api.client import PostHogClient, validate_host, validate_project
 from api.errors import InvalidHost
@@ -17,6 +18,11 @@ from transcription.download import Progress, prepare_model
 from transcription.model import WhisperTranscriber
 
 log = logging.getLogger(__name__)
+
+
+def unreadable_database(path: Path, exc: sqlite3.DatabaseError) -> str:
+    return (f"{path} is not a readable recordings database ({exc}). It was left as it is; move it aside to "
+            "start with an empty one.")
 
 
 class CannotStart(Exception):
@@ -49,8 +55,7 @@ class AppContext:
         except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: the database may be fine
             raise CannotStart(f"Cannot open the recordings database {paths.database}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
-            raise CannotStart(f"{paths.database} is not a readable recordings database ({exc}). It was left as it "
-                              "is; move it aside to start with an empty one.") from exc
+            raise CannotStart(unreadable_database(paths.database, exc)) from exc
         return cls(paths, load_settings(paths), store)
 
     def close(self) -> None:

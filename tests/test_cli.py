@@ -192,6 +192,29 @@ def test_a_corrupt_database_or_an_unusable_home_is_a_clear_error_and_nothing_is_
     assert result.returncode == 2 and "Not a directory" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_database_damaged_past_its_first_page_is_a_clear_error_and_nothing_is_touched(app_home):
+    """Opening it reads only the schema; the damage shows at the first query of a command."""
+    from desktop_recorder.store import Store
+
+    (app_home / "data").mkdir(parents=True)
+    db = app_home / "data" / "recordings.sqlite3"
+    store = Store(db)
+    rid = store.create_recording(platform="zoom", title="Weekly", participants=["Ann"], audio_path=None).id
+    for i in range(300):
+        store.add_segment(rid, start_ms=i * 1000, end_ms=i * 1000 + 900, source="mic", speaker="Ann",
+                          text=f"line {i} of a long meeting", confidence=0.9)
+    store.close()
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)  # every page but the schema's
+    db.write_bytes(bytes(data))
+    for command in ("list", "sync"):
+        result = run_cli(command, env=cli_env(app_home, None))
+        assert result.returncode == 2 and "is not a readable recordings database" in result.stderr
+        assert "move it aside" in result.stderr and "Traceback" not in result.stderr
+    assert db.read_bytes() == bytes(data)
+
+
 @pytest.mark.parametrize("duration", ["0", "-5", "nan", "inf", "soon"])
 def test_record_refuses_a_duration_that_is_not_a_positive_number(app_home, duration):
     result = run_cli("record", "--duration", duration, env=cli_env(app_home, None))
