@@ -199,6 +199,24 @@ def test_quit_while_recording_asks_then_finalises(audio_rig, make_app, qtbot, co
     assert [r.status for r in app.ctx.store.list_recordings()] == ["ready"]
 
 
+def test_quitting_while_the_stop_fails_still_quits(make_app, qtbot):
+    """Quit (or logout's SIGTERM) during a recording whose stop then fails (a full disk): the app
+    quits all the same (it used to stay up, and quit at the end of the next recording instead)."""
+
+    class FailingSession:
+        recording = None
+
+        def stop(self, **_kwargs: object) -> None:
+            raise OSError(28, "No space left on device")
+
+    app = make_app(confirm_quit=lambda _parent: True)
+    app.controller.session = FailingSession()  # type: ignore[assignment]
+    app.controller._set_state("recording")
+    app.actions.quit.trigger()
+    qtbot.waitUntil(lambda: app.quits == [True], timeout=10_000)
+    assert app.controller.state == "idle"
+
+
 def test_recording_without_any_audio_device_says_so_and_stays_usable(make_app, qtbot, monkeypatch):
     monkeypatch.setenv("PULSE_SERVER", "unix:/nonexistent/native")
     app = make_app()

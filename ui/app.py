@@ -73,6 +73,7 @@ class DesktopApp:
             if window is not None:
                 window.addActions([a.record, a.quit])
         self.controller.recording_finished.connect(self._after_recording)
+        self.controller.stop_failed.connect(self._after_recording)  # quitting: quit anyway (logout waits)
         self.controller.recording_finished.connect(self._refresh_browser)
         self.controller.sync_changed.connect(self._refresh_browser)
         self.controller.final_line.connect(self._refresh_browser)  # a running recording shown there
@@ -152,7 +153,7 @@ class DesktopApp:
         else:
             self._quit_now()
 
-    def _after_recording(self, _recording: object) -> None:
+    def _after_recording(self, _recording: object = None) -> None:
         if self._quitting:
             self._quit_now()
 

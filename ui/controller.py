@@ -58,6 +58,7 @@ class RecorderController(QObject):
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
     refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
     recording_finished = Signal(object)  # LocalRecording
+    stop_failed = Signal()  # the stop could not finish the recording (the next start recovers it)
     recording_starting = Signal()  # a new recording: what was shown of the last one goes
     settings_applied = Signal(object)  # Settings, as saved by the user
     _sync_status = Signal()  # emitted from the sync thread, handled on the GUI thread
@@ -305,6 +306,7 @@ class RecorderController(QObject):
         self.session = None
         self.notice.emit("error", f"Finishing the recording failed: {exc}. It will be recovered on the next start.")
         self._set_state("idle")
+        self.stop_failed.emit()
         self._reload_if_asked()
 
     def refine_recording(self, recording_id: str) -> str | None:
