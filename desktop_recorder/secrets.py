@@ -16,6 +16,10 @@ SERVICE = "desktop-recorder"
 ENV_KEY = "POSTHOG_PERSONAL_API_KEY"
 
 
+# Keys the user chose to use without a keyring until the app quits, per host (never written).
+_session_keys: dict[str, str] = {}
+
+
 class SecretStoreUnavailable(Exception):
     """No usable OS keyring; the message says what to do instead."""
 
@@ -24,6 +28,8 @@ def get_api_key(host: str) -> str | None:
     env = os.environ.get(ENV_KEY)
     if env:
         return env.strip()
+    if host in _session_keys:
+        return _session_keys[host]
     try:
         value: str | None = keyring.get_password(SERVICE, host)
     except KeyringError as exc:
@@ -39,6 +45,12 @@ def set_api_key(host: str, key: str) -> None:
         raise SecretStoreUnavailable(
             f"No OS keyring is available ({exc}). Set {ENV_KEY} in the environment instead."
         ) from exc
+
+
+def keep_api_key_for_session(host: str, key: str) -> None:
+    """No keyring: ``key`` is used for ``host`` only (never sent to another server chosen later),
+    in this process only, and written nowhere."""
+    _session_keys[host] = key.strip()
 
 
 def keyring_check() -> tuple[bool, str]:
@@ -57,4 +69,6 @@ def keyring_check() -> tuple[bool, str]:
         return True, name
     if os.environ.get(ENV_KEY):
         return True, f"no OS keyring ({name}); the key comes from {ENV_KEY}"
+    if _session_keys:
+        return True, f"no OS keyring ({name}); the key is kept until the app quits"
     return False, f"no OS keyring ({name}): keys cannot be stored; set {ENV_KEY} instead"

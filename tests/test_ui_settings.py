@@ -14,6 +14,7 @@ from keyring.errors import KeyringError
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox
 
+from desktop_recorder import secrets
 from desktop_recorder.config import Settings, load_settings
 from desktop_recorder.context import AppContext
 from desktop_recorder.secrets import ENV_KEY, SERVICE, get_api_key
@@ -215,7 +216,7 @@ def test_sync_can_be_switched_off(qtbot, ctx, dialog, saved, memory_keyring):
 
 def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, server, ctx, dialog, saved,
                                                                    broken_keyring, request):
-    request.addfinalizer(lambda: os.environ.pop(ENV_KEY, None))
+    request.addfinalizer(secrets._session_keys.clear)
     dialog.show()
     point_at(dialog, server.url, WRITE_KEY)
 
@@ -227,7 +228,8 @@ def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, serv
 
     dialog.session_button.click()
 
-    assert os.environ[ENV_KEY] == WRITE_KEY and get_api_key(server.url) == WRITE_KEY
+    assert get_api_key(server.url) == WRITE_KEY and ENV_KEY not in os.environ
+    assert get_api_key("https://eu.posthog.com") is None  # never sent to another server chosen later
     assert [s.host for s in saved] == [server.url] and WRITE_KEY not in ctx.paths.settings_file.read_text()
     assert dialog.result() == QDialog.DialogCode.Accepted
 

@@ -1,14 +1,13 @@
 """Settings: PostHog (server, project, key, test connection) and recording (devices, name, model).
 
 The key goes to the OS keyring (``set_api_key``), never to settings.json. Without a keyring the
-dialog says so and offers to use the key for this session only (``POSTHOG_PERSONAL_API_KEY`` in
-this process's environment).
+dialog says so and offers to use the key for this session only (in this process's memory, for
+that server only: ``keep_api_key_for_session``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -29,7 +28,7 @@ from api.errors import InvalidHost
 from desktop_recorder import autostart
 from desktop_recorder.config import Settings, save_settings
 from desktop_recorder.context import AppContext
-from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, set_api_key
+from desktop_recorder.secrets import SecretStoreUnavailable, keep_api_key_for_session, set_api_key
 from ui.settings_audio import AudioSection
 from ui.settings_posthog import BAD_STYLE, PostHogSection
 
@@ -135,7 +134,8 @@ class SettingsDialog(QDialog):
     def use_key_for_session(self) -> None:
         """The keyring is unavailable: keep the key in this process's environment only."""
         settings = self._unsaved or self.edited_settings()
-        os.environ[ENV_KEY] = self.posthog.typed_key()
+        assert settings.host is not None  # a key is refused without one (``save``)
+        keep_api_key_for_session(settings.host, self.posthog.typed_key())
         log.info("API key kept for this session only (no OS keyring)")
         self.keyring_warning.hide()
         self._commit(settings)
