@@ -190,6 +190,20 @@ def two_stream_session(store: Store, data_dir: Path, *, mic_ms: float, system_ms
     return session
 
 
+def running(session) -> None:
+    """The session as after its start: a 6 s pipeline (that stops at once) and its transcription loop."""
+
+    class Pipeline:
+        duration_s, write_error, silenced_s = 6.0, None, 0.0
+
+        def stop(self) -> None:
+            pass
+
+    session._pipeline = Pipeline()
+    session._worker = threading.Thread(target=session._transcribe_loop)
+    session._worker.start()
+
+
 def test_a_session_settles_its_lines_only_after_the_mic_line_held_for_the_echo_check(server, store, worker_for,
                                                                                       tmp_path):
     """The session's side: the settled time it stores stops at a mic line still held for the echo
@@ -365,23 +379,13 @@ def test_a_stop_that_cannot_finish_the_recording_still_lets_its_lines_sync(serve
                                                                          monkeypatch):
     """A full disk refuses the final update: the recording stays live until a recovery finishes
     it, but every line it stored may go meanwhile."""
-    import threading as th
-
     from transcription.types import FinalSegment
 
     session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
     session._handle([FinalSegment("system", 2_500.0, 6_000.0, "Sure, go ahead.", 0.9)])
     session._mark_settled()
+    running(session)
 
-    class Pipeline:
-        duration_s, write_error, silenced_s = 6.0, None, 0.0
-
-        def stop(self) -> None:
-            pass
-
-    session._pipeline = Pipeline()  # type: ignore[assignment]
-    session._worker = th.Thread(target=session._transcribe_loop)
-    session._worker.start()
     def full(*_args: object, **_kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
@@ -398,20 +402,9 @@ def test_a_stop_keeps_the_title_and_participants_edited_in_the_browser_meanwhile
                                                                                tmp_path):
     """The recordings browser edits the stored recording, not the session: the stop (given no
     title or participants of its own) finishes it with them, and the final PATCH carries them."""
-    import threading as th
-
     session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
     rid = session.recording.id
-
-    class Pipeline:
-        duration_s, write_error, silenced_s = 6.0, None, 0.0
-
-        def stop(self) -> None:
-            pass
-
-    session._pipeline = Pipeline()  # type: ignore[assignment]
-    session._worker = th.Thread(target=session._transcribe_loop)
-    session._worker.start()
+    running(session)
     store.edit_recording(rid, {"meeting_title": "Q3 planning", "participants": ["Ana", "Bo"]})
     stopped = session.stop()
     assert (stopped.title, stopped.participants) == ("Q3 planning", ["Ana", "Bo"])
