@@ -130,14 +130,22 @@ def _no_display() -> bool:
 
 
 class StopSignal:
-    """Ctrl-C / SIGTERM / SIGHUP (or the duration) set one event; the main thread waits on it. A
+    """Ctrl-C / SIGTERM / SIGHUP (or the duration) set ``event``; the main thread waits for it. A
     second signal sets ``again``: stop waiting for the server (what it has not acknowledged stays
-    queued locally)."""
+    queued locally).
+
+    The handler only counts: it runs on the main thread between two of its bytecodes, even inside
+    another run of itself, and ``Event.set`` takes the event's lock, which is not reentrant: had
+    that thread been holding it (inside ``Event.wait``, ``set`` or ``clear``), the handler would
+    wait for it forever (once in CI a Ctrl-C was never answered: the recorder hung until killed).
+    The main thread turns the counts into the events (``poll``) in its own time."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.again = threading.Event()
         self.reason = ""
+        self._signals = 0  # written by the handler only
+        self._again_after = 1  # signals past this many mean "stop waiting"
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handler)
@@ -149,21 +157,36 @@ class StopSignal:
         hangup = signum == getattr(signal, "SIGHUP", None)
         if hangup:
             _detach_from_terminal()
-        if self.event.is_set():
+        if self._signals:
             if not hangup:  # the terminal closing sends more than one; only a person asks twice
-                self.again.set()
+                self._signals += 1
             return
         self.reason = signal.Signals(signum).name
-        self.event.set()
+        self._signals = 1
+
+    def poll(self) -> None:
+        """The signals counted so far, as the events (on the main thread, never in the handler)."""
+        if self._signals:
+            self.event.set()
+        if self._signals > self._again_after:
+            self.again.set()
 
     def wait(self, duration_s: float | None) -> None:
         deadline = None if duration_s is None else time.monotonic() + duration_s
-        while not self.event.is_set():
+        while True:
+            self.poll()
+            if self.event.is_set():
+                return
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self.reason = "duration reached"
                 return
-            self.event.wait(0.2 if remaining is None else min(0.2, remaining))
+            time.sleep(0.1 if remaining is None else min(0.1, remaining))
+
+    def listen_again(self) -> None:
+        """From now on a signal means "stop waiting"; one that came before does not."""
+        self._again_after = max(self._signals, 1)
+        self.again = threading.Event()
 
 
 def _detach_from_terminal() -> None:

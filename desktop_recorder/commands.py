@@ -139,7 +139,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     if worker is None:
         return 0
     worker.stop(timeout=0)  # a request it has in flight is waited for by the drain, which Ctrl-C ends
-    stop.again.clear()  # a Ctrl-C pressed while the tail was transcribed did not answer this offer
+    stop.listen_again()  # a Ctrl-C pressed while the tail was transcribed did not answer this offer
     say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog (Ctrl-C again to stop waiting)…")
     return _final_sync(ctx, worker, recording.id, stop)
 
@@ -147,7 +147,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
 def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: StopSignal) -> int:
     database_error = None
     try:
-        if _drain_until_given_up(worker, stop.again):
+        if _drain_until_given_up(worker, stop):
             rec = ctx.store.get_recording(recording_id)
             say(f"Synced to PostHog as {rec.server_id}.")
             return 0
@@ -161,11 +161,12 @@ def _final_sync(ctx: AppContext, worker: SyncWorker, recording_id: str, stop: St
     return 0
 
 
-def _drain_until_given_up(worker: SyncWorker, give_up: threading.Event) -> bool:
-    """``worker.drain`` that ``give_up`` ends at once, even in the middle of a request (which can
-    take the whole read timeout): the request is left to the exiting process. Nothing is lost by
-    that: what the server took without our knowing is sent again and deduplicated, and a create is
-    adopted as an orphan by the next sync."""
+def _drain_until_given_up(worker: SyncWorker, stop: StopSignal) -> bool:
+    """``worker.drain`` that another signal (``stop.again``) ends at once, even in the middle of a
+    request (which can take the whole read timeout): the request is left to the exiting process.
+    Nothing is lost by that: what the server took without our knowing is sent again and
+    deduplicated, and a create is adopted as an orphan by the next sync."""
+    give_up = stop.again
     outcome: list[bool | Exception] = []
 
     def run() -> None:
@@ -178,6 +179,7 @@ def _drain_until_given_up(worker: SyncWorker, give_up: threading.Event) -> bool:
     thread.start()
     while thread.is_alive() and not give_up.is_set():
         thread.join(0.1)
+        stop.poll()
     thread.join(0.5)  # a wait between retries ends at once when given up
     if outcome and isinstance(outcome[0], Exception) and not give_up.is_set():
         raise outcome[0]

@@ -251,3 +251,48 @@ def test_devices_without_a_sound_server(app_home):
     env["PULSE_SERVER"] = "unix:/nonexistent/native"
     result = run_cli("devices", env=env)
     assert result.returncode == 1 and "No input devices" in result.stdout and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("when", ["while it waits", "while it sets the event"])
+def test_a_signal_at_any_point_of_the_main_threads_wait_is_answered(when):
+    """The signal handler runs between two of the main thread's bytecodes. It is run here at the
+    first line the thread executes while it holds the lock of the event a signal means (as in
+    ``Event.wait`` or ``set``), else a few turns into the wait's loop: it must never wait for a
+    lock its own thread holds (once in CI a Ctrl-C was never answered)."""
+    import signal
+    import threading
+
+    from desktop_recorder.cli import StopSignal
+
+    stop = StopSignal()
+    done = threading.Event()
+
+    def main_thread() -> None:
+        lines = [0]
+
+        def trace(frame, event, _arg):
+            target = stop.again if stop.event.is_set() else stop.event
+            if event == "line" and not lines[0] < 0:
+                lines[0] += frame.f_code is StopSignal.wait.__code__
+                if target._cond._is_owned() or lines[0] >= 10:  # the handler runs at this bytecode
+                    lines[0] = -1
+                    stop._handler(signal.SIGINT, None)
+            return trace
+
+        if when == "while it sets the event":
+            stop._handler(signal.SIGINT, None)  # the first signal, and the wait it ends
+            stop.wait(None)
+            stop.listen_again()
+            stop._handler(signal.SIGINT, None)  # "stop waiting"; one more comes as it is turned into the event
+        sys.settrace(trace)
+        try:
+            stop.wait(None) if when == "while it waits" else stop.poll()
+        finally:
+            sys.settrace(None)
+        done.set()
+
+    thread = threading.Thread(target=main_thread, daemon=True)
+    thread.start()
+    assert done.wait(5), "the handler waited for a lock its own thread holds"
+    assert stop.event.is_set() and stop.again.is_set() == (when == "while it sets the event")
+    assert stop._signals == (1 if when == "while it waits" else 3)  # the one run inside was counted
