@@ -324,6 +324,38 @@ def test_typing_and_the_readers_place_survive_refreshes_of_the_same_recording(qt
     assert detail.participants_edit.text() == "Me, Ana, Bo, Cy"
 
 
+def test_new_lines_of_a_running_recording_are_added_without_redrawing_the_rest(qtbot, server, ctx, factory,
+                                                                              make_browser):
+    """The app refreshes the browser once per stored line: a selection the user is making in
+    the transcript (to copy it) survives, and the text is what a fresh showing would draw."""
+    rec = ctx.store.create_recording(platform="meet", title="Live", participants=["Me"], audio_path=None)
+
+    def line(i: int) -> None:
+        ctx.store.add_segment(rec.id, start_ms=2000 * i, end_ms=2000 * i + 1500, source="mic" if i % 2 else "system",
+                              speaker="Me" if i % 2 else "Others", text=f"Point number {i}", confidence=0.9)
+
+    for i in range(3):
+        line(i)
+    other = add_local(ctx, "Earlier call")
+    browser = make_browser(factory)
+    loaded(qtbot, browser)
+    browser.select(rec.id)
+    view = browser.detail.transcript_view
+    cursor = view.document().find("number 1")
+    view.setTextCursor(cursor)
+
+    for i in range(3, 5):
+        line(i)
+        browser.reload_local()
+
+    assert view.textCursor().selectedText() == "number 1"
+    appended = view.toPlainText()
+    assert "[00:08]  Others  Point number 4" in appended
+    browser.select(other)
+    browser.select(rec.id)  # drawn whole
+    assert view.toPlainText() == appended
+
+
 def test_notes_summary_and_tasks_stay_readable_offline(qtbot, server, ctx, factory, make_browser):
     """What was seen or written here is kept locally, so it shows when PostHog cannot be reached."""
     local_id = add_local(ctx, "Standup")

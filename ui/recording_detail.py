@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -42,6 +43,7 @@ from ui.browser_rows import (
 log = logging.getLogger(__name__)
 
 SPEAKER_COLOURS = ("#1d4ed8", "#b45309", "#047857", "#7c3aed", "#be123c")
+LINE_STYLE = "margin-top:2px; margin-bottom:2px"
 
 
 class RecordingDetail(QWidget):
@@ -56,7 +58,9 @@ class RecordingDetail(QWidget):
         super().__init__(parent)
         self._fields: dict[str, Any] = {}
         self._key: str | None = None  # the recording shown
-        self._html = ""
+        self._head = ""  # the transcript tab's sections above the lines
+        self._lines: tuple[TranscriptLine, ...] = ()  # the lines it shows
+        self._colours: dict[str, str] = {}  # speaker → colour, in order of first appearance
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 0, 0, 0)
         layout.addWidget(self._build_header())
@@ -178,22 +182,33 @@ class RecordingDetail(QWidget):
         if row is None:
             self.title_label.setText("No recording selected")
             self.meta_label.setText("Pick a recording on the left to see its transcript.")
-            self._show_html("", same=False)
+            self._show_transcript("", (), same=False)
         else:
             self.title_label.setText(row.title or "Untitled recording")
             self.meta_label.setText(self._meta(row))
-            self._show_html(transcript_html(lines, fields), same=same)
+            self._show_transcript(head_html(fields), tuple(lines), same=same)
         self._fill_form(keep_edits_from=filled if same else None)
 
-    def _show_html(self, text: str, *, same: bool) -> None:
-        """The transcript; refreshing the same recording keeps the reader's place (and follows
-        new lines if they were at the end), and leaves an unchanged one alone."""
-        if same and text == self._html:
-            return
+    def _show_transcript(self, head: str, lines: tuple[TranscriptLine, ...], *, same: bool) -> None:
+        """The transcript tab. Refreshing the same recording leaves an unchanged one alone, adds
+        new lines at the end without touching the rest (a running recording refreshes once per
+        line: a selection being made survives and the cost does not grow with the length), and
+        keeps the reader's place, following new lines if they were at the end."""
         bar = self.transcript_view.verticalScrollBar()
         at, at_end = bar.value(), bar.value() >= bar.maximum()
-        self._html = text
-        self.transcript_view.setHtml(text)
+        if same and head == self._head and self._lines and lines[:len(self._lines)] == self._lines:
+            if len(lines) == len(self._lines):
+                return
+            cursor = QTextCursor(self.transcript_view.document())
+            cursor.movePosition(QTextCursor.MoveOperation.End)
+            for line in lines[len(self._lines):]:
+                cursor.insertBlock()
+                cursor.insertHtml(_line_html(line, self._colours))
+        else:
+            self._colours = {}
+            body = "".join(f"<p style='{LINE_STYLE}'>{_line_html(line, self._colours)}</p>" for line in lines)
+            self.transcript_view.setHtml(head + (body or "<p><i>No transcript yet.</i></p>"))
+        self._head, self._lines = head, lines
         if same:
             bar.setValue(bar.maximum() if at_end else at)
 
@@ -288,7 +303,8 @@ def _form_texts(f: dict[str, Any]) -> dict[str, str]:
             "extracted_tasks": tasks_to_text(f.get("extracted_tasks") or [])}
 
 
-def transcript_html(lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> str:
+def head_html(fields: dict[str, Any]) -> str:
+    """The sections above the transcript's lines: summary, tasks and notes, then its heading."""
     parts: list[str] = []
     if fields.get("summary"):
         parts.append(_section("Summary", f"<p>{_text(fields['summary'])}</p>"))
@@ -297,7 +313,7 @@ def transcript_html(lines: Sequence[TranscriptLine], fields: dict[str, Any]) -> 
         parts.append(_section("Tasks", f"<ul>{items}</ul>"))
     if fields.get("notes"):
         parts.append(_section("Notes", f"<p>{_text(fields['notes'])}</p>"))
-    parts.append(_section("Transcript", _lines_html(lines)))
+    parts.append(_section("Transcript", ""))
     return "".join(parts)
 
 
@@ -320,17 +336,10 @@ def _task(task: Any) -> str:
     return text
 
 
-def _lines_html(lines: Sequence[TranscriptLine]) -> str:
-    if not lines:
-        return "<p><i>No transcript yet.</i></p>"
-    speakers: dict[str, str] = {}
-    rows = []
-    for line in lines:
-        who = line.speaker or ""
-        colour = speakers.setdefault(who, SPEAKER_COLOURS[len(speakers) % len(SPEAKER_COLOURS)])
-        rows.append(
-            f"<tr><td style='color:gray; padding-right:8px'>[{clock(line.start_ms)}]</td>"
-            f"<td style='color:{colour}; font-weight:600; padding-right:8px'>{html.escape(who)}</td>"
-            f"<td>{html.escape(line.text)}</td></tr>"
-        )
-    return f"<table cellspacing='2'>{''.join(rows)}</table>"
+def _line_html(line: TranscriptLine, colours: dict[str, str]) -> str:
+    """One line: one paragraph each (a table's layout is redone whole on every added row)."""
+    who = line.speaker or ""
+    colour = colours.setdefault(who, SPEAKER_COLOURS[len(colours) % len(SPEAKER_COLOURS)])
+    return (f"<span style='color:gray'>[{clock(line.start_ms)}]</span>&nbsp;&nbsp;"
+            f"<span style='color:{colour}; font-weight:600'>{html.escape(who)}</span>&nbsp;&nbsp;"
+            f"{html.escape(line.text)}")
