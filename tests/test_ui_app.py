@@ -18,7 +18,7 @@ from tests.conftest import JFK_TEXT, WRITE_KEY, wer
 from tests.recording import play
 from ui.app import DesktopApp
 from ui.controller import load_transcriber
-from ui.tray import tray_state
+from ui.tray import TrayIcon, tray_state
 
 
 def segment(i: int, speaker: str = "Others", source: str = "system", text: str = "hello there") -> StoredSegment:
@@ -119,6 +119,21 @@ def test_auto_scroll_pauses_when_scrolled_up_and_jump_to_live_resumes(make_app, 
 ])
 def test_tray_icon_state(app_state, sync, icon):
     assert tray_state(app_state, sync) == icon
+
+
+def test_tray_icon_is_handed_to_the_tray_only_when_its_state_changes(make_app):
+    """The clock ticks ten times a second while recording; the icon must not be re-sent each time."""
+    app = make_app()
+    tray = TrayIcon(app.actions, lambda: None)
+    idle = tray.icon().cacheKey()
+    for second in (1.0, 1.1, 2.0):
+        app.controller.elapsed.emit(second)
+    assert tray.icon().cacheKey() == idle
+    app.controller.sync_changed.emit("offline", "PostHog is unreachable")
+    offline = tray.icon().cacheKey()
+    assert offline != idle and "PostHog is unreachable" in tray.toolTip()
+    app.controller.elapsed.emit(3.0)
+    assert tray.icon().cacheKey() == offline
 
 
 @pytest.mark.slow

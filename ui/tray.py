@@ -67,6 +67,7 @@ class StatusText(QObject):
 class TrayIcon(QSystemTrayIcon):
     def __init__(self, actions: AppActions, on_toggle_live: object, parent: QObject | None = None) -> None:
         super().__init__(tray_icon("idle"), parent)
+        self._shown_state = "idle"
         self.actions = actions
         self.status = StatusText(actions.controller, self)
         menu = QMenu()
@@ -84,8 +85,14 @@ class TrayIcon(QSystemTrayIcon):
         self.refresh()
 
     def refresh(self, *_: object) -> None:
-        self.setIcon(tray_icon(self.status.icon_state))
-        self.setToolTip(self.status.text())
+        """Called ten times a second while recording (the clock): the icon and the tooltip are
+        handed to the tray (over D-Bus on most Linux desktops) only when they change."""
+        state, text = self.status.icon_state, self.status.text()
+        if state != self._shown_state:
+            self._shown_state = state
+            self.setIcon(tray_icon(state))
+        if text != self.toolTip():
+            self.setToolTip(text)
 
     def notify(self, level: str, message: str) -> None:
         icon = {"error": QSystemTrayIcon.MessageIcon.Critical,
