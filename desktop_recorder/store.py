@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +427,18 @@ class Store:
                 "SELECT * FROM segments WHERE recording_id = ? ORDER BY timestamp_ms", (recording_id,)
             ).fetchall()
         return [_segment(r) for r in rows]
+
+    def transcripts_containing(self, text: str) -> set[str]:
+        """Ids of the recordings whose transcript (its lines in time order, joined by spaces, as
+        the server's ``transcript_text``) contains ``text``, case-insensitively. Plain rows, no
+        segment objects: the browser asks on every refresh, once per stored line while recording."""
+        needle = text.lower()
+        with self._lock:
+            cur = self._db.cursor()
+            cur.row_factory = None
+            rows = cur.execute("SELECT recording_id, text FROM segments ORDER BY recording_id, timestamp_ms").fetchall()
+        return {rid for rid, lines in groupby(rows, key=itemgetter(0))
+                if needle in " ".join(line for _, line in lines).lower()}
 
     def add_echo_segment(self, recording_id: str, *, start_ms: float, end_ms: float, text: str, speaker: str | None,
                          confidence: float | None, audio_share: float | None, text_share: float) -> None:

@@ -298,3 +298,21 @@ def test_a_failed_start_releases_the_lock_even_when_the_database_is_full_too(tmp
         session.start()
     assert session._lock is not None and not session._lock.is_locked
     store.close()
+
+
+def test_search_matches_the_transcript_as_the_server_would(tmp_path):
+    """Case-insensitively (beyond ASCII), across the space between two lines in time order, and
+    only in that recording's lines."""
+    store = new_store(tmp_path)
+    first = store.create_recording(platform="meet", title=None, participants=[], audio_path=None)
+    other = store.create_recording(platform="meet", title=None, participants=[], audio_path=None)
+    for start, text in ((4000, "Über das Budget"), (0, "Zuerst"), (2000, "reden wir")):  # stored out of order
+        store.add_segment(first.id, start_ms=start, end_ms=start + 1500, source="mic", speaker="Me", text=text,
+                          confidence=0.9)
+    store.add_segment(other.id, start_ms=0, end_ms=1500, source="mic", speaker="Me", text="Zuerst", confidence=0.9)
+
+    assert store.transcripts_containing("wir über") == {first.id}
+    assert store.transcripts_containing("ZUERST") == {first.id, other.id}
+    assert store.transcripts_containing("budget zuerst") == set()
+    assert store.transcripts_containing("meet") == set()
+    store.close()

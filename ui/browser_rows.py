@@ -35,12 +35,13 @@ class Filters:
     def as_query(self) -> dict[str, str | None]:
         return {"search": self.search or None, "status": self.status or None, "platform": self.platform or None}
 
-    def matches(self, rec: LocalRecording, transcript_text: str) -> bool:
+    def matches(self, rec: LocalRecording, found: set[str] | None) -> bool:
+        """``found``: the recordings whose transcript contains the search (None: no search)."""
         if self.status and rec.status != self.status:
             return False
         if self.platform and rec.platform != self.platform:
             return False
-        return not self.search or self.search.lower() in transcript_text.lower()
+        return found is None or rec.id in found
 
 
 @dataclass(frozen=True)

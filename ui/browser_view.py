@@ -207,18 +207,14 @@ class RecordingsView(QWidget):
 
     def _render(self) -> None:
         local = self.ctx.store.list_recordings()
-        matches = [r.id for r in local if self._filters.matches(r, self._local_text(r.id))]
+        found = self.ctx.store.transcripts_containing(self._filters.search) if self._filters.search else None
+        matches = [r.id for r in local if self._filters.matches(r, found)]
         merged = merge_rows(local, self._remote, self.ctx.store.pending_counts(), matches)
         merged = [self._with_detail(r) for r in merged]
         self._rows = {r.key: r for r in merged}
         more = self._pager is not None and self._pager.has_more
         self.recording_list.set_rows(merged, loaded_remote=len(self._remote), more=more, loading=self._loading)
         self._show_selected()
-
-    def _local_text(self, recording_id: str) -> str:
-        if not self._filters.search:
-            return ""
-        return " ".join(s.text for s in self.ctx.store.segments(recording_id))
 
     def _with_detail(self, row: BrowserRow) -> BrowserRow:
         if row.remote is None and row.local is not None and row.local.server_id in self._details:
