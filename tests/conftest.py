@@ -129,3 +129,23 @@ def cli_env(home: Path, server: PostHogTestServer | None, key: str = WRITE_KEY) 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "desktop_recorder", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def damaged_database(home: Path) -> bytes:
+    """The app's database holding a 300-line recording, then every page but the schema's
+    overwritten: it opens, and the damage shows at the first query. Returns its bytes."""
+    from desktop_recorder.store import Store
+
+    (home / "data").mkdir(parents=True, exist_ok=True)
+    db = home / "data" / "recordings.sqlite3"
+    store = Store(db)
+    rid = store.create_recording(platform="zoom", title="Weekly", participants=["Ann"], audio_path=None).id
+    for i in range(300):
+        store.add_segment(rid, start_ms=i * 1000, end_ms=i * 1000 + 900, source="mic", speaker="Ann",
+                          text=f"line {i} of a long meeting", confidence=0.9)
+    store.close()
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xa5" * (len(data) - page)
+    db.write_bytes(bytes(data))
+    return bytes(data)

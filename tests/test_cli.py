@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import DATA, JFK_TEXT, READ_KEY, cli_env, run_cli, wer
+from tests.conftest import DATA, JFK_TEXT, READ_KEY, cli_env, damaged_database, run_cli, wer
 
 
 @pytest.mark.slow
@@ -194,21 +194,9 @@ def test_a_corrupt_database_or_an_unusable_home_is_a_clear_error_and_nothing_is_
 
 def test_a_database_damaged_past_its_first_page_is_a_clear_error_and_nothing_is_touched(app_home):
     """Opening it reads only the schema; the damage shows at the first query of a command."""
-    from desktop_recorder.store import Store
-
-    (app_home / "data").mkdir(parents=True)
+    data = damaged_database(app_home)
     db = app_home / "data" / "recordings.sqlite3"
-    store = Store(db)
-    rid = store.create_recording(platform="zoom", title="Weekly", participants=["Ann"], audio_path=None).id
-    for i in range(300):
-        store.add_segment(rid, start_ms=i * 1000, end_ms=i * 1000 + 900, source="mic", speaker="Ann",
-                          text=f"line {i} of a long meeting", confidence=0.9)
-    store.close()
-    data = bytearray(db.read_bytes())
-    page = int.from_bytes(data[16:18], "big")
-    data[page:] = b"\xa5" * (len(data) - page)  # every page but the schema's
-    db.write_bytes(bytes(data))
-    for command in ("list", "sync"):
+    for command in ("list", "sync", "record"):
         result = run_cli(command, env=cli_env(app_home, None))
         assert result.returncode == 2 and "is not a readable recordings database" in result.stderr
         assert "move it aside" in result.stderr and "Traceback" not in result.stderr

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from api.client import PostHogClient
 from desktop_recorder.store import StoredSegment
-from tests.conftest import JFK_TEXT, WRITE_KEY, wer
+from tests.conftest import JFK_TEXT, WRITE_KEY, damaged_database, wer
 from tests.recording import play
-from ui.app import DesktopApp
+from ui.app import DesktopApp, run_app
 from ui.controller import load_transcriber
 from ui.tray import TrayIcon, tray_state
 
@@ -119,6 +119,19 @@ def test_auto_scroll_pauses_when_scrolled_up_and_jump_to_live_resumes(make_app, 
 ])
 def test_tray_icon_state(app_state, sync, icon):
     assert tray_state(app_state, sync) == icon
+
+
+def test_the_tray_app_refuses_a_database_damaged_past_its_first_page_and_leaves_it_alone(qapp, app_home,
+                                                                                         monkeypatch):
+    """Opening reads only the schema: without a check the app would start, fail at odd moments
+    and write into the damage. It says what is wrong and what to do, before any window shows."""
+    data = damaged_database(app_home)
+    shown: list[str] = []
+    monkeypatch.setattr("ui.app.QMessageBox.critical", lambda _parent, _title, text: shown.append(text))
+
+    assert run_app([]) == 2
+    assert len(shown) == 1 and "is not a readable recordings database" in shown[0] and "move it aside" in shown[0]
+    assert (app_home / "data" / "recordings.sqlite3").read_bytes() == data
 
 
 def test_tray_icon_is_handed_to_the_tray_only_when_its_state_changes(make_app):

@@ -171,7 +171,7 @@ def run_app(argv: list[str] | None = None) -> int:
     qapp.setQuitOnLastWindowClosed(False)  # the tray keeps the app alive
     qapp.setWindowIcon(app_icon())
     try:
-        ctx = AppContext.open()
+        ctx = AppContext.open(check=True)
     except CannotStart as exc:
         QMessageBox.critical(None, "Desktop Recorder", str(exc))
         return 2
