@@ -14,10 +14,12 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from filelock import Timeout
 
 from api.client import PostHogClient
 from api.errors import (
@@ -75,6 +77,7 @@ class SyncWorker:
         self._on_change = on_change
         self._failures: dict[str, int] = {}
         self._pinned = False
+        self._unlocked = False  # said once: no sending lock could be made
         self._first_unsynced_seen: dict[str, float] = {}
         # Pauses told per recording (``at_pause``; only the recorder's thread counts them up), those
         # a pass has sent all lines after, and when each recording's lines were last appended.
@@ -185,19 +188,44 @@ class SyncWorker:
                 continue
             if self._clock() < self.status.backoff_until.get(rid, 0.0):
                 continue
-            try:
-                self._sync_recording(rec, flush=flush)
-            except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
-                self._set_blocked(str(exc))
-                return
-            except ApiError as exc:
-                self._back_off(rec.id, exc)
-            else:
-                self._failures.pop(rid, None)
-                if not self._failures:  # nothing is failing now: an old error would mislead
-                    self.status.last_error = None
-                if self.status.blocked:
-                    self._set_blocked(None)
+            with self._sending(rid) as ours:
+                if not ours:
+                    continue  # another process is sending it now; it is still pending for the next pass
+                try:
+                    self._sync_recording(rec, flush=flush)
+                except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
+                    self._set_blocked(str(exc))
+                    return
+                except ApiError as exc:
+                    self._back_off(rec.id, exc)
+                    continue
+            self._failures.pop(rid, None)
+            if not self._failures:  # nothing is failing now: an old error would mislead
+                self.status.last_error = None
+            if self.status.blocked:
+                self._set_blocked(None)
+
+    @contextlib.contextmanager
+    def _sending(self, rid: str) -> Iterator[bool]:
+        """This recording's sending lock, if no other process holds it (yields whether it is
+        ours). The server's append is read-modify-write without a lock (contract, rule 5): two
+        processes appending at once could write a shorter list over a longer one."""
+        try:
+            lock = self.store.sending_lock(rid)
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        except OSError as exc:  # no lock file can be made here: send anyway, as alone
+            if not self._unlocked:
+                log.warning("sending without a lock: another process may send the same recording (%s)", exc)
+            self._unlocked = True
+            yield True
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def _sync_recording(self, rec: LocalRecording, *, flush: bool) -> None:
         ops = self.store.pending_ops(rec.id)

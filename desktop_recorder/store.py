@@ -24,6 +24,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 SCHEMA = """
 -- details: notes, summary, extracted_tasks as last known here. settled_ms: while live, every line
 -- starting before this audio time is stored (Store.set_settled). Comments between columns would
@@ -218,6 +220,13 @@ class Store:
         for name, kind in (("speaker", "TEXT"), ("confidence", "REAL")):
             if name not in echo_columns:
                 self._db.execute(f"ALTER TABLE echo_segments ADD COLUMN {name} {kind}")
+
+    def sending_lock(self, recording_id: str) -> FileLock:
+        """Held by the process sending this recording to the server now (the tray's sync, a CLI
+        ``record`` or ``sync``): the server's append has no lock of its own."""
+        folder = self.path.parent / "locks"
+        folder.mkdir(exist_ok=True)
+        return FileLock(str(folder / f"{recording_id}.sending.lock"))
 
     def check(self) -> str | None:
         """None if every page reads back consistently (SQLite's quick_check: 0.7 s for 300,000

@@ -68,6 +68,9 @@ class Faults:
     fail_rate: float = 0.0  # share of requests answered with ``fail_status`` (seeded, repeatable)
     throttle_every: int = 0  # every Nth request answers 429 with Retry-After
     drop_until: float = 0.0  # time.monotonic() before which every connection is dropped
+    # The next append reads the recording, then waits this long unlocked before writing it back:
+    # the server's read-modify-write has no lock (contract, append_segments rule 5).
+    stall_append_s: float = 0.0
     hold: Callable[[str, str, Any], bool] | None = None  # (method, path, body) -> process, then stall
     held: threading.Event = field(default_factory=threading.Event)  # set while an answer is stalled
     release: threading.Event = field(default_factory=threading.Event)
@@ -176,6 +179,13 @@ class PostHogState:
             raise invalid("min_length", "Ensure this field has at least 1 elements.", "segments")
         batch = [_validate_segment(s, i) for i, s in enumerate(segments)]
         existing = rec["transcript_segments"]
+        stall, self.s.faults.stall_append_s = self.s.faults.stall_append_s, 0.0
+        if stall:  # another request may write meanwhile; this one will write over it
+            self.s.lock.release()
+            try:
+                time.sleep(stall)
+            finally:
+                self.s.lock.acquire()
         seen = {s["timestamp"] for s in existing if s["timestamp"] is not None}
         new = [s for s in batch if s["timestamp"] is None or s["timestamp"] not in seen]
         rec["transcript_segments"] = existing + new

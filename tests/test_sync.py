@@ -414,10 +414,14 @@ def test_a_stop_keeps_the_title_and_participants_edited_in_the_browser_meanwhile
                                                                                   ["Ana", "Bo"])
 
 
+@pytest.mark.parametrize("locks", ["usable", "unusable"])
 def test_two_processes_creating_one_recording_at_once_leave_one_server_recording(server, store, db_path,
-                                                                                  worker_for):
-    """The tray's sync and a CLI `sync` over the same database both see no server id and both
-    create: the second to store its id deletes its copy, and every line goes to the first."""
+                                                                                  worker_for, locks):
+    """The tray's sync and a CLI `sync` over the same database both find it without a server id.
+    The sending lock makes the second leave it to the first; where no lock file can be made,
+    both create, the second to store its id deletes its copy, and every line goes to the first."""
+    if locks == "unusable":
+        (db_path.parent / "locks").write_text("a file where the lock folder goes")
     other = Store(db_path)
     try:
         rid = new_recording(store)
@@ -427,7 +431,7 @@ def test_two_processes_creating_one_recording_at_once_leave_one_server_recording
         create = second.client.create_recording
 
         def create_while_the_first_does(platform: str):
-            first.sync_pass(flush=True)  # the first creates it and sends everything meanwhile
+            first.sync_pass(flush=True)  # the first creates it and sends everything meanwhile, if it may
             return create(platform)
 
         second.client.create_recording = create_while_the_first_does  # type: ignore[method-assign]
@@ -437,7 +441,33 @@ def test_two_processes_creating_one_recording_at_once_leave_one_server_recording
     assert_each_once_on_server(server, stamps)
     assert only_recording(server)["id"] == store.get_recording(rid).server_id
     assert only_recording(server)["status"] == "ready"
-    assert kinds(server).count("create") == 2 and kinds(server).count("delete") == 1
+    creates, deletes = (1, 0) if locks == "usable" else (2, 1)
+    assert kinds(server).count("create") == creates and kinds(server).count("delete") == deletes
+
+
+def test_two_processes_never_append_to_one_recording_at_once(server, store, db_path, worker_for):
+    """The server's append is read-modify-write without a lock: the tray sending a live batch
+    while a CLI `sync` flushes the same recording could write its shorter list last and lose
+    the rest, already marked sent. One process at a time sends a recording's lines."""
+    other = Store(db_path)
+    try:
+        rid = new_recording(store)
+        stamps = add_segments(store, rid, 12)
+        tray, cli = worker_for(), worker_for(on=other)
+        server.state.faults.stall_append_s = 1.0  # the tray's append reads, then is slow to write back
+        live_pass = threading.Thread(target=tray.sync_pass)  # creates it, sends the 12 as one live batch
+        live_pass.start()
+        while "append" not in kinds(server):
+            time.sleep(0.01)
+        stamps += add_segments(store, rid, 28, start=12)
+        finish(store, rid)
+        assert cli.drain(5)  # `desktop-recorder sync` meanwhile
+        live_pass.join()
+        assert tray.drain(5)
+    finally:
+        other.close()
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["status"] == "ready"
 
 
 def test_a_recording_deleted_here_while_it_was_created_leaves_no_copy_on_the_server(server, store, worker_for):
