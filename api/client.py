@@ -8,7 +8,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse, urlsplit
 
 import httpx
 
@@ -232,15 +232,15 @@ class PostHogClient:
         """Every recording matching the filters, following ``next`` through all pages."""
         params: dict[str, str | int] = {"limit": page_size, "offset": 0}
         params.update({k: v for k, v in (("platform", platform), ("status", status), ("search", search)) if v})
-        url: str | None = self._base()
-        first = True
-        while url:
-            response = self._request("GET", url, params=params if first else None)
-            page = response.json()
+        while True:
+            page = self._request("GET", self._base(), params=params).json()
             for item in page.get("results", []):
                 yield RemoteRecording.from_json(item)
-            url = page.get("next")
-            first = False
+            if not page.get("next"):
+                return
+            # Only the link's query (limit, offset, filters) is used, on the host the user chose:
+            # a proxy can make it name plain http or an inner host, which must not get the key.
+            params = dict(parse_qsl(urlsplit(str(page["next"])).query))
 
     def create_recording(self, platform: str = "desktop_audio") -> RemoteRecording:
         if platform not in PLATFORMS:

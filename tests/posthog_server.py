@@ -68,6 +68,9 @@ class Faults:
     fail_rate: float = 0.0  # share of requests answered with ``fail_status`` (seeded, repeatable)
     throttle_every: int = 0  # every Nth request answers 429 with Retry-After
     drop_until: float = 0.0  # time.monotonic() before which every connection is dropped
+    # Where the list's ``next``/``previous`` links point instead of this server (None: here), as a
+    # proxy in front of an instance can make them (plain http, its inner host name).
+    link_base: str | None = None
     # The next append reads the recording, then waits this long unlocked before writing it back:
     # the server's read-modify-write has no lock (contract, append_segments rule 5).
     stall_append_s: float = 0.0
@@ -326,7 +329,7 @@ class Handler(BaseHTTPRequestHandler):
         if rid is None:
             if method == "GET":
                 q = {k: v[0] for k, v in parse_qs(query).items()}
-                base = f"http://{self.headers.get('Host')}{path}"
+                base = state.faults.link_base or f"http://{self.headers.get('Host')}{path}"
                 return 200, logic.listing(q, base), {}
             if method == "POST":
                 if state.faults.create_unavailable:

@@ -282,6 +282,16 @@ def test_list_follows_next_through_every_page(server, connect):
     assert len(requests_to(server, "GET", "desktop_recordings")) == 3  # offsets 0, 3 and 6
 
 
+def test_list_pages_go_to_the_configured_host_whatever_next_names(server, connect):
+    """A proxy in front of the instance can build ``next`` with plain http or its inner host
+    name: the key must go only where the user configured, so only the link's query is used."""
+    client = connect()
+    ids = sorted(client.create_recording().id for _ in range(5))
+    server.state.faults.link_base = "http://127.0.0.1:9/inner/api/environments/1/desktop_recordings/"
+    assert sorted(r.id for r in client.list_recordings(page_size=2)) == ids
+    assert len(requests_to(server, "GET", "desktop_recordings")) == 3
+
+
 def test_list_filters_by_status_platform_and_search(connect):
     client = connect()
     zoom, meet, plain = (client.create_recording(p) for p in ("zoom", "meet", "desktop_audio"))
