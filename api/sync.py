@@ -245,7 +245,7 @@ class SyncWorker:
                 remote = self.client.create_recording(rec.platform)
                 log.info("recording %s created on the server as %s", rec.id, remote.id)
             self.status.needs_user = None
-            if not self.store.set_server_id(rec.id, remote.id, self.client.project, create.id):
+            if not self.store.set_server_id(rec.id, remote.id, _project_of(remote, self.client.project), create.id):
                 # Created meanwhile by another process syncing the same database (the tray's and
                 # a CLI `record` or `sync`), or deleted here meanwhile: ours would split the
                 # transcript across two server recordings, or be left there empty.
@@ -318,11 +318,14 @@ class SyncWorker:
         split a recording across projects. Keys without access to ``users/@me`` keep ``@current``."""
         if self.client.project != "@current" or self._pinned:
             return
-        self._pinned = True
         try:
             self.client = self.client.in_project(str(self.client.resolve_project()))
-        except (MissingScope, CredentialsRejected, KeyError, TypeError, ValueError) as exc:
+        except (MissingScope, CredentialsRejected, NotFound, KeyError, TypeError, ValueError) as exc:
             log.info("keeping project @current (%s)", exc)
+        except ApiError as exc:  # unreachable, 5xx: asked again next time; the create's answer names its project
+            log.info("project @current not resolved yet (%s)", exc)
+            return
+        self._pinned = True
 
     def _append_segments(self, client: PostHogClient, rec: LocalRecording, server_id: str, *, flush: bool) -> None:
         pauses = self._pauses.get(rec.id, 0)  # read first: a pause told during this pass is for the next
@@ -430,3 +433,12 @@ def _bad_segment_index(exc: ValidationFailed, size: int) -> int | None:
     if len(parts) >= 2 and parts[0] == "segments" and parts[1].isdigit() and int(parts[1]) < size:
         return int(parts[1])
     return None
+
+
+def _project_of(remote: RemoteRecording, asked: str) -> str:
+    """The project a recording was created in: the one asked for, or for ``@current`` the team
+    the server put it in, so a later switch of the user's current project cannot lose it."""
+    team = remote.raw.get("team")
+    if asked == "@current" and isinstance(team, int) and not isinstance(team, bool):
+        return str(team)
+    return asked

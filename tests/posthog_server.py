@@ -83,7 +83,8 @@ class Faults:
 
 @dataclass
 class ServerState:
-    team_id: int = 1
+    team_id: int = 1  # the user's current project, what ``@current`` means (they can switch it)
+    projects: dict[int, str] = field(default_factory=lambda: {1: "Default project", 2: "Staging"})
     keys: dict[str, set[str]] = field(default_factory=dict)
     recordings: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
@@ -160,11 +161,12 @@ class PostHogState:
     def __init__(self, state: ServerState) -> None:
         self.s = state
 
-    def new_recording(self, platform: str) -> dict[str, Any]:
+    def new_recording(self, platform: str, team: int | None = None) -> dict[str, Any]:
         rid = str(uuid.uuid4())
         ts = now_iso()
         rec = {
-            "id": rid, "team": self.s.team_id, "created_by": 1, "sdk_upload_id": str(uuid.uuid4()),
+            "id": rid, "team": self.s.team_id if team is None else team, "created_by": 1,
+            "sdk_upload_id": str(uuid.uuid4()),
             "recall_recording_id": None, "platform": platform, "meeting_title": None, "meeting_url": None,
             "duration_seconds": None, "status": "recording", "notes": None, "error_message": None,
             "video_url": None, "video_size_bytes": None, "participants": [], "transcript_text": "",
@@ -195,8 +197,9 @@ class PostHogState:
         rec["transcript_text"] = " ".join(s["text"] for s in rec["transcript_segments"])
         rec["updated_at"] = now_iso()
 
-    def listing(self, query: dict[str, str], base_url: str) -> dict[str, Any]:
-        rows = sorted(self.s.recordings.values(), key=lambda r: r["started_at"], reverse=True)
+    def listing(self, team: int, query: dict[str, str], base_url: str) -> dict[str, Any]:
+        rows = sorted((r for r in self.s.recordings.values() if r["team"] == team), key=lambda r: r["started_at"],
+                      reverse=True)
         if query.get("platform"):
             rows = [r for r in rows if r["platform"] == query["platform"]]
         if query.get("status"):
@@ -315,14 +318,14 @@ class Handler(BaseHTTPRequestHandler):
             # ``organization.teams`` is not in the contract page; PostHog's user serializer lists the
             # organization's projects there (inferred). Only ``team_id`` serves recordings here.
             return 200, {"id": 1, "email": "tester@example.com", "first_name": "Test",
-                         "team": {"id": state.team_id, "name": "Default project"},
+                         "team": {"id": state.team_id, "name": state.projects[state.team_id]},
                          "organization": {"id": "org-1", "name": "Test org", "teams": [
-                             {"id": state.team_id, "name": "Default project"},
-                             {"id": state.team_id + 1, "name": "Staging"}]}}, {}
+                             {"id": pid, "name": name} for pid, name in state.projects.items()]}}, {}
         m = ROUTE.match(path)
         if not m:
             raise envelope(404, "invalid_request", "not_found", "Not found.")
-        if m["pid"] not in ("@current", str(state.team_id)):
+        team = state.team_id if m["pid"] == "@current" else int(m["pid"]) if m["pid"].isdigit() else None
+        if team not in state.projects:
             raise envelope(404, "invalid_request", "not_found", "Project not found.")
         self._auth(READ if method == "GET" else WRITE)
         rid, action = m["rid"], m["action"]
@@ -330,19 +333,19 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 q = {k: v[0] for k, v in parse_qs(query).items()}
                 base = state.faults.link_base or f"http://{self.headers.get('Host')}{path}"
-                return 200, logic.listing(q, base), {}
+                return 200, logic.listing(team, q, base), {}
             if method == "POST":
                 if state.faults.create_unavailable:
                     return 503, {"detail": "Recall.ai API key not configured"}, {}
                 platform = (body or {}).get("platform", "desktop_audio") if isinstance(body, dict) else None
                 if platform not in PLATFORMS:
                     raise invalid("invalid_choice", f'"{platform}" is not a valid choice.', "platform")
-                rec = dict(logic.new_recording(platform))
+                rec = dict(logic.new_recording(platform, team))
                 rec["upload_token"] = "upload-" + rec["sdk_upload_id"]
                 return 201, rec, {}
             raise envelope(405, "invalid_request", "method_not_allowed", f'Method "{method}" not allowed.')
         rec = state.recordings.get(rid)
-        if rec is None:
+        if rec is None or rec["team"] != team:  # another project's recording is not found here
             raise envelope(404, "invalid_request", "not_found", "No DesktopRecording matches the given query.")
         if action == "append_segments" and method == "POST":
             logic.append(rec, (body or {}).get("segments") if isinstance(body, dict) else None)

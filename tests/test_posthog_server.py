@@ -151,10 +151,20 @@ def test_delete_answers_204_with_an_empty_body(http):
     assert error_of(call(http, "GET", url), 404)["code"] == "not_found"
 
 
-@pytest.mark.parametrize("project", ["2", "default", "1abc"])
+@pytest.mark.parametrize("project", ["3", "default", "1abc"])
 def test_unknown_project_is_not_found(http, project):
     error = error_of(call(http, "GET", f"/api/environments/{project}/desktop_recordings/"), 404)
     assert error["detail"] == "Project not found."
+
+
+def test_a_recording_belongs_to_its_project_and_current_follows_the_users_switch(server, http):
+    rid = call(http, "POST", "/api/environments/@current/desktop_recordings/", json={}).json()["id"]
+    assert call(http, "GET", f"/api/environments/1/desktop_recordings/{rid}/").json()["team"] == 1
+    error_of(call(http, "GET", f"/api/environments/2/desktop_recordings/{rid}/"), 404)
+    server.state.team_id = 2  # the user switched project in the web app
+    error_of(call(http, "GET", f"/api/environments/@current/desktop_recordings/{rid}/"), 404)
+    assert call(http, "GET", "/api/environments/@current/desktop_recordings/").json()["count"] == 0
+    assert call(http, "GET", f"/api/environments/1/desktop_recordings/{rid}/").status_code == 200
 
 
 def test_both_prefixes_current_and_optional_trailing_slash(http):

@@ -745,7 +745,7 @@ def test_wrong_project_id_blocks_new_recordings_and_never_drops_work(server, sto
     other = new_recording(store)
     add_segments(store, other, 2)
     finish(store, other)
-    wrong = worker_for(project=2)  # e.g. `configure --project 2` by mistake
+    wrong = worker_for(project=42)  # e.g. `configure --project 42` by mistake
     assert not wrong.drain(0)
     assert wrong.status.blocked and "project id" in wrong.status.blocked
     assert store.get_recording(other).server_id is None and len(store.unsynced_segments(other, 10)) == 2
@@ -756,6 +756,25 @@ def test_wrong_project_id_blocks_new_recordings_and_never_drops_work(server, sto
     assert len(server.state.recordings) == 2
     first = server.state.recordings[store.get_recording(rid).server_id]
     assert len(first["transcript_segments"]) == len(stamps) + 3 and first["status"] == "ready"
+
+
+def test_a_switch_of_the_users_current_project_mid_recording_loses_nothing(server, store, worker_for):
+    """Set up with ``@current``, a recording stays in the project it was created in, even when
+    looking that project up fails. After the user switches project in the web app, ``@current``
+    would answer 404 and the lines not yet sent would be dropped as deleted there."""
+    server.state.faults.only_path_contains = "users/@me"
+    server.state.faults.fail_next = 1000  # every look-up fails
+    worker = worker_for(project="@current")
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 12)
+    assert worker.drain(0)
+    server.state.team_id = 2
+    stamps += add_segments(store, rid, 5, start=12)
+    finish(store, rid)
+    assert worker.drain(5)
+    assert store.get_recording(rid).remote_state == "synced"
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["status"] == "ready" and only_recording(server)["team"] == 1
 
 
 def test_create_whose_answer_was_lost_is_adopted_not_duplicated(server, store, worker_for):
