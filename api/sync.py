@@ -78,6 +78,7 @@ class SyncWorker:
         self._failures: dict[str, int] = {}
         self._pinned = False
         self._unlocked = False  # said once: no sending lock could be made
+        self._me: int | None = None  # the key's user id (-1: the server did not say)
         self._first_unsynced_seen: dict[str, float] = {}
         # Pauses told per recording (``at_pause``; only the recorder's thread counts them up), those
         # a pass has sent all lines after, and when each recording's lines were last appended.
@@ -299,10 +300,13 @@ class SyncWorker:
         assert create.attempted_at is not None
         attempted = _parse_time(create.attempted_at)
         known = self.store.known_server_ids()
+        me = self._user_id()
         best: tuple[float, RemoteRecording] | None = None
         for remote in self.client.list_recordings(status="recording", platform=rec.platform):
             if remote.id in known or remote.meeting_title or remote.transcript_segments or remote.participants:
                 continue
+            if me is not None and remote.raw.get("created_by") != me:
+                continue  # the list is the whole team's: a colleague's fresh recording looks the same
             if remote.started_at is None:
                 continue
             gap = abs((_parse_time(remote.started_at) - attempted).total_seconds())
@@ -312,6 +316,17 @@ class SyncWorker:
             log.warning("recording %s: adopting %s, created by an earlier attempt whose answer was lost",
                         rec.id, best[1].id)
         return best[1] if best else None
+
+    def _user_id(self) -> int | None:
+        """Who the key belongs to (users/@me), once known; None while it cannot be asked."""
+        if self._me is None:
+            try:
+                user_id = self.client.me().get("id")
+            except ApiError as exc:
+                log.info("cannot tell whose recordings are ours (%s)", exc)
+                return None
+            self._me = user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else -1
+        return None if self._me == -1 else self._me
 
     def _pin_project(self) -> None:
         """Resolve ``@current`` once, so a later switch of the user's current project doesn't

@@ -18,6 +18,7 @@ from api.retry import RetryPolicy
 from api.sync import BATCH_MAX_AGE_S, PAUSE_MIN_GAP_S, SyncWorker
 from desktop_recorder.store import Store
 from tests.conftest import READ_KEY, WRITE_KEY
+from tests.posthog_server import PostHogState
 
 
 class FakeClock:
@@ -792,6 +793,23 @@ def test_create_whose_answer_was_lost_is_adopted_not_duplicated(server, store, w
     mine = server.state.recordings[store.get_recording(rid).server_id]
     assert mine["id"] != someone_elses.id and mine["status"] == "ready"
     assert len(mine["transcript_segments"]) == 5
+
+
+def test_a_colleagues_untouched_recording_is_never_adopted_as_our_lost_one(server, store, worker_for):
+    """The list is the whole team's: a colleague's recording started in the same minute, not yet
+    titled or transcribed, looks like our orphan (and is closer in time here). Only ours is taken."""
+    rid = new_recording(store)
+    add_segments(store, rid, 5)
+    finish(store, rid)
+    create = store.pending_ops(rid)[0]
+    store.mark_attempt(create.id)
+    with server.state.lock:
+        colleagues = PostHogState(server.state).new_recording("zoom")
+        colleagues["created_by"] = 2
+    ours = worker_for().client.create_recording("zoom")  # the answer never arrived
+    assert worker_for().drain(5)
+    assert store.get_recording(rid).server_id == ours.id
+    assert colleagues["transcript_segments"] == [] and colleagues["status"] == "recording"
 
 
 def test_create_that_never_reached_the_server_is_sent_again(server, store, worker_for):
