@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from desktop_recorder.store import LocalRecording, Store, StoredSegment, new_recording_id
+from desktop_recorder.store import LocalRecording, Store, StoredSegment, lock_file, new_recording_id
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
@@ -72,9 +72,8 @@ SessionEvent = FinalLine | Partial | Notice
 
 
 def recording_lock(data_dir: Path, recording_id: str) -> FileLock:
-    """Held by the process recording it; free once that process ends, however it ends."""
-    (data_dir / "locks").mkdir(exist_ok=True)
-    return FileLock(str(data_dir / "locks" / f"{recording_id}.lock"))
+    """Held by the process recording it."""
+    return lock_file(data_dir, f"{recording_id}.lock")
 
 
 def is_owned(data_dir: Path, recording_id: str) -> bool:

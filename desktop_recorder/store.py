@@ -183,6 +183,13 @@ class EchoLine:
     speaker: str | None
 
 
+def lock_file(data_dir: Path, name: str) -> FileLock:
+    """A lock in the data folder's ``locks/``: one process holds it at a time, and it is free once
+    that process ends, however it ends."""
+    (data_dir / "locks").mkdir(exist_ok=True)
+    return FileLock(str(data_dir / "locks" / name))
+
+
 def new_recording_id() -> str:
     return str(uuid.uuid4())
 
@@ -224,9 +231,7 @@ class Store:
     def sending_lock(self, recording_id: str) -> FileLock:
         """Held by the process sending this recording to the server now (the tray's sync, a CLI
         ``record`` or ``sync``): the server's append has no lock of its own."""
-        folder = self.path.parent / "locks"
-        folder.mkdir(exist_ok=True)
-        return FileLock(str(folder / f"{recording_id}.sending.lock"))
+        return lock_file(self.path.parent, f"{recording_id}.sending.lock")
 
     def check(self) -> str | None:
         """None if every page reads back consistently (SQLite's quick_check: 0.7 s for 300,000
