@@ -184,14 +184,14 @@ class SyncWorker:
         for rid in self.store.pending_counts():
             if self._stop.is_set() and not flush:
                 return
-            rec = self.store.get_recording(rid)
-            if rec.remote_state == "deleted_on_server":
-                continue
             if self._clock() < self.status.backoff_until.get(rid, 0.0):
                 continue
             with self._sending(rid) as ours:
                 if not ours:
                     continue  # another process is sending it now; it is still pending for the next pass
+                rec = self.store.get_recording(rid)  # read under the lock: another process may just have sent it
+                if rec.remote_state == "deleted_on_server":
+                    continue
                 try:
                     self._sync_recording(rec, flush=flush)
                 except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
