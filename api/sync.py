@@ -230,8 +230,9 @@ class SyncWorker:
 
     def _sync_recording(self, rec: LocalRecording, *, flush: bool) -> None:
         ops = self.store.pending_ops(rec.id)
-        if any(op.op == "delete" for op in ops):
-            self._delete(rec)
+        delete = next((op for op in ops if op.op == "delete"), None)
+        if delete is not None:
+            self._delete(rec, delete)
             return
         if rec.server_id is None:
             create = next((op for op in ops if op.op == "create"), None)
@@ -239,7 +240,9 @@ class SyncWorker:
                 log.error("recording %s has no server id and no create op; nothing to sync", rec.id)
                 return
             self._pin_project()
-            remote = self._adopt_orphan(rec, create) if create.attempts else None
+            remote = self._find_orphan(rec, create.attempted_at) if create.attempted_at else None
+            if remote is not None:
+                log.warning("recording %s: adopting %s as its server copy", rec.id, remote.id)
             created = remote is None
             if remote is None:
                 self.store.mark_attempt(create.id)
@@ -282,23 +285,29 @@ class SyncWorker:
         else:
             log.info("recording %s: deleted %s, a duplicate created while another process created it", rid, server_id)
 
-    def _delete(self, rec: LocalRecording) -> None:
-        if rec.server_id is not None:
+    def _delete(self, rec: LocalRecording, op: OutboxOp) -> None:
+        server_id = rec.server_id
+        attempted = op.payload.get("create_attempted_at")
+        if server_id is None and isinstance(attempted, str):  # its create's answer was lost
+            self._pin_project()
+            orphan = self._find_orphan(rec, attempted)
+            server_id = orphan.id if orphan else None
+        if server_id is not None:
             client = self.client.in_project(rec.server_project) if rec.server_project else self.client
             with contextlib.suppress(NotFound):  # already gone: that is what was asked
-                client.delete_recording(rec.server_id)
+                client.delete_recording(server_id)
         self.store.remove_recording(rec.id)
-        log.info("recording %s deleted (server copy: %s)", rec.id, rec.server_id or "none")
+        log.info("recording %s deleted (server copy: %s)", rec.id, server_id or "none")
 
-    def _adopt_orphan(self, rec: LocalRecording, create: OutboxOp) -> RemoteRecording | None:
-        """A create was sent before but its answer never stored (lost, or the process was killed).
+    def _find_orphan(self, rec: LocalRecording, attempted_at: str) -> RemoteRecording | None:
+        """A create was sent at ``attempted_at`` but its answer never stored (lost, or the process
+        was killed).
 
         The server may hold it: still ``recording``, untouched (no title, no segments, nobody's
-        recording locally), started within ``ORPHAN_WINDOW_S`` of our attempt. Adopt the closest
-        one instead of leaving an empty duplicate behind.
+        recording locally), started within ``ORPHAN_WINDOW_S`` of our attempt. The closest one is
+        adopted instead of leaving an empty duplicate behind, or deleted with the local recording.
         """
-        assert create.attempted_at is not None
-        attempted = _parse_time(create.attempted_at)
+        attempted = _parse_time(attempted_at)
         known = self.store.known_server_ids()
         me = self._user_id()
         best: tuple[float, RemoteRecording] | None = None
@@ -313,7 +322,7 @@ class SyncWorker:
             if gap <= ORPHAN_WINDOW_S and (best is None or gap < best[0]):
                 best = (gap, remote)
         if best:
-            log.warning("recording %s: adopting %s, created by an earlier attempt whose answer was lost",
+            log.warning("recording %s: found %s, created by an earlier attempt whose answer was lost",
                         rec.id, best[1].id)
         return best[1] if best else None
 

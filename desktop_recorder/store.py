@@ -397,10 +397,16 @@ class Store:
     def request_delete(self, recording_id: str) -> None:
         """The user deleted it: nothing else is sent, and the server copy goes too (if there is one)."""
         with self._tx() as db:
+            # A create sent whose answer never came may have made a server copy nobody knows the id
+            # of yet: the delete keeps when it was sent, for the sync to find that copy and delete it.
+            row = db.execute("SELECT attempted_at FROM outbox WHERE recording_id = ? AND op = 'create'"
+                             " AND attempted_at IS NOT NULL", (recording_id,)).fetchone()
+            payload = {"create_attempted_at": row[0]} if row else {}
             db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
             db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
             db.execute("UPDATE recordings SET remote_state = 'deleting' WHERE id = ?", (recording_id,))
-            db.execute("INSERT INTO outbox (recording_id, op) VALUES (?, 'delete')", (recording_id,))
+            db.execute("INSERT INTO outbox (recording_id, op, payload) VALUES (?, 'delete', ?)",
+                       (recording_id, json.dumps(payload)))
 
     def remove_recording(self, recording_id: str) -> None:
         with self._tx() as db:

@@ -812,6 +812,26 @@ def test_a_colleagues_untouched_recording_is_never_adopted_as_our_lost_one(serve
     assert colleagues["transcript_segments"] == [] and colleagues["status"] == "recording"
 
 
+def test_deleting_a_recording_whose_create_answer_was_lost_deletes_the_server_copy(server, store, worker_for):
+    """The create reached the server, its answer did not, and the user deleted the recording
+    before the next sync: the copy the server made (empty, still "recording") goes too."""
+    rid = new_recording(store)
+    add_segments(store, rid, 2)
+    finish(store, rid)
+    store.mark_attempt(store.pending_ops(rid)[0].id)
+    orphan = worker_for().client.create_recording("zoom")  # the answer never arrived
+    colleagues = worker_for().client.create_recording("zoom")
+    server.state.recordings[colleagues.id]["created_by"] = 2
+    store.request_delete(rid)
+    server.state.faults.only_path_contains = "desktop_recordings"
+    server.state.faults.fail_next = 1  # the look-up for it fails once: the delete is tried again
+    assert not worker_for().drain(0)
+    assert store.get_recording(rid).remote_state == "deleting"
+    assert worker_for().drain(5)
+    assert orphan.id not in server.state.recordings and colleagues.id in server.state.recordings
+    assert store.list_recordings() == []
+
+
 def test_create_that_never_reached_the_server_is_sent_again(server, store, worker_for):
     rid = new_recording(store)
     finish(store, rid)
