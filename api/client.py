@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=5.0)
+# Failures after which the request may still have been done, or still be running, on the server
+# (a gateway that gave up on it: 502/504). Connect errors and timeouts mean it was never sent.
+_UNSURE_STATUSES = frozenset({502, 504})
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+               httpx.LocalProtocolError)
 _SECONDS_IN_DETAIL = re.compile(r"available in (\d+(?:\.\d+)?) second")
 _SCOPE_IN_DETAIL = re.compile(r"scope '([^']+)'")
 
@@ -164,9 +169,12 @@ class PostHogClient:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, *, only_retry: tuple[type[ApiError], ...] | None = None, **kwargs: Any
+        self, method: str, path: str, *, only_retry: tuple[type[ApiError], ...] | None = None,
+        on_unanswered: Callable[[], None] | None = None, **kwargs: Any
     ) -> httpx.Response:
-        """Send with the retry policy; ``only_retry`` narrows which retryable errors are retried."""
+        """Send with the retry policy; ``only_retry`` narrows which retryable errors are retried.
+        ``on_unanswered`` is called after each attempt that may have been done, or may still be
+        running, on the server although no answer came (a read timeout, a dropped connection)."""
         attempt = 0
         while True:
             attempt += 1
@@ -176,10 +184,15 @@ class PostHogClient:
                 if response.is_success:
                     return response
                 error = error_from_response(response)
+                unsure = response.status_code in _UNSURE_STATUSES
             except httpx.TimeoutException as exc:
                 error = NetworkError(f"PostHog at {self.host} did not answer in time ({exc.__class__.__name__})")
+                unsure = not isinstance(exc, _NEVER_SENT)
             except httpx.TransportError as exc:
                 error = NetworkError(f"Cannot reach PostHog at {self.host}: {exc}")
+                unsure = not isinstance(exc, _NEVER_SENT)
+            if unsure and on_unanswered is not None:
+                on_unanswered()
             if (not self._retry.should_retry(error, attempt) or (only_retry and not isinstance(error, only_retry))
                     or not self.keep_retrying()):
                 raise error
@@ -270,8 +283,13 @@ class PostHogClient:
     def delete_recording(self, recording_id: str) -> None:
         self._request("DELETE", self._detail(recording_id))
 
-    def append_segments(self, recording_id: str, segments: Sequence[WireSegment]) -> RemoteRecording:
-        """Append final segments; an empty batch is never sent, duplicates in a batch are dropped."""
+    def append_segments(self, recording_id: str, segments: Sequence[WireSegment], *,
+                        on_unanswered: Callable[[], None] | None = None) -> RemoteRecording:
+        """Append final segments; an empty batch is never sent, duplicates in a batch are dropped.
+
+        An attempt left without an answer may still write late, after the ones that follow it:
+        the server's append reads the list, then writes it back whole (``on_unanswered`` is told).
+        """
         unique: list[WireSegment] = []
         seen: set[float] = set()
         for seg in segments:  # the first of a timestamp wins, as on the server
@@ -281,7 +299,8 @@ class PostHogClient:
         if not unique:
             raise ValueError("append_segments needs at least one segment")
         payload = {"segments": [s.to_json() for s in unique]}
-        data = self._request("POST", f"{self._detail(recording_id)}append_segments/", json=payload).json()
+        data = self._request("POST", f"{self._detail(recording_id)}append_segments/", json=payload,
+                             on_unanswered=on_unanswered).json()
         return RemoteRecording.from_json(data)
 
     def probe_write_scope(self) -> bool:

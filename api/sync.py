@@ -47,6 +47,12 @@ FLUSH_MAX_SEGMENTS = 100
 RETRY_CAP_S = 120.0
 CANNOT_CREATE_RETRY_S = 600.0
 ORPHAN_WINDOW_S = 120.0
+# An append left without an answer (a read timeout, a dropped connection, a gateway's 504) may
+# still be running on the server. Its write may land after appends that follow it, and it writes
+# back the list it read before them, so the lines they added are lost there. For this long after
+# such an append, every answer is checked for every line sent, and the recording is read once at
+# the end; a lost line is sent again (once).
+LATE_WRITE_WINDOW_S = 120.0
 
 
 @dataclass
@@ -85,6 +91,10 @@ class SyncWorker:
         self._pauses: dict[str, int] = {}
         self._pauses_done: dict[str, int] = {}
         self._appended_at: dict[str, float] = {}
+        # When each recording's last unanswered append was made, and the lines sent again since
+        # (gone again without another such append, someone took them off the server: left so).
+        self._unanswered_at: dict[str, float] = {}
+        self._resent: dict[str, set[int]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,7 +191,8 @@ class SyncWorker:
 
     def sync_pass(self, *, flush: bool = False) -> None:
         """One pass over every recording with work; returns when each has done what it can now."""
-        for rid in self.store.pending_counts():
+        checks_due = [rid for rid, at in self._unanswered_at.items() if self._clock() - at >= LATE_WRITE_WINDOW_S]
+        for rid in dict.fromkeys([*self.store.pending_counts(), *checks_due]):
             if self._stop.is_set() and not flush:
                 return
             if self._clock() < self.status.backoff_until.get(rid, 0.0):
@@ -189,8 +200,13 @@ class SyncWorker:
             with self._sending(rid) as ours:
                 if not ours:
                     continue  # another process is sending it now; it is still pending for the next pass
-                rec = self.store.get_recording(rid)  # read under the lock: another process may just have sent it
+                try:
+                    rec = self.store.get_recording(rid)  # read under the lock: another process may just have sent it
+                except KeyError:  # deleted here
+                    self._forget_unanswered(rid)
+                    continue
                 if rec.remote_state == "deleted_on_server":
+                    self._forget_unanswered(rid)
                     continue
                 try:
                     self._sync_recording(rec, flush=flush)
@@ -265,9 +281,14 @@ class SyncWorker:
         assert server_id is not None
         client = self.client.in_project(rec.server_project) if rec.server_project else self.client
         try:
+            unanswered_at = self._unanswered_at.get(rec.id)
+            if unanswered_at is not None and self._clock() - unanswered_at >= LATE_WRITE_WINDOW_S:
+                self._check_sent(rec.id, client.get_recording(server_id))  # the last look
+                self._forget_unanswered(rec.id)
             self._append_segments(client, rec, server_id, flush=flush or rec.status not in LIVE_STATUSES)
             self._send_patches(client, rec, server_id, self.store.pending_ops(rec.id))
         except NotFound:
+            self._forget_unanswered(rec.id)
             log.warning("recording %s (%s) was deleted on the server; keeping it locally", rec.id, server_id)
             self.store.forget_server_work(rec.id)
             self.store.set_remote_state(rec.id, "deleted_on_server", "deleted on the server")
@@ -366,15 +387,17 @@ class SyncWorker:
             if not flush and not self._batch_due(rec.id, len(batch), paused=pauses > self._pauses_done.get(rec.id, 0)):
                 return
             try:
-                client.append_segments(server_id, [_wire(s) for s in batch])
+                answer = client.append_segments(server_id, [_wire(s) for s in batch],
+                                                on_unanswered=lambda: self._unanswered(rec.id))
             except ValidationFailed as exc:
                 bad = _bad_segment_index(exc, len(batch))
                 if bad is None:
                     raise
                 log.error("server refused segment %s of %s (%s); not sending it", bad, rec.id, exc)
-                self.store.mark_synced([batch[bad].id])
+                self.store.mark_synced([batch[bad].id], refused=True)
                 continue
             self.store.mark_synced([s.id for s in batch])
+            self._check_sent(rec.id, answer)
             self._first_unsynced_seen.pop(rec.id, None)
             self._appended_at[rec.id] = self._clock()
 
@@ -398,7 +421,7 @@ class SyncWorker:
         for op in ready:
             body.update(op.payload)
         try:
-            client.update_recording(server_id, body)
+            answer = client.update_recording(server_id, body)
         except ValidationFailed as exc:
             field_name = exc.attr if exc.attr in body else None
             if field_name is None:
@@ -409,6 +432,37 @@ class SyncWorker:
                 self.store.replace_op_payload(op.id, op.payload)
             return self._send_patches(client, rec, server_id, self.store.pending_ops(rec.id))
         self.store.complete_ops([op.id for op in ready])
+        self._check_sent(rec.id, answer)  # lost lines go at the next pass: appends are accepted in any status
+
+    # -- late writes -------------------------------------------------------------------------
+
+    def _unanswered(self, rid: str) -> None:
+        self._unanswered_at[rid] = self._clock()
+        self._resent.pop(rid, None)  # this one may write over the lines sent again, too
+
+    def _forget_unanswered(self, rid: str) -> None:
+        self._unanswered_at.pop(rid, None)
+        self._resent.pop(rid, None)
+
+    def _check_sent(self, rid: str, remote: RemoteRecording) -> None:
+        """While an unanswered append of ``rid`` may still write late: the lines the server took
+        (from any process) that ``remote``, its answer, no longer holds are sent again."""
+        if rid not in self._unanswered_at:
+            return
+        there = {round(float(t), 3) for s in remote.transcript_segments
+                 if isinstance(t := s.get("timestamp"), int | float) and not isinstance(t, bool)}
+        resent = self._resent.setdefault(rid, set())
+        lost = [sid for ts, sid in self.store.sent_stamps(rid).items() if ts not in there]
+        again = [sid for sid in lost if sid not in resent]
+        if twice := [sid for sid in lost if sid in resent]:  # taken off there since, not lost by chance
+            log.error("recording %s: %d lines sent again are gone from the server again; not sending them again",
+                      rid, len(twice))
+            self.store.mark_synced(twice, refused=True)
+        if again:
+            log.warning("recording %s: a late request wrote over %d lines on the server; sending them again",
+                        rid, len(again))
+            resent.update(again)
+            self.store.mark_unsynced(again)
 
     # -- failure bookkeeping -----------------------------------------------------------------
 

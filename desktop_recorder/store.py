@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS segments (
     speaker TEXT,
     text TEXT NOT NULL,
     confidence REAL,
-    synced INTEGER NOT NULL DEFAULT 0,
+    synced INTEGER NOT NULL DEFAULT 0,  -- 1: on the server (or never to be sent), 2: refused by it
     restored INTEGER NOT NULL DEFAULT 0,  -- 1: left out as echo, put back by the user
     UNIQUE (recording_id, timestamp_ms)
 );
@@ -561,9 +561,24 @@ class Store:
                                    (recording_id,)).fetchone()
         return None if row[0] is None else int(row[0])
 
-    def mark_synced(self, segment_ids: list[int]) -> None:
+    def mark_synced(self, segment_ids: list[int], *, refused: bool = False) -> None:
+        """Sent (or, ``refused``, rejected by the server: never sent again, never expected there)."""
         with self._tx() as db:
-            db.executemany("UPDATE segments SET synced = 1 WHERE id = ?", [(i,) for i in segment_ids])
+            db.executemany("UPDATE segments SET synced = ? WHERE id = ?",
+                           [(2 if refused else 1, i) for i in segment_ids])
+
+    def sent_stamps(self, recording_id: str) -> dict[float, int]:
+        """Timestamp -> id of each line the server took (by this process or another)."""
+        with self._lock:
+            rows = self._db.execute("SELECT timestamp_ms, id FROM segments WHERE recording_id = ? AND synced = 1",
+                                    (recording_id,)).fetchall()
+        return {float(r[0]): int(r[1]) for r in rows}
+
+    def mark_unsynced(self, segment_ids: list[int]) -> None:
+        """Lines the server took but lost again: they go again with the next batch."""
+        with self._tx() as db:
+            db.executemany("UPDATE segments SET synced = 0 WHERE id = ? AND synced = 1",
+                           [(i,) for i in segment_ids])
 
     # -- outbox ------------------------------------------------------------------------------
 

@@ -74,6 +74,8 @@ class Faults:
     # The next append reads the recording, then waits this long unlocked before writing it back:
     # the server's read-modify-write has no lock (contract, append_segments rule 5).
     stall_append_s: float = 0.0
+    # The same, until this event is set (then it writes back what it read, whatever came since).
+    append_waits_for: threading.Event | None = None
     hold: Callable[[str, str, Any], bool] | None = None  # (method, path, body) -> process, then stall
     held: threading.Event = field(default_factory=threading.Event)  # set while an answer is stalled
     release: threading.Event = field(default_factory=threading.Event)
@@ -185,9 +187,12 @@ class PostHogState:
         batch = [_validate_segment(s, i) for i, s in enumerate(segments)]
         existing = rec["transcript_segments"]
         stall, self.s.faults.stall_append_s = self.s.faults.stall_append_s, 0.0
-        if stall:  # another request may write meanwhile; this one will write over it
+        waits_for, self.s.faults.append_waits_for = self.s.faults.append_waits_for, None
+        if stall or waits_for:  # another request may write meanwhile; this one will write over it
             self.s.lock.release()
             try:
+                if waits_for:
+                    waits_for.wait(60)
                 time.sleep(stall)
             finally:
                 self.s.lock.acquire()

@@ -179,6 +179,26 @@ def test_connection_errors_are_retried_then_raise_network_error():
     assert len(failing.requests) == 2
 
 
+@pytest.mark.parametrize(("failure", "unsure"), [
+    (httpx.ReadTimeout("slow"), True),
+    (httpx.RemoteProtocolError("Server disconnected without sending a response."), True),
+    (reply(504, "Gateway Time-out"), True),
+    (reply(502, "Bad Gateway"), True),
+    (httpx.ConnectError("connection refused"), False),
+    (httpx.ConnectTimeout("no route"), False),
+    (reply(500, {"type": "server_error", "detail": "boom"}), False),
+    (reply(503, {"type": "server_error", "code": "database_unavailable", "detail": "db"}), False),
+], ids=["read-timeout", "dropped", "504", "502", "refused", "connect-timeout", "500", "503"])
+def test_an_append_left_without_an_answer_is_told_as_such(failure, unsure):
+    """After these the append may still be done on the server, late: the sync must know."""
+    told: list[str] = []
+    wire = Wire(failure, reply(200))
+    with wire.client() as client:
+        client.append_segments(RID, [WireSegment(1.0, "Ann", "hi", 0.9)], on_unanswered=lambda: told.append("x"))
+    assert told == (["x"] if unsure else [])
+    assert len(wire.requests) == 2
+
+
 def test_every_attempt_waits_for_the_rate_budget():
     clock = FakeClock()
     wire = Wire(reply(500, {"detail": "boom"}), reply(500, {"detail": "boom"}), reply(201))

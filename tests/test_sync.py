@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
-from api.client import PostHogClient
+from api.client import DEFAULT_TIMEOUT, PostHogClient
 from api.ratelimit import RateBudget
 from api.retry import RetryPolicy
-from api.sync import BATCH_MAX_AGE_S, PAUSE_MIN_GAP_S, SyncWorker
+from api.sync import BATCH_MAX_AGE_S, LATE_WRITE_WINDOW_S, PAUSE_MIN_GAP_S, SyncWorker
 from desktop_recorder.store import Store
 from tests.conftest import READ_KEY, WRITE_KEY
 from tests.posthog_server import PostHogState
@@ -46,9 +47,10 @@ def worker_for(server, store):
     """Builds SyncWorkers on a real client (no sleeping, two attempts per request); closes the clients."""
     clients: list[PostHogClient] = []
 
-    def make(key: str = WRITE_KEY, *, on: Store | None = None, clock=None, project: int = 1) -> SyncWorker:
+    def make(key: str = WRITE_KEY, *, on: Store | None = None, clock=None, project: int = 1,
+             timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> SyncWorker:
         clients.append(PostHogClient(server.url, key, project, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
-                                     budget=RateBudget(10_000), sleep=lambda s: None))
+                                     budget=RateBudget(10_000), sleep=lambda s: None, timeout=timeout))
         return SyncWorker(on or store, clients[-1], clock=clock or time.monotonic)
 
     yield make
@@ -469,6 +471,41 @@ def test_two_processes_never_append_to_one_recording_at_once(server, store, db_p
         other.close()
     assert_each_once_on_server(server, stamps)
     assert only_recording(server)["status"] == "ready"
+
+
+@pytest.mark.parametrize("found_by", ["a later answer", "the last look"])
+def test_an_append_that_timed_out_and_wrote_late_loses_no_line_on_the_server(server, store, worker_for, found_by):
+    """The server was slow with an append: the client gave up waiting, sent it again and went on.
+    The slow request then wrote back the list it had read, without the lines appended since
+    (already marked sent). They go again: found missing in a later append's answer, or when the
+    recording is read once the slow request can no longer write."""
+    now = [0.0]
+    worker = worker_for(clock=lambda: now[0], timeout=httpx.Timeout(5.0, read=0.5))
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, 12)
+    late = server.state.faults.append_waits_for = threading.Event()
+    assert worker.drain(5)  # the first attempt got no answer in 0.5 s; its retry took the 12
+    stamps += add_segments(store, rid, 12, start=12)
+    assert worker.drain(5)
+    late.set()  # the slow one writes now: the 12 it read, plus its own 12
+    deadline = time.monotonic() + 10
+    while len(only_recording(server)["transcript_segments"]) != 12:
+        assert time.monotonic() < deadline, "the late append never wrote"
+        time.sleep(0.01)
+    if found_by == "a later answer":
+        stamps += add_segments(store, rid, 12, start=24)
+        assert worker.drain(5)
+        assert "get" not in kinds(server)
+    else:  # nothing more is sent until then
+        now[0] += LATE_WRITE_WINDOW_S
+        assert worker.drain(5)
+        assert kinds(server)[-2:] == ["get", "append"]
+    finish(store, rid)
+    assert worker.drain(5)
+    there = [s["timestamp"] for s in only_recording(server)["transcript_segments"]]
+    assert sorted(there) == sorted(stamps) and len(set(there)) == len(there)
+    assert only_recording(server)["status"] == "ready"
+    assert store.get_recording(rid).remote_state == "synced"
 
 
 def test_a_recording_deleted_here_while_it_was_created_leaves_no_copy_on_the_server(server, store, worker_for):
