@@ -301,11 +301,10 @@ def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
         if is_owned(ctx.paths.data_dir, rec.id):
             say("error: that recording is still running; stop it first")
             return 2
-    ctx.store.request_delete(rec.id)
+    on_server = ctx.store.request_delete(rec.id)
     if rec.audio_path:
         Path(rec.audio_path).unlink(missing_ok=True)
-    if rec.server_id is None:
-        ctx.store.remove_recording(rec.id)
+    if not on_server:
         say("Deleted.")
         return 0
     try:

@@ -394,25 +394,37 @@ class Store:
         details["_edited_at"] = edited_at
         db.execute("UPDATE recordings SET details = ? WHERE id = ?", (json.dumps(details), recording_id))
 
-    def request_delete(self, recording_id: str) -> None:
-        """The user deleted it: nothing else is sent, and the server copy goes too (if there is one)."""
+    def request_delete(self, recording_id: str) -> bool:
+        """The user deleted it: nothing else is sent, and the server copy goes too (if there is one).
+
+        False if the server cannot hold a copy (never created there): removed here at once.
+        """
         with self._tx() as db:
             # A create sent whose answer never came may have made a server copy nobody knows the id
             # of yet: the delete keeps when it was sent, for the sync to find that copy and delete it.
             row = db.execute("SELECT attempted_at FROM outbox WHERE recording_id = ? AND op = 'create'"
                              " AND attempted_at IS NOT NULL", (recording_id,)).fetchone()
             payload = {"create_attempted_at": row[0]} if row else {}
+            known = db.execute("SELECT server_id IS NOT NULL FROM recordings WHERE id = ?", (recording_id,)).fetchone()
+            if not payload and not (known and known[0]):
+                self._remove(db, recording_id)
+                return False
             db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
             db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
             db.execute("UPDATE recordings SET remote_state = 'deleting' WHERE id = ?", (recording_id,))
             db.execute("INSERT INTO outbox (recording_id, op, payload) VALUES (?, 'delete', ?)",
                        (recording_id, json.dumps(payload)))
+        return True
 
     def remove_recording(self, recording_id: str) -> None:
         with self._tx() as db:
-            for table in ("outbox", "segments", "refined_segments", "echo_segments"):
-                db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
-            db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+            self._remove(db, recording_id)
+
+    @staticmethod
+    def _remove(db: sqlite3.Connection, recording_id: str) -> None:
+        for table in ("outbox", "segments", "refined_segments", "echo_segments"):
+            db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
+        db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
 
     # -- segments ----------------------------------------------------------------------------
 

@@ -118,6 +118,26 @@ def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_hom
     assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]] == [("actually said by me", "Ana")]
 
 
+def test_delete_of_a_recording_whose_create_answer_was_lost_deletes_the_server_copy(app_home, server):
+    """`record` was killed after sending the create, before storing its answer: the server holds
+    an empty copy nobody here knows the id of. `delete` finds it and deletes it too."""
+    from desktop_recorder.context import AppContext
+    from tests.posthog_server import PostHogState
+
+    ctx = AppContext.open()
+    rid = ctx.store.create_recording(platform="zoom", title="Call", participants=[], audio_path=None).id
+    ctx.store.finish_recording(rid, status="ready", duration_s=10.0, title="Call", participants=[])
+    ctx.store.mark_attempt(ctx.store.pending_ops(rid)[0].id)
+    ctx.close()
+    with server.state.lock:
+        PostHogState(server.state).new_recording("zoom")  # made by that create
+    deleted = run_cli("delete", rid, env=cli_env(app_home, server))
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Deleted here and on the server." in deleted.stderr
+    assert server.state.recordings == {}
+    assert json.loads(run_cli("list", "--json", env=cli_env(app_home, None)).stdout) == []
+
+
 def test_configure_saves_settings_without_the_key(app_home):
     env = cli_env(app_home, None)
     result = run_cli("configure", "--host", "https://eu.posthog.com", "--project", "42", "--name", "Ana", env=env)

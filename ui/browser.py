@@ -179,19 +179,17 @@ class RecordingsBrowser(RecordingsView):
         if self.refining(rec.id):
             self.note("Its transcript is being improved; delete it once that is done.", error=True)
             return
-        self.ctx.store.request_delete(rec.id)
+        on_server = self.ctx.store.request_delete(rec.id)  # False: nothing there, removed at once
         if rec.audio_path:
             try:
                 Path(rec.audio_path).unlink(missing_ok=True)
             except OSError as exc:
                 log.warning("could not delete %s: %s", rec.audio_path, exc)
-        if rec.server_id is None:
-            self.ctx.store.remove_recording(rec.id)  # nothing on the server to delete first
-        else:  # its server copy as loaded would show as "server only" once the local row is gone
+        if rec.server_id is not None:  # its server copy as loaded would show as "server only" once the row is gone
             self._remote = [r for r in self._remote if r.id != rec.server_id]
             self._details.pop(rec.server_id, None)
         self.on_local_change()
-        self.note("Deleted." if rec.server_id is None else "Deleted here; PostHog's copy goes with the next sync.")
+        self.note("Deleted here; PostHog's copy goes with the next sync." if on_server else "Deleted.")
         self.reload_local()
 
     def _delete_remote(self, server_id: str) -> None:
