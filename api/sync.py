@@ -269,8 +269,8 @@ class SyncWorker:
                 # Created meanwhile by another process syncing the same database (the tray's and
                 # a CLI `record` or `sync`), or deleted here meanwhile: ours would split the
                 # transcript across two server recordings, or be left there empty.
-                if created:
-                    self._delete_duplicate(rec.id, remote.id)
+                if created or self._server_id_now(rec.id) not in (remote.id, None):
+                    self._delete_duplicate(rec.id, remote.id)  # an adopted orphan too: an empty copy all the same
             else:
                 self.store.set_remote_state(rec.id, "syncing")
             try:
@@ -295,6 +295,12 @@ class SyncWorker:
             return
         done = not self.store.pending_ops(rec.id) and not self.store.unsynced_segments(rec.id, 1)
         self.store.set_remote_state(rec.id, "synced" if done else "syncing")
+
+    def _server_id_now(self, rid: str) -> str | None:
+        try:
+            return self.store.get_recording(rid).server_id
+        except KeyError:
+            return None
 
     def _delete_duplicate(self, rid: str, server_id: str) -> None:
         try:

@@ -448,6 +448,33 @@ def test_two_processes_creating_one_recording_at_once_leave_one_server_recording
     assert kinds(server).count("create") == creates and kinds(server).count("delete") == deletes
 
 
+def test_an_orphan_adopted_after_another_process_created_the_recording_is_deleted(server, store, db_path, worker_for):
+    """Where no lock file can be made: a create's answer was lost, and its copy appears on the
+    server only after another process syncing the same database created the recording anew. The
+    process that then adopts that late copy cannot store it; it deletes it instead of leaving it."""
+    (db_path.parent / "locks").write_text("a file where the lock folder goes")
+    other = Store(db_path)
+    try:
+        rid = new_recording(store)
+        stamps = add_segments(store, rid, 3)
+        finish(store, rid)
+        store.mark_attempt(store.pending_ops(rid)[0].id)  # sent; its answer will never come
+        first, second = worker_for(), worker_for(on=other)
+        listing = second.client.list_recordings
+
+        def list_after_the_first_created_it(**filters):
+            first.sync_pass(flush=True)  # finds no copy yet: creates one and sends everything
+            second.client.create_recording("zoom")  # the lost create is done on the server only now
+            return listing(**filters)
+
+        second.client.list_recordings = list_after_the_first_created_it  # type: ignore[method-assign]
+        assert second.drain(5)
+    finally:
+        other.close()
+    assert_each_once_on_server(server, stamps)
+    assert only_recording(server)["id"] == store.get_recording(rid).server_id
+
+
 def test_two_processes_never_append_to_one_recording_at_once(server, store, db_path, worker_for):
     """The server's append is read-modify-write without a lock: the tray sending a live batch
     while a CLI `sync` flushes the same recording could write its shorter list last and lose
