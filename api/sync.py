@@ -357,12 +357,15 @@ class SyncWorker:
         """Who the key belongs to (users/@me), once known; None while it cannot be asked."""
         if self._me is None:
             try:
-                user_id = self.client.me().get("id")
+                self._learn_user(self.client.me())
             except ApiError as exc:
                 log.info("cannot tell whose recordings are ours (%s)", exc)
                 return None
-            self._me = user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else -1
         return None if self._me == -1 else self._me
+
+    def _learn_user(self, me: dict[str, Any]) -> None:
+        user_id = me.get("id")
+        self._me = user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else -1
 
     def _pin_project(self) -> None:
         """Resolve ``@current`` once, so a later switch of the user's current project doesn't
@@ -370,7 +373,9 @@ class SyncWorker:
         if self.client.project != "@current" or self._pinned:
             return
         try:
-            self.client = self.client.in_project(str(self.client.resolve_project()))
+            me = self.client.me()  # its answer also says whose recordings are ours (orphans)
+            self._learn_user(me)
+            self.client = self.client.in_project(str(int(me["team"]["id"])))
         except (MissingScope, CredentialsRejected, NotFound, KeyError, TypeError, ValueError) as exc:
             log.info("keeping project @current (%s)", exc)
         except ApiError as exc:  # unreachable, 5xx: asked again next time; the create's answer names its project

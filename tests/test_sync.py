@@ -859,6 +859,17 @@ def test_create_whose_answer_was_lost_is_adopted_not_duplicated(server, store, w
     assert len(mine["transcript_segments"]) == 5
 
 
+def test_with_current_project_a_lost_create_asks_who_the_user_is_once(server, store, worker_for):
+    """Pinning ``@current`` and telling our orphans from a colleague's both need users/@me."""
+    rid = new_recording(store)
+    finish(store, rid)
+    store.mark_attempt(store.pending_ops(rid)[0].id)
+    worker_for().client.create_recording("zoom")  # the answer never arrived
+    assert worker_for(project="@current").drain(5)
+    assert len(server.state.recordings) == 1
+    assert [p for _m, p, _b in server.state.requests].count("/api/users/@me/") == 1
+
+
 def test_a_colleagues_untouched_recording_is_never_adopted_as_our_lost_one(server, store, worker_for):
     """The list is the whole team's: a colleague's recording started in the same minute, not yet
     titled or transcribed, looks like our orphan (and is closer in time here). Only ours is taken."""
