@@ -10,6 +10,7 @@ So a killed process loses nothing that was committed, and the sync worker resume
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -408,23 +409,35 @@ class Store:
             known = db.execute("SELECT server_id IS NOT NULL FROM recordings WHERE id = ?", (recording_id,)).fetchone()
             if not payload and not (known and known[0]):
                 self._remove(db, recording_id)
-                return False
-            db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
-            db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
-            db.execute("UPDATE recordings SET remote_state = 'deleting' WHERE id = ?", (recording_id,))
-            db.execute("INSERT INTO outbox (recording_id, op, payload) VALUES (?, 'delete', ?)",
-                       (recording_id, json.dumps(payload)))
-        return True
+                removed = True
+            else:
+                db.execute("DELETE FROM outbox WHERE recording_id = ?", (recording_id,))
+                db.execute("UPDATE segments SET synced = 1 WHERE recording_id = ?", (recording_id,))
+                db.execute("UPDATE recordings SET remote_state = 'deleting' WHERE id = ?", (recording_id,))
+                db.execute("INSERT INTO outbox (recording_id, op, payload) VALUES (?, 'delete', ?)",
+                           (recording_id, json.dumps(payload)))
+                removed = False
+        if removed:
+            self._remove_lock_files(recording_id)
+        return not removed
 
     def remove_recording(self, recording_id: str) -> None:
         with self._tx() as db:
             self._remove(db, recording_id)
+        self._remove_lock_files(recording_id)
 
     @staticmethod
     def _remove(db: sqlite3.Connection, recording_id: str) -> None:
         for table in ("outbox", "segments", "refined_segments", "echo_segments"):
             db.execute(f"DELETE FROM {table} WHERE recording_id = ?", (recording_id,))
         db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
+
+    def _remove_lock_files(self, recording_id: str) -> None:
+        """Its recording and sending locks (empty files: released, they stay on POSIX). Nobody
+        takes them for a recording that is gone; one held now stays held on its open file."""
+        for path in (self.path.parent / "locks").glob(f"{recording_id}.*lock"):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     # -- segments ----------------------------------------------------------------------------
 

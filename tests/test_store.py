@@ -316,3 +316,21 @@ def test_search_matches_the_transcript_as_the_server_would(tmp_path):
     assert store.transcripts_containing("budget zuerst") == set()
     assert store.transcripts_containing("meet") == set()
     store.close()
+
+
+def test_deleting_a_recording_removes_its_lock_files(tmp_path):
+    """Released locks stay on disk as empty files on POSIX: two per recording, for ever, unless
+    the recording's deletion takes them."""
+    from desktop_recorder.session import recording_lock
+
+    store = Store(tmp_path / "db.sqlite3")
+    kept, gone, never_sent = (store.create_recording(platform="zoom", title=t, participants=[], audio_path=None).id
+                              for t in ("kept", "gone", "never sent"))
+    for rid in (kept, gone, never_sent):
+        for lock in (recording_lock(tmp_path, rid), store.sending_lock(rid)):
+            with lock:
+                pass
+    store.remove_recording(gone)
+    assert store.request_delete(never_sent) is False
+    assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == [f"{kept}.lock", f"{kept}.sending.lock"]
+    store.close()
