@@ -209,6 +209,34 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
 
 @pytest.mark.slow
 @pytest.mark.audio
+def test_a_stop_keeps_browser_edits_and_what_was_typed_in_the_live_window(audio_rig, make_app, qtbot):
+    """The browser renames the running meeting; the live window, left untouched (or only
+    clicked through), must not put its old title back at the stop. Participants typed there and
+    stopped by shortcut, before the field was left, are kept."""
+    app = make_app()
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.live.title_edit.setText("Standup")
+    app.live.participants_edit.setText("Ana")
+    app.actions.record.trigger()
+    qtbot.waitUntil(lambda: app.controller.state == "recording", timeout=10_000)
+    rid = app.controller.session.recording.id
+    app.show_recordings()
+    app.browser.select(rid)
+    app.browser.detail.title_edit.setText("Board meeting")
+    app.browser.detail.save_button.click()
+    assert app.ctx.store.get_recording(rid).title == "Board meeting"
+    app.live.title_edit.editingFinished.emit()  # clicked into and out of, unchanged
+    app.live.participants_edit.setText("Ana, Dee")  # typed, still in the field
+    with qtbot.waitSignal(app.controller.recording_finished, timeout=60_000) as finished:
+        app.actions.record.trigger()
+    rec = finished.args[0]
+    assert (rec.title, rec.participants) == ("Board meeting", ["Ana", "Dee"])
+    last_patch = [op.payload for op in app.ctx.store.pending_ops(rid) if op.op == "patch"][-1]
+    assert (last_patch["meeting_title"], last_patch["participants"]) == ("Board meeting", ["Ana", "Dee"])
+
+
+@pytest.mark.audio
 @pytest.mark.parametrize("confirm", [True, False])
 def test_quit_while_recording_asks_then_finalises(audio_rig, make_app, qtbot, confirm):
     app = make_app(confirm_quit=lambda _parent: confirm)

@@ -38,6 +38,7 @@ class LiveTranscriptWindow(QWidget):
         self.controller = controller
         self.lines: list[StoredSegment] = []
         self._partials: dict[str, str] = {}
+        self._stored: dict[str, object] = {}  # the meeting fields as this window last stored them
         self.setWindowTitle("Desktop Recorder — Live transcript")
         self.setWindowIcon(app_icon())
         self.resize(720, 560)
@@ -138,6 +139,7 @@ class LiveTranscriptWindow(QWidget):
         self.lines.clear()
         self.set_partial("", "")
         self.warning_label.hide()
+        self._stored = self._fields()  # what the recording starts with
 
     def _clear_meeting_fields(self) -> None:
         """The meeting is over (its title and participants were saved with it): the fields are
@@ -203,18 +205,27 @@ class LiveTranscriptWindow(QWidget):
             c.start_recording(title=self.title_edit.text().strip() or None,
                               platform=self.platform_combo.currentText(), participants=self._participants())
         elif c.state == "recording":
-            c.stop_recording(title=self.title_edit.text().strip() or None,
-                             participants=list(self._participants()) or None)
+            # Only what was typed here and not stored yet (a stop by shortcut or from the tray
+            # ends no edit): the rest is as stored, which the recordings browser may have edited.
+            typed = {f: v for f, v in self._fields().items() if v != self._stored.get(f)}
+            title, names = typed.get("meeting_title"), typed.get("participants")
+            c.stop_recording(title=title if isinstance(title, str) else None,
+                             participants=names if isinstance(names, list) and names else None)
 
     def _participants(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.participants_edit.text().split(",") if p.strip())
 
+    def _fields(self) -> dict[str, object]:
+        return {"meeting_title": self.title_edit.text().strip() or None, "participants": list(self._participants()),
+                "platform": self.platform_combo.currentText()}
+
     def _edited(self, field: str) -> None:
-        if self.controller.state != "recording":
+        """Stored at once, if it changed here: leaving the field untouched must not put its old
+        value over an edit made in the recordings browser meanwhile."""
+        value = self._fields()[field]
+        if self.controller.state != "recording" or value == self._stored.get(field):
             return
-        value: object = {"meeting_title": self.title_edit.text().strip() or None,
-                         "participants": list(self._participants()),
-                         "platform": self.platform_combo.currentText()}[field]
+        self._stored[field] = value
         self.controller.edit_live({field: value})
 
     def _on_state(self, state: str) -> None:
