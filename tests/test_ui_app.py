@@ -82,6 +82,26 @@ def test_changing_the_model_settings_reloads_the_model_and_shows_download_progre
     assert any("Downloading the speech model… 25 %" in t for t in texts), texts
 
 
+def test_saving_the_same_settings_after_a_failed_model_load_tries_again(make_app, qtbot):
+    """Offline at start, a named model could not be downloaded: once the user has downloaded it
+    in Settings (or is back online), Save loads it; the app is not stuck until restarted."""
+    online = threading.Event()
+
+    def model(context, progress):
+        if not online.is_set():
+            raise OSError("Cannot download model 'small': no connection")
+        return load_transcriber(context, progress)
+
+    app = make_app(controller_kwargs={"transcriber_factory": model})
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "error", timeout=30_000)
+    assert not app.actions.record.isEnabled()
+    online.set()
+    app.controller.apply_settings(app.ctx.settings)
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    assert app.actions.record.isEnabled()
+
+
 def test_live_window_shows_partials_greyed_then_replaces_them_with_finals(make_app):
     app = make_app()
     live = app.live

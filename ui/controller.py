@@ -171,7 +171,9 @@ class RecorderController(QObject):
         self.ctx.settings = settings.with_env()
         self.restart_sync()
         self.settings_applied.emit(self.ctx.settings)
-        if any(getattr(before, f) != getattr(self.ctx.settings, f) for f in MODEL_FIELDS):
+        # After a failed load the same settings are tried again: the user may just have
+        # downloaded the model in the dialog, or come back online.
+        if self.state == "error" or any(getattr(before, f) != getattr(self.ctx.settings, f) for f in MODEL_FIELDS):
             if self.state in ("recording", "finishing"):
                 self._reload_after_recording = True
                 self.notice.emit("info", "The new model is used from the next recording.")
