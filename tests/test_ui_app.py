@@ -275,6 +275,54 @@ def test_quit_while_recording_asks_then_finalises(audio_rig, make_app, qtbot, co
     assert [r.status for r in app.ctx.store.list_recordings()] == ["ready"]
 
 
+def test_a_slow_start_leaves_the_gui_free_and_its_failure_is_said(make_app, qtbot, monkeypatch):
+    """A device that refuses to open is tried again for seconds: the start runs off the GUI
+    thread (the tray and windows froze for 5 s), and its failure is said when it comes."""
+    from desktop_recorder.session import RecordingSession
+    from recorder.capture import CaptureError
+
+    gate = threading.Event()
+
+    def refused_after_a_while(_session: RecordingSession) -> None:
+        gate.wait(30)
+        raise CaptureError("Cannot open Microphone: Device unavailable")
+
+    monkeypatch.setattr(RecordingSession, "start", refused_after_a_while)
+    app = make_app()
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.actions.record.trigger()  # returns while the start is still trying
+    assert app.controller.state == "starting" and not app.actions.record.isEnabled()
+    assert app.live.record_button.text() == "Starting…"
+    gate.set()
+    qtbot.waitUntil(lambda: "Could not start recording: Cannot open Microphone" in app.window.notice_label.text(),
+                    timeout=10_000)
+    assert app.controller.state == "idle" and app.actions.record.isEnabled()
+
+
+@pytest.mark.audio
+def test_quit_while_a_recording_starts_stops_it_once_started_then_quits(audio_rig, make_app, qtbot, monkeypatch):
+    from desktop_recorder.session import RecordingSession
+
+    gate = threading.Event()
+    start = RecordingSession.start
+
+    def slow_start(session: RecordingSession):
+        gate.wait(30)
+        return start(session)
+
+    monkeypatch.setattr(RecordingSession, "start", slow_start)
+    app = make_app(confirm_quit=lambda _parent: True)
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    app.actions.record.trigger()
+    app.actions.quit.trigger()
+    assert app.controller.state == "starting" and app.quits == []
+    gate.set()
+    qtbot.waitUntil(lambda: app.quits == [True], timeout=60_000)
+    assert [r.status for r in app.ctx.store.list_recordings()] == ["ready"]
+
+
 def test_quitting_while_the_stop_fails_still_quits(make_app, qtbot):
     """Quit (or logout's SIGTERM) during a recording whose stop then fails (a full disk): the app
     quits all the same (it used to stay up, and quit at the end of the next recording instead)."""
@@ -298,10 +346,10 @@ def test_recording_without_any_audio_device_says_so_and_stays_usable(make_app, q
     app = make_app()
     app.start()
     qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
-    with qtbot.waitSignal(app.controller.notice) as notice:
+    with qtbot.waitSignal(app.controller.notice, timeout=30_000) as notice:  # each device is tried for 5 s
         app.actions.record.trigger()
     assert notice.args[0] == "warning" or "Could not start" in notice.args[1]
-    qtbot.waitUntil(lambda: "Could not start recording" in app.window.notice_label.text(), timeout=5_000)
+    qtbot.waitUntil(lambda: "Could not start recording" in app.window.notice_label.text(), timeout=30_000)
     assert app.controller.state == "idle" and app.actions.record.isEnabled()
 
 

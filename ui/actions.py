@@ -23,6 +23,6 @@ class AppActions(QObject):
         self._on_state(controller.state)
 
     def _on_state(self, state: str) -> None:
-        self.record.setText({"recording": "Stop recording", "finishing": "Finishing…",
+        self.record.setText({"recording": "Stop recording", "finishing": "Finishing…", "starting": "Starting…",
                              "loading": "Loading model…"}.get(state, "Start recording"))
         self.record.setEnabled(state in ("idle", "recording"))

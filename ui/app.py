@@ -137,7 +137,7 @@ class DesktopApp:
 
     def request_quit(self) -> None:
         """Quit; while recording, ask, then finalise without blocking the GUI and quit after."""
-        if self.controller.state in ("recording", "finishing"):
+        if self.controller.state in ("starting", "recording", "finishing"):
             if not self._confirm_quit(self.window or self.live):
                 return
             self._quitting = True
@@ -147,7 +147,7 @@ class DesktopApp:
 
     def quit_gracefully(self) -> None:
         """SIGTERM / Ctrl-C / session logout: finalise a running recording without asking, then quit."""
-        if self.controller.state in ("recording", "finishing"):
+        if self.controller.state in ("starting", "recording", "finishing"):
             self._quitting = True
             self.controller.stop_recording()
         else:

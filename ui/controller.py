@@ -85,6 +85,7 @@ class RecorderController(QObject):
         self._sync_stopping = 0  # old sync workers still stopping: the new one waits for them
         self._shut_down = False
         self._devices: list[str] | None = None  # while a recording starts: its device notices
+        self._stop_when_started: dict[str, Any] | None = None  # a stop asked for while it started
         self._model_generation = 0  # only the newest load's result (and progress) counts
         self._refining: set[str] = set()  # recordings whose post-meeting pass runs on the shared model
         self._recovered = False  # interrupted recordings are recovered once, when the model is there
@@ -174,7 +175,7 @@ class RecorderController(QObject):
         # After a failed load the same settings are tried again: the user may just have
         # downloaded the model in the dialog, or come back online.
         if self.state == "error" or any(getattr(before, f) != getattr(self.ctx.settings, f) for f in MODEL_FIELDS):
-            if self.state in ("recording", "finishing"):
+            if self.state in ("starting", "recording", "finishing"):
                 self._reload_after_recording = True
                 self.notice.emit("info", "The new model is used from the next recording.")
             else:
@@ -264,14 +265,14 @@ class RecorderController(QObject):
             **{"table_factory": device_table, **self._session_kwargs},
         )
         self._devices = []
-        try:
-            session.start()
-        except Exception as exc:  # no device, device busy, disk: say it, stay usable
-            log.exception("could not start recording")
-            self.notice.emit("error", f"Could not start recording: {exc}")
-            return
-        finally:
-            devices, self._devices = self._devices, None
+        self._stop_when_started = None
+        self._set_state("starting")
+        # Off the GUI thread: a device that refuses to open is tried again for seconds.
+        run_in_background(session.start, lambda _rec: self._on_started(session), self._on_start_failed,
+                          name="start-recording")
+
+    def _on_started(self, session: RecordingSession) -> None:
+        devices, self._devices = self._devices or [], None
         self.session = session
         self._set_state("recording")
         self._tick.start()
@@ -279,10 +280,24 @@ class RecorderController(QObject):
             " A transcript is still being improved: live lines may come slower until it is done."
             if self._refining else ""))
         self.wake_sync()
+        if self._stop_when_started is not None:  # stopped (or quit) while it started
+            self.stop_recording(**self._stop_when_started)
+
+    def _on_start_failed(self, exc: Exception) -> None:  # no device, device busy, disk: say it, stay usable
+        log.error("could not start recording", exc_info=exc)
+        self._devices = None
+        self._set_state("idle")
+        self.notice.emit("error", f"Could not start recording: {exc}")
+        if self._stop_when_started is not None:
+            self.stop_failed.emit()  # nothing to stop: a quit waiting for it goes on
+        self._reload_if_asked()
 
     def stop_recording(self, *, title: str | None = None, participants: list[str] | None = None) -> None:
         """Finalise in the background (tail transcription, final PATCH queued); the GUI stays live."""
         session = self.session
+        if self.state == "starting":
+            self._stop_when_started = {"title": title, "participants": participants}
+            return
         if self.state != "recording" or session is None:
             return
         self._set_state("finishing")

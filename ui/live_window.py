@@ -230,7 +230,7 @@ class LiveTranscriptWindow(QWidget):
 
     def _on_state(self, state: str) -> None:
         text = {"loading": "Loading model…", "idle": "Start recording", "recording": "Stop recording",
-                "finishing": "Finishing…", "error": "Unavailable"}.get(state, state)
+                "finishing": "Finishing…", "starting": "Starting…", "error": "Unavailable"}.get(state, state)
         self.record_button.setText(text)
         self.record_button.setEnabled(state in ("idle", "recording"))
         for field in (self.title_edit, self.platform_combo, self.participants_edit):

@@ -16,7 +16,7 @@ NOTIFY_MS = 6000
 
 def tray_state(app_state: str, sync_kind: str) -> str:
     """Which icon: what the recorder does first, then what sync needs."""
-    if app_state == "recording":
+    if app_state in ("starting", "recording"):
         return "recording"
     if app_state == "error" or sync_kind == "blocked":
         return "error"
@@ -60,6 +60,7 @@ class StatusText(QObject):
             done, total = self.download
             loading = f"Downloading the speech model… {100 * done // max(total, 1)} % of {total / 1e6:.0f} MB"
         head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}", "finishing": "Finishing the recording…",
+                "starting": "Starting the recording…",
                 "loading": loading, "error": "Cannot record"}.get(state, "Idle")
         return f"Desktop Recorder — {head}\n{self.sync_text}".strip()
 
