@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import math
@@ -15,11 +14,11 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from api.models import PLATFORMS
 from desktop_recorder import __version__
 from desktop_recorder.context import AppContext, CannotStart, setup_logging, unreadable_database
+from desktop_recorder.terminal import to_devnull
 from transcription.formats import FORMATS
 
 
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {unreadable_database(ctx.paths.database, exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `list | head`: the reader has what it wanted
-        _to_devnull(sys.stdout)  # Python's flush at exit would fail again
+        to_devnull(sys.stdout)  # Python's flush at exit would fail again
         return 1
     finally:
         ctx.close()
@@ -192,19 +191,7 @@ class StopSignal:
 def _detach_from_terminal() -> None:
     """The terminal was closed (SIGHUP): output goes nowhere from now on, instead of failing the
     writes that stopping the recording still makes (and so leaving it unfinished)."""
-    _to_devnull(sys.stdout, sys.stderr)
-
-
-def _to_devnull(*streams: TextIO) -> None:
-    """What is still buffered is written if it can be; everything after goes to /dev/null."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in streams:
-        # what the closed terminal would not take; RuntimeError: the main thread was in a write
-        with contextlib.suppress(OSError, RuntimeError):
-            stream.flush()
-        with contextlib.suppress(AttributeError, OSError, ValueError):  # not a file: nothing to detach
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+    to_devnull(sys.stdout, sys.stderr)
 
 
 def say(message: str) -> None:

@@ -111,6 +111,7 @@ class RecordingSession:
     _lag: LagWatch = field(default_factory=LagWatch)
     _echo: EchoGate | None = None  # with both sources: keeps mic echoes of the speakers out of "Me"
     _echo_told: bool = False
+    _listener_failed: bool = False  # said once: the listener raised
     # Lines decided but not yet stored (the database refused them: a full disk), in order, with
     # the echo verdict of a mic line left out; retried until stored. ``_unsaved_told``: said so.
     _unsaved: list[tuple[FinalSegment, EchoVerdict | None]] = field(default_factory=list)
@@ -130,7 +131,7 @@ class RecordingSession:
             except NoAudioDevice as exc:
                 if spec != "auto":
                     raise
-                self.on_event(Notice("warning", f"{exc} Recording without it."))
+                self._tell(Notice("warning", f"{exc} Recording without it."))
                 continue
             if dev is not None:
                 devices[role] = dev  # type: ignore[index]
@@ -172,11 +173,11 @@ class RecordingSession:
             self._echo = EchoGate() if len(devices) == 2 else None
             for source, dev in devices.items():
                 self._engines[source] = StreamingEngine(source, self.transcriber, StreamingVad(self.scorer_factory()))
-                self.on_event(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
+                self._tell(Notice("info", f"{'Microphone' if source == 'mic' else 'System audio'}: {dev.label}"))
             self._watch = HealthWatch(tuple(devices))
             self._pipeline = CapturePipeline(devices, wav, lambda s, a: self._audio.put((s, a)),
                                              follow=self._current_device,
-                                             on_notice=lambda message: self.on_event(Notice("warning", message)))
+                                             on_notice=lambda message: self._tell(Notice("warning", message)))
             self._pipeline.start()
         except Exception as exc:
             self._pipeline = None
@@ -224,7 +225,7 @@ class RecordingSession:
             self._settle_all()  # if finishing fails below, the lines stored still sync
             if self._unsaved:  # still refused, and this process is ending: say what is lost
                 log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
-                self.on_event(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
+                self._tell(Notice("error", f"{len(self._unsaved)} transcript lines could not be saved and are "
                                               "lost (the database still refuses them)."))
             # Not given: as stored, which the recordings browser may have edited during the meeting.
             stored = self.store.get_recording(rid)
@@ -264,7 +265,7 @@ class RecordingSession:
             log.exception("transcription failed")
             self._keep_held_lines()
             self._settle_all()
-            self.on_event(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
+            self._tell(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
             while self._audio.get() is not _STOP:
                 pass
 
@@ -272,7 +273,7 @@ class RecordingSession:
         assert self._pipeline is not None
         for level, message in self._file_watch.update(self._pipeline.write_error, self._pipeline.silenced_s,
                                                       time.monotonic(), final=final):
-            self.on_event(Notice(level, message))
+            self._tell(Notice(level, message))
 
     def _check_health(self) -> None:
         if self._pipeline is None:
@@ -287,10 +288,10 @@ class RecordingSession:
         health = self._pipeline.health()
         for warning in self._watch.update(now, {h.source: h.level_dbfs for h in health},
                                           {h.source: h.alive for h in health}, self._pipeline.echo_db):
-            self.on_event(Notice("warning", warning))
+            self._tell(Notice("warning", warning))
         lag = self._lag.update(self.backlog_s)
         if lag:
-            self.on_event(Notice("warning" if self._lag.behind else "info", lag))
+            self._tell(Notice("warning" if self._lag.behind else "info", lag))
 
     def _feed(self, *, block: bool) -> bool:
         """Move all queued audio into the engines; False once the stop sentinel is seen."""
@@ -381,7 +382,7 @@ class RecordingSession:
         for ev in events:
             speaker = self._speaker(ev.source)
             if isinstance(ev, PartialText):
-                self.on_event(Partial(speaker, ev.text))
+                self._tell(Partial(speaker, ev.text))
             elif self._echo is not None and ev.source == "mic":
                 self._echo.hold(ev)  # until the system side of its time window is final
             else:
@@ -425,7 +426,7 @@ class RecordingSession:
                 if not self._unsaved_told:
                     self._unsaved_told = True
                     log.error("cannot store transcript lines: %s", exc)
-                    self.on_event(Notice("error", f"Transcript lines cannot be saved ({exc}). They are kept "
+                    self._tell(Notice("error", f"Transcript lines cannot be saved ({exc}). They are kept "
                                                   "and saved once they can be: free some disk space."))
                 break
             self._unsaved.pop(0)  # stored: whatever showing it does, it is never stored again
@@ -436,7 +437,7 @@ class RecordingSession:
                 self.on_segment_stored()
             if self._unsaved_told and not self._unsaved:
                 self._unsaved_told = False
-                self.on_event(Notice("info", "The transcript lines that were waiting are saved."))
+                self._tell(Notice("info", "The transcript lines that were waiting are saved."))
 
     def _store(self, line: FinalSegment, echo: EchoVerdict | None) -> StoredSegment | None:
         """One line into the database (None: stored as a left-out echo)."""
@@ -455,13 +456,23 @@ class RecordingSession:
                                     audio_share=echo.audio_share, text_share=echo.text_share)
         return None
 
+    def _tell(self, event: SessionEvent) -> None:
+        """To the listener (the terminal, the tray app's bridge); its failure is not the
+        recording's: output into a closed pipe or onto a full disk must not stop transcription."""
+        try:
+            self.on_event(event)
+        except Exception:
+            if not self._listener_failed:
+                self._listener_failed = True
+                log.exception("showing the live transcript failed; recording and transcribing go on")
+
     def _shown(self, stored: StoredSegment | None) -> None:
         """A stored line to the listeners (None: an echo left out, which clears the mic's partial)."""
         if stored is not None:
-            self.on_event(FinalLine(stored))
+            self._tell(FinalLine(stored))
             return
-        self.on_event(Partial(self.options.mic_label, ""))
+        self._tell(Partial(self.options.mic_label, ""))
         if not self._echo_told:
             self._echo_told = True
-            self.on_event(Notice("info", "Lines your microphone picked up from the speakers were not added "
+            self._tell(Notice("info", "Lines your microphone picked up from the speakers were not added "
                                          "as yours (echo). Headphones avoid this."))

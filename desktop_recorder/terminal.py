@@ -7,12 +7,18 @@ before anything else is printed, so finals and messages never mix with it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TextIO
 
 from tqdm import tqdm
+
+log = logging.getLogger(__name__)
 
 CLEAR_LINE = "\r\x1b[2K"
 DIM, RESET = "\x1b[2m", "\x1b[0m"
@@ -30,7 +36,7 @@ class LiveTranscript:
         self._lock = threading.Lock()
 
     def final(self, speaker: str, line: str) -> None:
-        with self._lock:
+        with self._lock, self._unless_gone():
             self._partials.pop(speaker, None)
             self._erase()
             self._out.write(line + "\n")
@@ -39,7 +45,7 @@ class LiveTranscript:
     def partial(self, speaker: str, text: str) -> None:
         if not self.interactive:
             return
-        with self._lock:
+        with self._lock, self._unless_gone():
             if text:
                 self._partials[speaker] = text
             else:
@@ -50,15 +56,31 @@ class LiveTranscript:
     def message(self, text: str, err: TextIO | None = None) -> None:
         """A line on stderr, without tearing the partial line on the same terminal."""
         with self._lock:
-            self._erase()
-            print(text, file=err or sys.stderr, flush=True)
-            self._redraw()
+            with self._unless_gone():
+                self._erase()
+            with contextlib.suppress(OSError, ValueError):  # stderr gone too: the log file has it
+                print(text, file=err or sys.stderr, flush=True)
+            with self._unless_gone():
+                self._redraw()
 
     def close(self) -> None:
         """The recording is over: no partial text stays on screen."""
-        with self._lock:
+        with self._lock, self._unless_gone():
             self._partials.clear()
             self._erase()
+
+    @contextlib.contextmanager
+    def _unless_gone(self) -> Iterator[None]:
+        """A write the output refuses (`record | head`: the reader left; a file on a full disk)
+        sends the rest to /dev/null: the recording, its transcription and its saved lines go on."""
+        try:
+            yield
+        except (OSError, ValueError) as exc:  # ValueError: the file was closed
+            log.warning("the live transcript cannot be written any more (%s); recording goes on", exc)
+            to_devnull(self._out)
+            self.interactive = False
+            self._partials.clear()
+            self._shown = False
 
     def _erase(self) -> None:
         if self._shown:
@@ -99,3 +121,15 @@ class DownloadBar:
     def __exit__(self, *_exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def to_devnull(*streams: TextIO) -> None:
+    """What is still buffered is written if it can be; everything after goes to /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in streams:
+        # what the closed terminal would not take; RuntimeError: the main thread was in a write
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            stream.flush()
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # not a file: nothing to detach
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)

@@ -38,6 +38,23 @@ def test_piped_output_gets_finals_only():
     assert out.getvalue() == "[00:00] Me: Hello.\n"
 
 
+def test_output_whose_reader_left_is_dropped_not_raised():
+    """`desktop-recorder record | head -n 3`: the reader leaves; the recording goes on (its lines
+    are saved) and the output goes to /dev/null instead of raising in the transcription thread."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    out = os.fdopen(write_end, "w", buffering=1)
+    live = LiveTranscript(out, interactive=True)
+    live.final("Others", "[00:01] Others: Ask not.")
+    live.partial("Others", "what your")
+    live.final("Others", "[00:03] Others: What your country can do for you.")
+    live.message("warning: still recording", io.StringIO())
+    live.close()
+    assert not live.interactive
+    assert os.readlink(f"/proc/self/fd/{out.fileno()}") == os.devnull
+    out.close()
+
+
 @pytest.mark.slow
 @pytest.mark.audio
 def test_record_in_a_terminal_shows_partials_then_finals(audio_rig, app_home, playable):
