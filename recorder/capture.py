@@ -23,7 +23,10 @@ from transcription.types import Source
 
 OPEN_ATTEMPTS = 7  # 0.25 + 0.5 + … + 1.5 s = 5.25 s of retries before a clear error
 OPEN_RETRY_S = 0.25
-QUEUE_BLOCKS = 2000  # ≈ 40 s of 20 ms blocks: the writer only has to stall that long to drop anything
+# Streams deliver blocks of 20 ms (left to itself, PortAudio on the ALSA pulse device called back
+# with ~1.4 ms: 700 blocks a second per source, so the queue held 1.5 s of audio, not 20 s).
+BLOCK_S = 0.02
+QUEUE_BLOCKS = 2000  # 40 s of 20 ms blocks, 20 s with both sources: how long the pipeline may stall
 log = logging.getLogger(__name__)
 
 
@@ -62,6 +65,7 @@ class SourceCapture:
         self._out = out
         self._clock = clock
         self._rate = device.sample_rate_hz
+        self.block_frames = max(1, round(self._rate * BLOCK_S))
         self._stream: Any = None
 
     def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
@@ -89,7 +93,7 @@ class SourceCapture:
                 with PORTAUDIO_LOCK:
                     self._stream = self._open_pulse(sd) if self.device.backend == "pulse" else sd.InputStream(
                         device=self.device.portaudio_index, samplerate=self._rate, channels=1, dtype="float32",
-                        callback=self._callback, extra_settings=_platform_settings(sd),
+                        blocksize=self.block_frames, callback=self._callback, extra_settings=_platform_settings(sd),
                     )
                     self._stream.start()
                 return
@@ -108,7 +112,7 @@ class SourceCapture:
         try:
             return sd.InputStream(
                 device="pulse", samplerate=self._rate, channels=1, dtype="float32",
-                latency="low", callback=self._callback,
+                latency="low", blocksize=self.block_frames, callback=self._callback,
             )
         finally:
             if previous is None:

@@ -140,3 +140,26 @@ def test_audio_file_after_kill_9_holds_all_but_the_last_second(audio_rig, app_ho
     audio, rate = the_wav(app_home)
     assert killed_after - 1.5 <= len(audio) / rate <= killed_after + 0.5
     assert np.abs(audio[:, 1]).max() > 0.05
+
+
+@pytest.mark.parametrize("role", ["mic", "system"])
+def test_the_streams_deliver_20_ms_blocks_so_the_queue_holds_20_s_of_both(audio_rig, role):
+    """Left to itself PortAudio on the ALSA pulse device called back every ~1.4 ms: the capture
+    queue of 2,000 blocks held 1.5 s of audio, and a pipeline stall longer than that lost audio
+    from both channels."""
+    import queue
+
+    from recorder.capture import QUEUE_BLOCKS, SourceCapture
+    from recorder.devices import device_table, resolve
+
+    device = resolve(device_table(), role, "auto")
+    assert device is not None and device.backend == "pulse"
+    blocks: queue.Queue = queue.Queue()
+    capture = SourceCapture(role, device, blocks)
+    capture.start()
+    try:
+        got = [blocks.get(timeout=10) for _ in range(25)]
+    finally:
+        capture.stop()
+    assert {len(b.samples) for b in got} == {round(device.sample_rate_hz * 0.02)}
+    assert QUEUE_BLOCKS * 0.02 / 2 >= 20  # seconds of both sources
