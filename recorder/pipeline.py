@@ -201,8 +201,13 @@ class CapturePipeline:
             self._emit(block.source, piece)
 
     def _pad_stalled(self) -> None:
+        """Silence for a source that has delivered nothing for a while. One that delivers has its
+        blocks in the queue (behind the other source's, or this thread was held up): padded, they
+        would land late for the rest of the recording. Placed by their capture time, they don't."""
         now = self._clock()
         for source, timeline in self._timelines.items():
+            if now - self._captures[source].stats.last_block_at < timeline.stall_s:
+                continue
             silence = timeline.pad_to_clock(now)
             if silence is not None:
                 self._levels[source] = -120.0

@@ -23,6 +23,7 @@ class SourceTimeline:
         self.position = 0  # 16 kHz samples placed so far
         self.gap_samples = 0  # silence inserted for missing audio
         self._max_gap = int(max_gap_s * SAMPLE_RATE_HZ)
+        self.stall_s = stall_s
         self._stall = int(stall_s * SAMPLE_RATE_HZ)
         self._resampler: soxr.ResampleStream | None = None
         self._rate = 0

@@ -163,3 +163,35 @@ def test_the_streams_deliver_20_ms_blocks_so_the_queue_holds_20_s_of_both(audio_
         capture.stop()
     assert {len(b.samples) for b in got} == {round(device.sample_rate_hz * 0.02)}
     assert QUEUE_BLOCKS * 0.02 / 2 >= 20  # seconds of both sources
+
+
+def test_a_slow_to_open_system_source_does_not_shift_the_microphone(audio_rig, playable, tmp_path, monkeypatch):
+    """The mic opens at once, the system source takes 1.75 s (an open refused, then retried).
+    The mic's blocks queued meanwhile used to be preceded by silence once the pipeline ran, and
+    the mic channel stayed 0.75 s late for the whole recording (beyond the echo check's reach)."""
+    from recorder.capture import SourceCapture
+    from recorder.devices import device_table, resolve
+    from recorder.pipeline import CapturePipeline
+
+    table = device_table()
+    devices = {role: resolve(table, role, "auto") for role in ("mic", "system")}
+    open_stream = SourceCapture.start
+
+    def slow_system(capture: SourceCapture, **kwargs) -> None:
+        if capture.source == "system":
+            time.sleep(1.75)
+        open_stream(capture, **kwargs)
+
+    monkeypatch.setattr(SourceCapture, "start", slow_system)
+    pipeline = CapturePipeline(devices, tmp_path / "call.wav", on_audio=lambda _source, _audio: None)
+    pipeline.start()
+    time.sleep(0.5)
+    players = [play(playable["left"], "meet_mic_in"), play(playable["jfk"], "meet_speakers")]  # same moment
+    for p in players:
+        p.wait()
+    pipeline.stop()
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="float32")
+    left, lrate = sf.read(playable["left"], dtype="float32")
+    jfk, jrate = sf.read(playable["jfk"], dtype="float32")
+    skew = (onset_s(audio[:, 0], rate) - onset_s(left, lrate)) - (onset_s(audio[:, 1], rate) - onset_s(jfk, jrate))
+    assert abs(skew) < 0.1, f"mic and system are {skew * 1000:.0f} ms apart"
