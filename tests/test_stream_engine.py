@@ -105,6 +105,17 @@ def test_partials_while_speaking_are_cheap_and_never_final():
     assert [c.final for c in asr.calls] == [False, False, True]
 
 
+def test_a_partial_whose_final_pass_kept_nothing_is_taken_back():
+    """Music after speech: the partials heard "thank you", the final pass is too unsure to keep
+    it. The grey text must not stay on screen until that side speaks again (or for ever)."""
+    asr = ScriptedTranscriber(words_per_call=[["thank"], ["thank", "you"], ["thank", "you"]],
+                              logprob_per_call=[-0.1, -0.1, -3.0])
+    engine = make(asr, partial_every_ms=700)
+    events = run(engine, np.concatenate([tone(1.6), silence(0.8)]))
+    assert not [e for e in events if isinstance(e, FinalSegment)]
+    assert [e.text for e in events if isinstance(e, PartialText)] == ["thank", "thank you", ""]
+
+
 def test_partials_get_only_the_default_prompt_finals_the_committed_text():
     asr = ScriptedTranscriber(words_per_call=[["first", "part"], ["sec"], ["second", "bit"]])
     engine = make(asr, partial_every_ms=700, context_s=3.0)  # "first part" is no context: prompt only

@@ -233,6 +233,8 @@ class StreamingEngine:
                 utt = _Utterance(utt.start, self._closed.pop(0).end)
             events = self._finalise(utt)
             self._trim()
+            if not any(isinstance(ev, FinalSegment) for ev in events):  # all of it dropped (music's "Thank you.")
+                events.append(PartialText(self.source, round(utt.start * 1000 / SR, 1), ""))  # its partial goes too
             return events
         if self._partial_due():
             return self._partial()
