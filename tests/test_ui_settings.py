@@ -244,6 +244,24 @@ def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, serv
     assert dialog.result() == QDialog.DialogCode.Accepted
 
 
+def test_the_session_only_key_goes_with_the_fields_as_edited_after_the_keyring_refused(
+        qtbot, server, ctx, dialog, saved, broken_keyring, request):
+    """Save, the keyring refuses, the user then fixes the project and their name before
+    choosing "this session only": those are saved, not the fields as they were at Save."""
+    request.addfinalizer(secrets._session_keys.clear)
+    dialog.show()
+    point_at(dialog, server.url, WRITE_KEY)
+    save_button(dialog).click()
+    assert dialog.keyring_warning.isVisible()
+    dialog.posthog.project_edit.setText("2")
+    dialog.audio.name_edit.setText("Ana")
+
+    dialog.session_button.click()
+
+    assert [(s.host, s.project_id, s.user_name) for s in saved] == [(server.url, "2", "Ana")]
+    assert get_api_key(server.url) == WRITE_KEY
+
+
 # -- audio devices -------------------------------------------------------------------------------
 
 

@@ -42,7 +42,6 @@ class SettingsDialog(QDialog):
         super().__init__(parent)
         self.ctx = ctx
         self.on_saved = on_saved
-        self._unsaved: Settings | None = None  # waiting for "use for this session only"
         self.setWindowTitle("Desktop Recorder — Settings")
         self.setMinimumWidth(620)
         layout = QVBoxLayout(self)
@@ -123,7 +122,6 @@ class SettingsDialog(QDialog):
             try:
                 set_api_key(settings.host, key)
             except SecretStoreUnavailable as exc:
-                self._unsaved = settings
                 self.keyring_label.setText(f"{exc}\nYou can use the key until Desktop Recorder quits instead; "
                                            "it is not written anywhere.")
                 self.keyring_warning.show()
@@ -133,9 +131,18 @@ class SettingsDialog(QDialog):
 
     def use_key_for_session(self) -> None:
         """The keyring is unavailable: keep the key in this process's environment only."""
-        settings = self._unsaved or self.edited_settings()
-        assert settings.host is not None  # a key is refused without one (``save``)
-        keep_api_key_for_session(settings.host, self.posthog.typed_key())
+        # As edited now: the fields may have changed since the keyring refused (another server).
+        self.error_label.hide()
+        try:
+            settings = self.edited_settings()
+        except (InvalidHost, ValueError) as exc:
+            self._refuse(str(exc))
+            return
+        key = self.posthog.typed_key()
+        if not key or settings.host is None:
+            self._refuse("Choose a PostHog server and type its API key to use it for this session.")
+            return
+        keep_api_key_for_session(settings.host, key)
         log.info("API key kept for this session only (no OS keyring)")
         self.keyring_warning.hide()
         self._commit(settings)
