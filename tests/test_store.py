@@ -209,8 +209,9 @@ def test_echo_lines_stored_before_speakers_were_kept_open_and_restore_with_the_g
 
 
 def test_a_live_line_is_stored_once_even_when_showing_it_fails(tmp_path):
-    """The line is stored, then shown; a failing listener (a terminal gone) must not leave it
-    queued, to be stored again with the next line."""
+    """The line is stored, then shown; a failing listener (a terminal gone, stdout a pipe whose
+    reader left) must neither leave it queued, to be stored again with the next line, nor stop
+    the lines after it (transcription used to stop for the rest of the meeting)."""
     from desktop_recorder.session import FinalLine, RecordingSession, SessionOptions
     from transcription.types import FinalSegment
 
@@ -226,8 +227,7 @@ def test_a_live_line_is_stored_once_even_when_showing_it_fails(tmp_path):
     session = RecordingSession(store=store, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
                                options=SessionOptions(), on_event=on_event)
     session.recording = store.create_recording(platform="meet", title=None, participants=[], audio_path=None)
-    with pytest.raises(OSError):
-        session._commit(FinalSegment("system", 0.0, 900.0, "Hello", 0.9))
+    session._commit(FinalSegment("system", 0.0, 900.0, "Hello", 0.9))  # not raised to the transcription loop
     session._commit(FinalSegment("system", 1000.0, 1900.0, "Again", 0.9))
     assert [s.text for s in store.segments(session.recording.id)] == ["Hello", "Again"]
     assert shown == ["Hello", "Again"]
@@ -333,4 +333,19 @@ def test_deleting_a_recording_removes_its_lock_files(tmp_path):
     store.remove_recording(gone)
     assert store.request_delete(never_sent) is False
     assert sorted(p.name for p in (tmp_path / "locks").iterdir()) == [f"{kept}.lock", f"{kept}.sending.lock"]
+    store.close()
+
+
+def test_a_full_database_says_it_is_full_and_takes_writes_again_once_there_is_room(tmp_path):
+    """SQLite rolls a transaction back by itself when the disk is full; rolling back again
+    raised "cannot rollback - no transaction is active" in place of the reason."""
+    store = Store(tmp_path / "db.sqlite3")
+    rid = store.create_recording(platform="zoom", title="Standup", participants=[], audio_path=None).id
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL, as on a full disk
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        store.edit_recording(rid, {"notes": "x" * 500_000})
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    store.edit_recording(rid, {"notes": "room again"})
+    assert store.get_recording(rid).details["notes"] == "room again"
     store.close()

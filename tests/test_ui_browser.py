@@ -609,3 +609,21 @@ def test_banner_goes_away_once_the_server_answers(qtbot, server, ctx, make_brows
     loaded(qtbot, browser, browser.refresh_button.click)
 
     assert browser.banner.isHidden()
+
+
+def test_a_save_the_full_database_refuses_is_said_and_the_edit_stays_in_the_form(qtbot, server, ctx, factory,
+                                                                                  make_browser):
+    """The disk is full: the Save button used to raise into Qt's event loop and show nothing."""
+    local_id = add_local(ctx, "Standup")
+    browser = make_browser(factory)
+    loaded(qtbot, browser)
+    browser.select(local_id)
+    pages = ctx.store._db.execute("PRAGMA page_count").fetchone()[0]
+    ctx.store._db.execute(f"PRAGMA max_page_count = {pages}")  # as full as a full disk: SQLITE_FULL
+    browser.detail.notes_edit.setPlainText("Decisions: " + "ship it. " * 20_000)
+
+    browser.detail.save_button.click()
+
+    assert "Could not save the changes" in browser.notice.text() and "full" in browser.notice.text()
+    assert browser.detail.notes_edit.toPlainText().startswith("Decisions: ship it.")
+    assert "notes" not in ctx.store.get_recording(local_id).details

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,22 @@ class RecordingsBrowser(RecordingsView):
         if busy:
             self.detail.refine_button.setEnabled(False)
 
+    @contextlib.contextmanager
+    def _says_store_errors(self, action: str) -> Iterator[None]:
+        """A button's work on the local database: a failure (a full disk) is said under the list,
+        not raised into Qt's event loop, where the user saw nothing happen."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            log.error("could not %s: %s", action, exc)
+            self.note(f"Could not {action}: the recordings database refused it ({exc}).", error=True)
+
     def restore_echo(self, echo_ids: list[int]) -> None:
         """Lines wrongly left out as echo go back into the transcript (and the sync queue)."""
+        with self._says_store_errors("put the lines back"):
+            self._restore_echo(echo_ids)
+
+    def _restore_echo(self, echo_ids: list[int]) -> None:
         row = self.selected_row()
         if row is None or row.local is None:
             return
@@ -116,6 +131,10 @@ class RecordingsBrowser(RecordingsView):
     # -- edit ----------------------------------------------------------------------------------
 
     def save_edits(self, fields: dict[str, Any]) -> None:
+        with self._says_store_errors("save the changes"):
+            self._save_edits(fields)
+
+    def _save_edits(self, fields: dict[str, Any]) -> None:
         row = self.selected_row()
         if row is None:
             return
@@ -167,7 +186,8 @@ class RecordingsBrowser(RecordingsView):
         if confirm and not self.ask("Delete recording", question):
             return
         if row.local is not None:
-            self._delete_local(row.local)
+            with self._says_store_errors("delete the recording"):
+                self._delete_local(row.local)
         else:
             assert row.remote is not None
             self._delete_remote(row.remote.id)

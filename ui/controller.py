@@ -8,6 +8,7 @@ Slow work (loading the model, finalising a recording) runs through ``run_in_back
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -365,12 +366,19 @@ class RecorderController(QObject):
         except KeyError:
             return True
 
-    def edit_live(self, fields: dict[str, Any]) -> None:
+    def edit_live(self, fields: dict[str, Any]) -> bool:
         """Title/platform/participants edited during the meeting (the session's stop keeps what
-        is stored then, so the final PATCH carries them)."""
-        if self.session and self.session.recording:
+        is stored then, so the final PATCH carries them); False if they could not be stored."""
+        if not (self.session and self.session.recording):
+            return False
+        try:
             self.ctx.store.edit_recording(self.session.recording.id, fields)
-            self.wake_sync()
+        except sqlite3.Error as exc:  # a full disk: said, not raised into the event loop
+            log.error("could not store the meeting's details: %s", exc)
+            self.notice.emit("error", f"Could not save the meeting's details ({exc}); the stop saves them.")
+            return False
+        self.wake_sync()
+        return True
 
     # -- bridge: core threads → signals --------------------------------------------------------
 

@@ -225,8 +225,8 @@ class LiveTranscriptWindow(QWidget):
         value = self._fields()[field]
         if self.controller.state != "recording" or value == self._stored.get(field):
             return
-        self._stored[field] = value
-        self.controller.edit_live({field: value})
+        if self.controller.edit_live({field: value}):  # else given to the stop
+            self._stored[field] = value
 
     def _on_state(self, state: str) -> None:
         text = {"loading": "Loading model…", "idle": "Start recording", "recording": "Stop recording",
