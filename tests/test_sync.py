@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -417,19 +419,34 @@ def test_a_stop_keeps_the_title_and_participants_edited_in_the_browser_meanwhile
                                                                                   ["Ana", "Bo"])
 
 
+@contextlib.contextmanager
+def another_process(db_path: Path, *, lock_files: bool) -> Iterator[Store]:
+    """The same database as another process opens it (the tray's and a CLI `sync`); without
+    ``lock_files``, a file stands where the lock folder goes, so no lock file can be made."""
+    if not lock_files:
+        (db_path.parent / "locks").write_text("a file where the lock folder goes")
+    other = Store(db_path)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def finished_recording(store: Store, lines: int = 3) -> tuple[str, list[float]]:
+    rid = new_recording(store)
+    stamps = add_segments(store, rid, lines)
+    finish(store, rid)
+    return rid, stamps
+
+
 @pytest.mark.parametrize("locks", ["usable", "unusable"])
 def test_two_processes_creating_one_recording_at_once_leave_one_server_recording(server, store, db_path,
                                                                                   worker_for, locks):
     """The tray's sync and a CLI `sync` over the same database both find it without a server id.
     The sending lock makes the second leave it to the first; where no lock file can be made,
     both create, the second to store its id deletes its copy, and every line goes to the first."""
-    if locks == "unusable":
-        (db_path.parent / "locks").write_text("a file where the lock folder goes")
-    other = Store(db_path)
-    try:
-        rid = new_recording(store)
-        stamps = add_segments(store, rid, 3)
-        finish(store, rid)
+    with another_process(db_path, lock_files=locks == "usable") as other:
+        rid, stamps = finished_recording(store)
         first, second = worker_for(), worker_for(on=other)
         create = second.client.create_recording
 
@@ -439,8 +456,6 @@ def test_two_processes_creating_one_recording_at_once_leave_one_server_recording
 
         second.client.create_recording = create_while_the_first_does  # type: ignore[method-assign]
         assert second.drain(5) and first.drain(5)
-    finally:
-        other.close()
     assert_each_once_on_server(server, stamps)
     assert only_recording(server)["id"] == store.get_recording(rid).server_id
     assert only_recording(server)["status"] == "ready"
@@ -452,12 +467,8 @@ def test_an_orphan_adopted_after_another_process_created_the_recording_is_delete
     """Where no lock file can be made: a create's answer was lost, and its copy appears on the
     server only after another process syncing the same database created the recording anew. The
     process that then adopts that late copy cannot store it; it deletes it instead of leaving it."""
-    (db_path.parent / "locks").write_text("a file where the lock folder goes")
-    other = Store(db_path)
-    try:
-        rid = new_recording(store)
-        stamps = add_segments(store, rid, 3)
-        finish(store, rid)
+    with another_process(db_path, lock_files=False) as other:
+        rid, stamps = finished_recording(store)
         store.mark_attempt(store.pending_ops(rid)[0].id)  # sent; its answer will never come
         first, second = worker_for(), worker_for(on=other)
         listing = second.client.list_recordings
@@ -469,8 +480,6 @@ def test_an_orphan_adopted_after_another_process_created_the_recording_is_delete
 
         second.client.list_recordings = list_after_the_first_created_it  # type: ignore[method-assign]
         assert second.drain(5)
-    finally:
-        other.close()
     assert_each_once_on_server(server, stamps)
     assert only_recording(server)["id"] == store.get_recording(rid).server_id
 

@@ -388,7 +388,7 @@ class RecorderController(QObject):
         elif isinstance(event, Partial):
             self.partial.emit(event.speaker, event.text)
         elif isinstance(event, Notice):
-            if self._devices is not None and event.level == "info":  # during start, on the GUI thread
+            if self._devices is not None and event.level == "info":  # during start (its background thread)
                 self._devices.append(event.message)  # said once, with "Recording started"
             else:
                 self.notice.emit(event.level, event.message)
