@@ -8,7 +8,9 @@ import threading
 from dataclasses import replace
 
 import httpx
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
@@ -414,6 +416,46 @@ def test_the_menus_shortcuts_work_in_the_apps_windows(make_app, qtbot):
     assert app.quits == [True]
 
 
+def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot, ctx, server):
+    """At login the desktop's keyring can wait for the user to unlock it. The key is read off the
+    GUI thread: the model loads and Record is usable meanwhile, and sync starts once the keyring answers."""
+    unlocked = threading.Event()
+    asked_on: list[threading.Thread] = []
+
+    class LockedKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(10)
+            return WRITE_KEY if username == server.url else None
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            raise AssertionError("nothing is stored here")
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise AssertionError("nothing is deleted here")
+
+    ctx.settings = replace(ctx.settings, host=server.url)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(LockedKeyring())
+    try:
+        app = make_app()
+        app.start()
+        qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+        assert asked_on and threading.main_thread() not in asked_on
+        assert app.controller.sync is None and app.actions.record.isEnabled()
+        states: list[tuple[str, str]] = []
+        app.controller.sync_changed.connect(lambda kind, text: states.append((kind, text)))
+        unlocked.set()
+        qtbot.waitUntil(lambda: app.controller.sync is not None and bool(states), timeout=10_000)
+        assert app.controller.sync.client.host == server.url
+        assert states[-1][0] == "synced", states
+    finally:
+        unlocked.set()
+        keyring.set_keyring(previous)
+
+
 def test_restarting_sync_does_not_wait_for_a_request_in_flight(make_app, qtbot, ctx):
     """Settings → Save restarts sync. The old worker, in a request to a server that accepted the
     connection and never answers, stops in the background (the GUI froze for it); the new one
@@ -427,6 +469,7 @@ def test_restarting_sync_does_not_wait_for_a_request_in_flight(make_app, qtbot, 
         app = make_app(controller_kwargs={
             "client_factory": lambda: PostHogClient(url, WRITE_KEY, timeout=httpx.Timeout(3.0))})
         app.controller.restart_sync()
+        qtbot.waitUntil(lambda: app.controller.sync is not None, timeout=5_000)  # its client is built on a thread
         first = app.controller.sync
         connection, _ = hanging.accept()  # the worker's create, which gets no answer
         with connection:

@@ -84,6 +84,8 @@ class RecorderController(QObject):
         self._last_sync_kind = ""
         self._last_sync_state: tuple[str, str] | None = None  # what sync_changed last said
         self._sync_stopping = 0  # old sync workers still stopping: the new one waits for them
+        self._sync_opening = False  # a client is being built off the GUI thread (the keyring may wait)
+        self._sync_generation = 0  # restart_sync() makes a client built for older settings stale
         self._shut_down = False
         self._devices: list[str] | None = None  # while a recording starts: its device notices
         self._stop_when_started: dict[str, Any] | None = None  # a stop asked for while it started
@@ -188,6 +190,7 @@ class RecorderController(QObject):
         """A sync worker for the current settings. The old one is stopped in the background (a
         request in flight runs to its timeout: the GUI froze for it) and the new one starts once
         it has: one worker at a time, so never two batches of a recording at once."""
+        self._sync_generation += 1
         old, self.sync = self.sync, None
         if old is not None:
             self._sync_stopping += 1
@@ -200,19 +203,34 @@ class RecorderController(QObject):
         self._start_sync()
 
     def _start_sync(self) -> None:
-        if self.sync is not None or self._sync_stopping or self._shut_down:
-            return  # started already, or once the old worker has stopped
+        """The client is built on a thread: reading the key may wait for the user to unlock the
+        OS keyring (at login, before the desktop's keyring is open), and the tray must not."""
+        if self.sync is not None or self._sync_stopping or self._shut_down or self._sync_opening:
+            return  # started already, being started, or once the old worker has stopped
+        self._sync_opening = True
         self._last_sync_state = None
-        try:
-            client = self._client_factory()
-        except SyncNotConfigured as exc:
-            text = off_text(exc)
-            self._last_sync_state = ("off", text)
-            self.sync_changed.emit("off", text)
+        generation = self._sync_generation
+        run_in_background(self._client_factory, lambda client: self._on_client(generation, client),
+                          lambda exc: self._on_client_failed(generation, exc), name="sync-client")
+
+    def _on_client(self, generation: int, client: PostHogClient) -> None:
+        self._sync_opening = False
+        if generation != self._sync_generation or self._shut_down:
+            client.close()  # built for settings changed meanwhile
+            self._start_sync()
             return
         self.sync = SyncWorker(self.ctx.store, client, on_change=self._on_sync_status)
         self.sync.start()
         self.refresh_sync_state()
+
+    def _on_client_failed(self, generation: int, exc: Exception) -> None:
+        self._sync_opening = False
+        if generation != self._sync_generation:
+            self._start_sync()
+            return
+        text = off_text(exc) if isinstance(exc, SyncNotConfigured) else f"PostHog sync is off: {exc}"
+        self._last_sync_state = ("off", text)
+        self.sync_changed.emit("off", text)
 
     def wake_sync(self) -> None:  # also the session's thread: ``self.sync`` may be swapped meanwhile
         if sync := self.sync:
