@@ -16,13 +16,12 @@ from api.client import PostHogClient, validate_host, validate_project
 from api.errors import ApiError, CredentialsRejected, InvalidHost, MissingScope, NetworkError
 from api.sync import SyncWorker
 from desktop_recorder.cli import StopSignal, print_json, say
-from desktop_recorder.config import save_settings
+from desktop_recorder.config import DEFAULT_MIC_LABEL, save_settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.refine import CannotRefine, refine_recording
 from desktop_recorder.secrets import SecretStoreUnavailable, keyring_check, set_api_key
 from desktop_recorder.session import (
-    DEFAULT_MIC_LABEL,
     FinalLine,
     Notice,
     Partial,
@@ -30,7 +29,7 @@ from desktop_recorder.session import (
     SessionEvent,
     SessionOptions,
 )
-from desktop_recorder.store import LocalRecording, StoredSegment
+from desktop_recorder.store import LocalRecording, StoredSegment, is_owned
 from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, load_sounddevice, loaded_library, resolve
@@ -295,12 +294,9 @@ def cmd_delete(ctx: AppContext, args: argparse.Namespace) -> int:
     rec = _find(ctx, args.recording_id)
     if rec is None:
         return 2
-    if rec.status in ("recording", "processing") and rec.owner_pid:
-        from desktop_recorder.session import is_owned
-
-        if is_owned(ctx.paths.data_dir, rec.id):
-            say("error: that recording is still running; stop it first")
-            return 2
+    if rec.status in ("recording", "processing") and rec.owner_pid and is_owned(ctx.paths.data_dir, rec.id):
+        say("error: that recording is still running; stop it first")
+        return 2
     on_server = ctx.store.request_delete(rec.id)
     if rec.audio_path:
         Path(rec.audio_path).unlink(missing_ok=True)

@@ -13,6 +13,7 @@ import platformdirs
 
 log = logging.getLogger(__name__)
 APP = "desktop-recorder"
+DEFAULT_MIC_LABEL = "Me"  # the microphone's speaker when the user gave no name
 DEFAULT_HOSTS = {"us": "https://us.posthog.com", "eu": "https://eu.posthog.com"}
 
 

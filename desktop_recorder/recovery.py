@@ -12,8 +12,7 @@ import soundfile as sf
 from filelock import Timeout
 
 from desktop_recorder.refine import CannotRefine, read_tracks, speaker_names
-from desktop_recorder.session import recording_lock
-from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store
+from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store, recording_lock
 from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
 from transcription.guards import is_hallucination

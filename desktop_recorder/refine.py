@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from desktop_recorder.session import DEFAULT_MIC_LABEL
+from desktop_recorder.config import DEFAULT_MIC_LABEL
 from desktop_recorder.store import LIVE_STATUSES, Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence

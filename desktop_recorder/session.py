@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
-from desktop_recorder.store import LocalRecording, Store, StoredSegment, lock_file, new_recording_id
+from desktop_recorder.config import DEFAULT_MIC_LABEL
+from desktop_recorder.store import LocalRecording, Store, StoredSegment, new_recording_id, recording_lock
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
@@ -33,7 +34,6 @@ HEALTH_EVERY_S = 0.5
 SETTLED_EVERY_S = 10.0  # the settled time is stored at once for a line waiting for it, else this often
 
 
-DEFAULT_MIC_LABEL = "Me"  # the microphone's speaker when the user gave no name
 
 
 @dataclass(frozen=True)
@@ -71,19 +71,6 @@ class Notice:
 SessionEvent = FinalLine | Partial | Notice
 
 
-def recording_lock(data_dir: Path, recording_id: str) -> FileLock:
-    """Held by the process recording it."""
-    return lock_file(data_dir, f"{recording_id}.lock")
-
-
-def is_owned(data_dir: Path, recording_id: str) -> bool:
-    lock = recording_lock(data_dir, recording_id)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 @dataclass

@@ -25,7 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 SCHEMA = """
 -- details: notes, summary, extracted_tasks as last known here. settled_ms: while live, every line
@@ -189,6 +189,21 @@ def lock_file(data_dir: Path, name: str) -> FileLock:
     that process ends, however it ends."""
     (data_dir / "locks").mkdir(exist_ok=True)
     return FileLock(str(data_dir / "locks" / name))
+
+
+def recording_lock(data_dir: Path, recording_id: str) -> FileLock:
+    """Held by the process recording it (and by a recovery finishing it)."""
+    return lock_file(data_dir, f"{recording_id}.lock")
+
+
+def is_owned(data_dir: Path, recording_id: str) -> bool:
+    lock = recording_lock(data_dir, recording_id)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def new_recording_id() -> str:
@@ -438,9 +453,9 @@ class Store:
     def _remove_lock_files(self, recording_id: str) -> None:
         """Its recording and sending locks (empty files: released, they stay on POSIX). Nobody
         takes them for a recording that is gone; one held now stays held on its open file."""
-        for path in (self.path.parent / "locks").glob(f"{recording_id}.*lock"):
+        for lock in (recording_lock(self.path.parent, recording_id), self.sending_lock(recording_id)):
             with contextlib.suppress(OSError):
-                path.unlink()
+                Path(lock.lock_file).unlink()
 
     # -- segments ----------------------------------------------------------------------------
 

@@ -12,8 +12,7 @@ import pytest
 import soundfile as sf
 
 from desktop_recorder.recovery import recover_interrupted
-from desktop_recorder.session import recording_lock
-from desktop_recorder.store import Store
+from desktop_recorder.store import Store, recording_lock
 
 
 def new_store(tmp_path):
@@ -264,7 +263,7 @@ def test_a_recording_whose_audio_file_cannot_be_made_is_finished_as_an_error(tmp
 def test_a_recording_is_locked_before_it_is_stored(tmp_path, monkeypatch):
     """A recovery (the tray starting, a `sync`) takes every unlocked live recording for one whose
     recorder was killed: a recording just starting must never be one."""
-    from desktop_recorder.session import is_owned
+    from desktop_recorder.store import is_owned
 
     store = Store(tmp_path / "db.sqlite3")
     create = store.create_recording
@@ -321,7 +320,6 @@ def test_search_matches_the_transcript_as_the_server_would(tmp_path):
 def test_deleting_a_recording_removes_its_lock_files(tmp_path):
     """Released locks stay on disk as empty files on POSIX: two per recording, for ever, unless
     the recording's deletion takes them."""
-    from desktop_recorder.session import recording_lock
 
     store = Store(tmp_path / "db.sqlite3")
     kept, gone, never_sent = (store.create_recording(platform="zoom", title=t, participants=[], audio_path=None).id

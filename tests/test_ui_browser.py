@@ -16,7 +16,7 @@ from api.client import PostHogClient
 from api.retry import RetryPolicy
 from api.sync import SyncWorker
 from desktop_recorder.context import AppContext
-from desktop_recorder.session import recording_lock
+from desktop_recorder.store import recording_lock
 from tests.conftest import READ_KEY, WRITE_KEY
 from tests.posthog_server import PostHogState, PostHogTestServer
 from ui.browser import RecordingsBrowser

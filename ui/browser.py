@@ -23,9 +23,9 @@ from shiboken6 import isValid
 from api.client import PostHogClient
 from api.errors import NotFound
 from api.models import RemoteRecording
+from desktop_recorder.config import DEFAULT_MIC_LABEL
 from desktop_recorder.context import AppContext
-from desktop_recorder.session import DEFAULT_MIC_LABEL, is_owned
-from desktop_recorder.store import LIVE_STATUSES, LocalRecording
+from desktop_recorder.store import LIVE_STATUSES, LocalRecording, is_owned
 from transcription.formats import render
 from ui.background import run_in_background
 from ui.browser_rows import changed_fields, current_fields
