@@ -238,7 +238,7 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
             "started_at": rec.started_at, "duration_seconds": rec.duration_s,
             "segments": len(ctx.store.segments(rec.id)), "sync_state": rec.remote_state,
             "pending_operations": ops, "pending_segments": segs, "last_error": rec.last_error,
-            "audio_path": rec.audio_path,
+            "audio_path": rec.audio_path, "error_message": rec.error_message,
         })
     if args.json:
         print_json(rows)

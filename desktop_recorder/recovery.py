@@ -63,7 +63,11 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
     duration = _audio_seconds(rec.audio_path)
     tail_model = model() if duration is not None else None
     if tail_model is not None:
-        added = transcribe_tail(store, tail_model, rec)
+        try:
+            added = transcribe_tail(store, tail_model, rec)
+        except CannotRefine as exc:
+            log.error("recording %s: cannot read its audio for the unfinished tail: %s", rec.id, exc)
+            added = 0
         if added:
             log.warning("recording %s: %d lines transcribed from the audio after its last line", rec.id, added)
     segments = store.segments(rec.id)
@@ -80,15 +84,13 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
     return store.get_recording(rec.id)
 
 
-def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording) -> int:
+def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording,
+                    names: dict[Source, str] | None = None) -> int:
     """Add the lines of each source's speech after its last line (the mic's echo of the system
-    audio left out, as live); returns how many were added."""
-    try:
-        tracks = read_tracks(Path(str(rec.audio_path)))
-    except CannotRefine as exc:
-        log.error("recording %s: cannot read its audio for the unfinished tail: %s", rec.id, exc)
-        return 0
-    names = speaker_names(store, rec.id)
+    audio left out, as live); returns how many were added. ``names``: each source's speaker (else
+    as its lines name it). Raises CannotRefine when the audio cannot be read."""
+    tracks = read_tracks(Path(str(rec.audio_path)))
+    names = names or speaker_names(store, rec.id)
     tail: dict[Source, list[FinalSegment]] = {}
     for source, audio in tracks.items():
         # Before the settled time every line is stored (speech dropped there was dropped live, and

@@ -19,11 +19,13 @@ from pathlib import Path
 from filelock import FileLock
 
 from desktop_recorder.config import DEFAULT_MIC_LABEL
+from desktop_recorder.recovery import transcribe_tail
 from desktop_recorder.store import LocalRecording, Store, StoredSegment, new_recording_id, recording_lock
 from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_table, resolve
 from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
 from transcription.echo import EchoGate, EchoVerdict
+from transcription.formats import clock
 from transcription.stream import StreamingEngine
 from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
 from transcription.vad import SpeechScorer, StreamingVad
@@ -32,8 +34,6 @@ log = logging.getLogger(__name__)
 _STOP = None
 HEALTH_EVERY_S = 0.5
 SETTLED_EVERY_S = 10.0  # the settled time is stored at once for a line waiting for it, else this often
-
-
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,8 @@ class RecordingSession:
     _settled_written_at: float = 0.0  # time.monotonic()
     _stored_up_to_ms: float = -1.0
     _pause_told_ms: float = -1.0  # ``_stored_up_to_ms`` when a pause was last told
+    # Live transcription failed (the model raised): why, and about when in the recording.
+    _failed: tuple[str, float] | None = None
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -209,6 +211,7 @@ class RecordingSession:
         self._tell_audio_file_state(final=True)
         try:
             self._save()
+            problem = self._transcribe_rest() if self._failed else None
             self._settle_all()  # if finishing fails below, the lines stored still sync
             if self._unsaved:  # still refused, and this process is ending: say what is lost
                 log.error("recording %s: %d transcript lines could not be stored", rid, len(self._unsaved))
@@ -222,7 +225,7 @@ class RecordingSession:
             # Refused too (disk still full): raised, the recording stays live and unlocked, and
             # the next start or `sync` finishes it from what was saved.
             self.store.finish_recording(rid, status="ready", duration_s=self._pipeline.duration_s,
-                                        title=title or stored.title, participants=names)
+                                        title=title or stored.title, participants=names, error_message=problem)
         finally:
             if self._lock:
                 self._lock.release()
@@ -230,6 +233,31 @@ class RecordingSession:
         log.info("recording %s finalised in %.2f s after stop", rid, time.monotonic() - started)
         self.recording = self.store.get_recording(rid)
         return self.recording
+
+    def _transcribe_rest(self) -> str | None:
+        """Live transcription failed: what each source said after its last line is transcribed
+        now from the audio file, as a recovery would. None once it is, else what went wrong."""
+        assert self.recording is not None and self._failed is not None
+        reason, at_ms = self._failed
+        rid = self.recording.id
+        before = {seg.id for seg in self.store.segments(rid)}
+        self._tell(Notice("info", f"Transcribing the audio recorded since transcription stopped at {clock(at_ms)}…"))
+        try:
+            added = transcribe_tail(self.store, self.transcriber, self.store.get_recording(rid),
+                                    {source: self._speaker(source) for source in ("mic", "system")})
+        except Exception as exc:
+            log.exception("recording %s: cannot transcribe the audio after the failure", rid)
+            self._tell(Notice("error", f"The audio after {clock(at_ms)} could not be transcribed: {exc}. "
+                                       "It is kept; refine the recording to transcribe it."))
+            return (f"Transcription stopped at {clock(at_ms)} ({reason}); the audio after that is saved "
+                    "but not transcribed.")
+        for seg in self.store.segments(rid):
+            if seg.id not in before:
+                if seg.speaker:
+                    self._speakers_heard[seg.speaker] = None
+                self._tell(FinalLine(seg))
+        self._tell(Notice("info", f"Transcribed {added} more lines from the audio after {clock(at_ms)}."))
+        return None
 
     # -- transcription worker ------------------------------------------------------------------
 
@@ -250,9 +278,11 @@ class RecordingSession:
             self._release_mic(flush=True)
         except Exception as exc:  # keep the audio file; say what happened
             log.exception("transcription failed")
+            self._failed = (str(exc) or type(exc).__name__, self.elapsed_s * 1000)
             self._keep_held_lines()
             self._settle_all()
-            self._tell(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded."))
+            self._tell(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded; "
+                                       "it is transcribed when the recording stops."))
             while self._audio.get() is not _STOP:
                 pass
 

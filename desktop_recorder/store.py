@@ -129,6 +129,7 @@ class LocalRecording:
     last_error: str | None
     details: dict[str, Any] = field(default_factory=dict)  # notes, summary, extracted_tasks (last known)
     settled_ms: float | None = None  # see the column
+    error_message: str | None = None  # what went wrong: a failed start, or a transcript with a gap
 
     @property
     def send_before_ms(self) -> float | None:
@@ -146,7 +147,7 @@ class LocalRecording:
             audio_path=row["audio_path"], owner_pid=row["owner_pid"], remote_state=row["remote_state"],
             last_error=row["last_error"],
             details={k: v for k, v in json.loads(row["details"] or "{}").items() if k in DETAIL_FIELDS},
-            settled_ms=row["settled_ms"],
+            settled_ms=row["settled_ms"], error_message=row["error_message"],
         )
 
 

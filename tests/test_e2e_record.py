@@ -328,3 +328,80 @@ def test_stopping_while_the_disk_is_still_full_says_what_is_lost_and_sync_finish
     assert result.returncode == 0, result.stderr
     assert "Recovered an interrupted recording" in result.stderr
     assert only_recording(server)["status"] == "ready"
+
+
+class FailingModel:
+    """The real model, whose live passes raise from the ``fail_from``-th on (as a CUDA
+    out-of-memory error would), ``times`` times; transcribing the saved audio works unless
+    ``file_fails``."""
+
+    def __init__(self, model, *, fail_from: int = 1, times: int = 1, file_fails: bool = False) -> None:
+        self.model, self.calls, self.fail_from, self.times, self.file_fails = model, 0, fail_from, times, file_fails
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def transcribe(self, *args, **kwargs):
+        self.calls += 1
+        if self.fail_from <= self.calls < self.fail_from + self.times:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return self.model.transcribe(*args, **kwargs)
+
+    def transcribe_file(self, *args, **kwargs):
+        if self.file_fails:
+            raise RuntimeError("CUDA failed with error out of memory")
+        return self.model.transcribe_file(*args, **kwargs)
+
+
+def record_jfk_with(ctx, transcriber, playable) -> tuple[list, object]:
+    from desktop_recorder.session import RecordingSession, SessionOptions
+    from transcription.vad import silero_scorer
+
+    events: list = []
+    session = RecordingSession(store=ctx.store, data_dir=ctx.paths.data_dir, transcriber=transcriber,
+                               scorer_factory=silero_scorer, options=SessionOptions(mic="none", user_name="Ana"),
+                               on_event=events.append)
+    session.start()
+    time.sleep(0.5)
+    play(playable["jfk"], "meet_speakers").wait()
+    time.sleep(1.0)
+    return events, session.stop()
+
+
+def test_speech_after_a_transcription_failure_is_transcribed_at_stop(audio_rig, ctx, model, playable):
+    """The model raises in the middle of the meeting: recording goes on, and at stop what was said
+    after the last line is transcribed from the audio file, shown and stored; nothing is lost."""
+    from desktop_recorder.session import FinalLine, Notice
+
+    failing = FailingModel(model, fail_from=3)
+    events, rec = record_jfk_with(ctx, failing, playable)
+    assert failing.calls >= 3  # it did fail while JFK spoke
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any(n.startswith("Transcription stopped: CUDA failed") for n in notices), notices
+    assert any(n.startswith("Transcribed ") for n in notices), notices
+    lines = ctx.store.segments(rec.id)
+    assert wer(JFK_TEXT, " ".join(s.text for s in lines)) <= 0.1, [s.text for s in lines]
+    assert [e.segment for e in events if isinstance(e, FinalLine)] == lines  # each shown once
+    assert rec.status == "ready" and rec.participants == ["Others"]
+    assert ctx.store.get_recording(rec.id).error_message is None
+
+
+def test_a_recording_whose_audio_cannot_be_transcribed_says_so(audio_rig, app_home, ctx, model, playable):
+    """The model fails live and again on the saved audio: the recording is ready, with the audio
+    kept and an error saying from when the transcript is missing (which the final PATCH sends)."""
+    from desktop_recorder.session import Notice
+
+    events, rec = record_jfk_with(ctx, FailingModel(model, times=10_000, file_fails=True), playable)
+    notices = [e.message for e in events if isinstance(e, Notice)]
+    assert any("could not be transcribed: CUDA failed" in n for n in notices), notices
+    stored = ctx.store.get_recording(rec.id)
+    assert stored.status == "ready" and ctx.store.segments(rec.id) == []
+    assert stored.error_message is not None and stored.error_message.startswith("Transcription stopped at 00:0")
+    assert "CUDA failed with error out of memory" in stored.error_message
+    audio, _rate = sf.read(rec.audio_path, dtype="float32")
+    heard = " ".join(seg.text for seg in model.transcribe_file(np.ascontiguousarray(audio[:, 1])))
+    assert wer(JFK_TEXT, heard) <= 0.1  # kept whole
+    patch = [op.payload for op in ctx.store.pending_ops(rec.id) if op.op == "patch"][-1]
+    assert patch["error_message"] == stored.error_message
+    listed = json.loads(run_cli("list", "--json", env=cli_env(app_home, None)).stdout)
+    assert [r["error_message"] for r in listed] == [stored.error_message]

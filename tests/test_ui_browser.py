@@ -192,6 +192,24 @@ def test_detail_shows_the_transcript_with_speakers_and_times_summary_and_tasks(q
     assert not browser.detail.audio_button.isEnabled()  # no audio file
 
 
+def test_detail_says_what_went_wrong_with_a_recording(qtbot, server, ctx, factory, make_browser):
+    """A recording with an error (a transcript with a gap, a start that failed), local or only on
+    the server, says so above its transcript; one without has no such box."""
+    gap = "Transcription stopped at 00:03 (CUDA failed); the audio after that is saved but not transcribed."
+    rec = ctx.store.create_recording(platform="desktop_audio", title="Gap", participants=[], audio_path=None)
+    ctx.store.finish_recording(rec.id, status="ready", duration_s=9.0, title="Gap", participants=[],
+                               error_message=gap)
+    fine_id = add_local(ctx, "Fine")
+    remote = add_remote(server, "Failed elsewhere", status="error", error_message="No audio device.")
+    browser = make_browser(factory)
+    loaded(qtbot, browser)
+
+    for key, expected in ((rec.id, gap), (f"server:{remote['id']}", "No audio device."), (fine_id, "")):
+        browser.select(key)
+        assert browser.detail.error_label.text() == expected
+        assert browser.detail.error_label.isHidden() == (not expected)
+
+
 def test_detail_of_a_synced_recording_beyond_the_loaded_pages_is_fetched(qtbot, server, ctx, factory,
                                                                          make_browser):
     local_id = add_local(ctx, "Older call")

@@ -84,6 +84,15 @@ class BrowserRow:
         return self.local.participants if self.local else self.remote.participants if self.remote else []
 
     @property
+    def error_message(self) -> str | None:
+        """What went wrong with the recording (a failed start, a transcript with a gap)."""
+        if self.local:
+            return self.local.error_message
+        if self.remote:
+            return str(self.remote.raw.get("error_message") or "") or None
+        return None
+
+    @property
     def sync_label(self) -> str:
         return sync_label(self.local, self.pending) if self.local else "server only"
 

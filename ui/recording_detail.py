@@ -84,8 +84,15 @@ class RecordingDetail(QWidget):
         self.meta_label = QLabel()
         self.meta_label.setStyleSheet("color: #6b7280;")
         self.meta_label.setWordWrap(True)
+        self.error_label = QLabel()  # the recording's error_message, when it has one
+        self.error_label.setObjectName("recordingError")
+        self.error_label.setStyleSheet("QLabel#recordingError { background: #fdecea; border: 1px solid #f5c2c0;"
+                                       " border-radius: 4px; padding: 4px 6px; }")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
         col.addWidget(self.title_label)
         col.addWidget(self.meta_label)
+        col.addWidget(self.error_label)
         return box
 
     def _build_actions(self) -> QHBoxLayout:
@@ -179,6 +186,9 @@ class RecordingDetail(QWidget):
         has_audio = bool(row and row.local and row.local.audio_path)
         self.audio_button.setEnabled(has_audio)
         self.refine_button.setEnabled(has_audio)
+        problem = row.error_message if row is not None else None
+        self.error_label.setText(problem or "")
+        self.error_label.setVisible(bool(problem))
         if row is None:
             self.title_label.setText("No recording selected")
             self.meta_label.setText("Pick a recording on the left to see its transcript.")
