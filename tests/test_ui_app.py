@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import signal
 import socket
 import threading
 from dataclasses import replace
@@ -16,8 +17,8 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from api.client import PostHogClient
 from desktop_recorder.store import StoredSegment
-from tests.conftest import JFK_TEXT, WRITE_KEY, damaged_database, wer
-from tests.recording import play
+from tests.conftest import JFK_TEXT, WRITE_KEY, cli_env, damaged_database, wer
+from tests.recording import Recorder, play
 from ui.app import DesktopApp, run_app
 from ui.controller import load_transcriber
 from ui.tray import TrayIcon, tray_state
@@ -414,6 +415,27 @@ def test_the_menus_shortcuts_work_in_the_apps_windows(make_app, qtbot):
     qtbot.waitUntil(lambda: QApplication.activeWindow() is app.live, timeout=5_000)
     qtbot.keyClick(app.live, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
     assert app.quits == [True]
+
+
+def test_a_recorder_killed_while_the_app_runs_is_recovered_by_the_app(make_app, qtbot, app_home, audio_rig,
+                                                                     playable, monkeypatch):
+    """A `desktop-recorder record` in a terminal is killed while the tray app runs: the app
+    finalises its recording, with the speech it never decoded, without being restarted."""
+    monkeypatch.setattr("ui.controller.RECOVER_EVERY_MS", 1_000)
+    app = make_app()
+    notices: list[str] = []
+    app.controller.notice.connect(lambda _level, text: notices.append(text))
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    rec = Recorder(["--mic", "none"], cli_env(app_home, None))
+    rec.wait_recording()
+    play(playable["jfk"], "meet_speakers").wait()
+    rec.proc.send_signal(signal.SIGKILL)
+    rec.finish()
+    (killed,) = app.ctx.store.list_recordings()
+    qtbot.waitUntil(lambda: app.ctx.store.get_recording(killed.id).status == "ready", timeout=60_000)
+    assert wer(JFK_TEXT, " ".join(s.text for s in app.ctx.store.segments(killed.id))) <= 0.1
+    qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
 
 
 def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot, ctx, server):

@@ -38,6 +38,7 @@ from ui.background import run_in_background
 log = logging.getLogger(__name__)
 TICK_MS = 100
 SYNC_POLL_MS = 2000
+RECOVER_EVERY_MS = 60_000  # a recording whose recorder died while the app runs (a killed `record`)
 
 
 MODEL_FIELDS = ("model", "language", "device", "compute_type")
@@ -91,13 +92,15 @@ class RecorderController(QObject):
         self._stop_when_started: dict[str, Any] | None = None  # a stop asked for while it started
         self._model_generation = 0  # only the newest load's result (and progress) counts
         self._refining: set[str] = set()  # recordings whose post-meeting pass runs on the shared model
-        self._recovered = False  # interrupted recordings are recovered once, when the model is there
+        self._recovering = False  # a recovery runs (the first once the model is there, then every minute)
         self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
         self._tick.timeout.connect(self._on_tick)
         self._sync_poll = QTimer(self, interval=SYNC_POLL_MS)
         self._sync_poll.timeout.connect(self.refresh_sync_state)
         self._sync_status.connect(self.refresh_sync_state)
+        self._recover_timer = QTimer(self, interval=RECOVER_EVERY_MS)
+        self._recover_timer.timeout.connect(self._recover_again)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -109,16 +112,22 @@ class RecorderController(QObject):
         self.load_model()
 
     def _recover(self, transcriber: Transcriber | None) -> None:
-        if self._recovered:
+        """Finalise the recordings no process owns any more; then again every minute, for a
+        recorder that dies while the app runs (its own recordings hold their locks: skipped)."""
+        if self._recovering or self._shut_down:
             return
-        self._recovered = True
+        self._recovering = True
+        self._recover_timer.start()
 
         def done(recovered: list[LocalRecording]) -> None:
+            self._recovering = False
             for rec in recovered:
                 self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
-            self.wake_sync()
+            if recovered:
+                self.wake_sync()
 
         def failed(exc: Exception) -> None:
+            self._recovering = False
             self.notice.emit("error", f"An interrupted recording could not be recovered: {exc}")
 
         def model() -> Transcriber | None:  # asked only when there is a recording to recover
@@ -129,6 +138,10 @@ class RecorderController(QObject):
 
         run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, model),
                           done, failed, name="recovery")
+
+    def _recover_again(self) -> None:
+        if self.state != "loading":  # else once the model is there: it transcribes their ends
+            self._recover(self.transcriber)
 
     def load_model(self) -> None:
         """(Re)load the settings' model in the background; recording waits until it is there."""
@@ -163,6 +176,7 @@ class RecorderController(QObject):
         self._shut_down = True
         self._tick.stop()
         self._sync_poll.stop()
+        self._recover_timer.stop()
         if self.sync:
             _stop_worker(self.sync, timeout_s=0.5)
             self.sync = None
