@@ -93,7 +93,10 @@ class SyncWorker:
         self._appended_at: dict[str, float] = {}
         # When each recording's last unanswered append was made, and the lines sent again since
         # (gone again without another such append, someone took them off the server: left so).
+        # Unanswered appends that may still write late, per recording: when, on ``clock`` and in
+        # epoch seconds (as the store keeps them for other processes and later runs).
         self._unanswered_at: dict[str, float] = {}
+        self._unanswered_wall: dict[str, float] = {}
         self._resent: dict[str, set[int]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -191,6 +194,7 @@ class SyncWorker:
 
     def sync_pass(self, *, flush: bool = False) -> None:
         """One pass over every recording with work; returns when each has done what it can now."""
+        self._load_unanswered()
         checks_due = [rid for rid, at in self._unanswered_at.items() if self._clock() - at >= LATE_WRITE_WINDOW_S]
         for rid in dict.fromkeys([*self.store.pending_counts(), *checks_due]):
             if self._stop.is_set() and not flush:
@@ -449,11 +453,37 @@ class SyncWorker:
 
     def _unanswered(self, rid: str) -> None:
         self._unanswered_at[rid] = self._clock()
+        wall = self._unanswered_wall[rid] = time.time()
         self._resent.pop(rid, None)  # this one may write over the lines sent again, too
+        try:
+            self.store.set_unanswered(rid, wall)
+        except sqlite3.Error as exc:  # a full disk: this process still takes the last look
+            log.warning("recording %s: cannot note the unanswered append: %s", rid, exc)
+
+    def _load_unanswered(self) -> None:
+        """Unanswered appends the store holds that this worker has not seen: another process's
+        (a `record` that exited within the window) or this one's before a restart."""
+        try:
+            stored = self.store.unanswered()
+        except sqlite3.Error as exc:
+            log.debug("cannot read the unanswered appends: %s", exc)
+            return
+        now, now_wall = self._clock(), time.time()
+        for rid, wall in stored.items():
+            if wall > self._unanswered_wall.get(rid, float("-inf")):
+                self._unanswered_at[rid] = now - max(0.0, now_wall - wall)
+                self._unanswered_wall[rid] = wall
+                self._resent.pop(rid, None)
 
     def _forget_unanswered(self, rid: str) -> None:
         self._unanswered_at.pop(rid, None)
+        wall = self._unanswered_wall.pop(rid, None)
         self._resent.pop(rid, None)
+        if wall is not None:
+            try:
+                self.store.clear_unanswered(rid, wall)
+            except sqlite3.Error as exc:  # kept: the next pass or process looks once more
+                log.debug("recording %s: cannot clear the unanswered append: %s", rid, exc)
 
     def _check_sent(self, rid: str, remote: RemoteRecording) -> None:
         """While an unanswered append of ``rid`` may still write late: the lines the server took

@@ -29,7 +29,8 @@ from filelock import FileLock, Timeout
 
 SCHEMA = """
 -- details: notes, summary, extracted_tasks as last known here. settled_ms: while live, every line
--- starting before this audio time is stored (Store.set_settled). Comments between columns would
+-- starting before this audio time is stored (Store.set_settled). unanswered_at: when (epoch s) an
+-- append that may still write late was left unanswered (Store.set_unanswered). Comments between columns would
 -- break SQLite's ALTER TABLE DROP COLUMN, which the migration tests use.
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY,
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     last_error TEXT,
     error_message TEXT,
     details TEXT NOT NULL DEFAULT '{}',
-    settled_ms REAL
+    settled_ms REAL,
+    unanswered_at REAL
 );
 CREATE TABLE IF NOT EXISTS segments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -236,6 +238,8 @@ class Store:
             self._db.execute("ALTER TABLE recordings ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
         if "settled_ms" not in columns:
             self._db.execute("ALTER TABLE recordings ADD COLUMN settled_ms REAL")
+        if "unanswered_at" not in columns:
+            self._db.execute("ALTER TABLE recordings ADD COLUMN unanswered_at REAL")
         if "attempted_at" not in {row["name"] for row in self._db.execute("PRAGMA table_info(outbox)")}:
             self._db.execute("ALTER TABLE outbox ADD COLUMN attempted_at TEXT")
         if "restored" not in {row["name"] for row in self._db.execute("PRAGMA table_info(segments)")}:
@@ -617,6 +621,26 @@ class Store:
             rows = self._db.execute("SELECT timestamp_ms, id FROM segments WHERE recording_id = ? AND synced = 1",
                                     (recording_id,)).fetchall()
         return {float(r[0]): int(r[1]) for r in rows}
+
+    def set_unanswered(self, recording_id: str, at: float) -> None:
+        """An append of the recording got no answer at ``at`` (epoch s) and may still write late:
+        kept here so the last look at the server happens even if this process ends first."""
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET unanswered_at = MAX(COALESCE(unanswered_at, 0), ?) WHERE id = ?",
+                       (at, recording_id))
+
+    def clear_unanswered(self, recording_id: str, up_to: float) -> None:
+        """The last look after the unanswered append at ``up_to`` is done (a later one stays)."""
+        with self._tx() as db:
+            db.execute("UPDATE recordings SET unanswered_at = NULL WHERE id = ? AND unanswered_at <= ?",
+                       (recording_id, up_to))
+
+    def unanswered(self) -> dict[str, float]:
+        """Recording id -> when its latest unanswered append was (epoch s), by any process."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, unanswered_at FROM recordings WHERE unanswered_at IS NOT NULL"
+                                    ).fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
 
     def mark_unsynced(self, segment_ids: list[int]) -> None:
         """Lines the server took but lost again: they go again with the next batch."""

@@ -141,6 +141,18 @@ def test_a_database_from_before_the_settled_time_opens_without_a_bound(tmp_path)
     store.close()
 
 
+def test_a_database_from_before_unanswered_appends_were_kept_opens(tmp_path):
+    store = Store(older_database(tmp_path, "ALTER TABLE recordings DROP COLUMN unanswered_at"))
+    assert store.unanswered() == {}
+    store.set_unanswered("a", 100.0)
+    store.set_unanswered("a", 50.0)  # an older one never hides the later
+    store.clear_unanswered("a", 99.0)  # the look after an earlier one leaves the later one to look for
+    assert store.unanswered() == {"a": 100.0}
+    store.clear_unanswered("a", 100.0)
+    assert store.unanswered() == {}
+    store.close()
+
+
 def test_an_echo_line_restored_moves_into_the_transcript_once(tmp_path):
     store = new_store(tmp_path)
     rid = store.create_recording(platform="zoom", title="t", participants=[], audio_path=None).id

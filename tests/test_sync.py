@@ -509,12 +509,14 @@ def test_two_processes_never_append_to_one_recording_at_once(server, store, db_p
     assert only_recording(server)["status"] == "ready"
 
 
-@pytest.mark.parametrize("found_by", ["a later answer", "the last look"])
-def test_an_append_that_timed_out_and_wrote_late_loses_no_line_on_the_server(server, store, worker_for, found_by):
+@pytest.mark.parametrize("found_by", ["a later answer", "the last look", "the next process"])
+def test_an_append_that_timed_out_and_wrote_late_loses_no_line_on_the_server(server, store, db_path, worker_for,
+                                                                             found_by):
     """The server was slow with an append: the client gave up waiting, sent it again and went on.
     The slow request then wrote back the list it had read, without the lines appended since
     (already marked sent). They go again: found missing in a later append's answer, or when the
-    recording is read once the slow request can no longer write."""
+    recording is read once the slow request can no longer write, by this process or, when it
+    ended before (a `record` that exits at once), by the next one that syncs."""
     now = [0.0]
     worker = worker_for(clock=lambda: now[0], timeout=httpx.Timeout(5.0, read=0.5))
     rid = new_recording(store)
@@ -532,10 +534,19 @@ def test_an_append_that_timed_out_and_wrote_late_loses_no_line_on_the_server(ser
         stamps += add_segments(store, rid, 12, start=24)
         assert worker.drain(5)
         assert "get" not in kinds(server)
-    else:  # nothing more is sent until then
+    elif found_by == "the last look":  # nothing more is sent until then
         now[0] += LATE_WRITE_WINDOW_S
         assert worker.drain(5)
         assert kinds(server)[-2:] == ["get", "append"]
+    else:
+        later_now = [0.0]
+        with another_process(db_path, lock_files=True) as other:
+            later = worker_for(on=other, clock=lambda: later_now[0])
+            assert later.drain(5) and "get" not in kinds(server)  # the late append may still write
+            later_now[0] += LATE_WRITE_WINDOW_S
+            assert later.drain(5)
+            assert kinds(server)[-2:] == ["get", "append"]
+            assert other.unanswered() == {}
     finish(store, rid)
     assert worker.drain(5)
     there = [s["timestamp"] for s in only_recording(server)["transcript_segments"]]
