@@ -110,6 +110,7 @@ class RecordingSession:
     _pause_told_ms: float = -1.0  # ``_stored_up_to_ms`` when a pause was last told
     # Live transcription failed (the model raised): why, and about when in the recording.
     _failed: tuple[str, float] | None = None
+    _stop_seen: bool = False  # the worker has taken the stop sentinel off the queue
 
     def resolve_devices(self) -> dict[Source, InputDevice]:
         table = self.table_factory()
@@ -247,17 +248,23 @@ class RecordingSession:
                                     {source: self._speaker(source) for source in ("mic", "system")})
         except Exception as exc:
             log.exception("recording %s: cannot transcribe the audio after the failure", rid)
+            self._show_added(before)  # those stored before it failed
             self._tell(Notice("error", f"The audio after {clock(at_ms)} could not be transcribed: {exc}. "
                                        "It is kept; refine the recording to transcribe it."))
             return (f"Transcription stopped at {clock(at_ms)} ({reason}); the audio after that is saved "
-                    "but not transcribed.")
-        for seg in self.store.segments(rid):
+                    "but not all of it is transcribed.")
+        self._show_added(before)
+        self._tell(Notice("info", f"Transcribed {added} more lines from the audio after {clock(at_ms)}."))
+        return None
+
+    def _show_added(self, before: set[int]) -> None:
+        """Lines stored since the ids in ``before`` to the listeners, their speakers as heard."""
+        assert self.recording is not None
+        for seg in self.store.segments(self.recording.id):
             if seg.id not in before:
                 if seg.speaker:
                     self._speakers_heard[seg.speaker] = None
                 self._tell(FinalLine(seg))
-        self._tell(Notice("info", f"Transcribed {added} more lines from the audio after {clock(at_ms)}."))
-        return None
 
     # -- transcription worker ------------------------------------------------------------------
 
@@ -278,12 +285,13 @@ class RecordingSession:
             self._release_mic(flush=True)
         except Exception as exc:  # keep the audio file; say what happened
             log.exception("transcription failed")
-            self._failed = (str(exc) or type(exc).__name__, self.elapsed_s * 1000)
-            self._keep_held_lines()
-            self._settle_all()
+            # Where the transcript stops: the earliest audio an engine had not finalised.
+            self._failed = (str(exc) or type(exc).__name__,
+                            min((e.settled_ms for e in self._engines.values()), default=0.0))
+            self._keep_held_lines()  # not settled: lines from the audio after this come at stop
             self._tell(Notice("error", f"Transcription stopped: {exc}. The audio is still being recorded; "
                                        "it is transcribed when the recording stops."))
-            while self._audio.get() is not _STOP:
+            while not self._stop_seen and self._audio.get() is not _STOP:  # failed in the final flush: seen
                 pass
 
     def _tell_audio_file_state(self, *, final: bool = False) -> None:
@@ -318,6 +326,7 @@ class RecordingSession:
             return True
         while True:
             if item is _STOP:
+                self._stop_seen = True
                 return False
             source, audio = item
             self._engines[source].insert_audio(audio)

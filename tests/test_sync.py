@@ -168,6 +168,7 @@ class StubEngine:
     settled_ms: float
     fails: bool = False
     idle: bool = True
+    finish_fails: bool = False
 
     def has_work(self) -> bool:
         return False
@@ -177,6 +178,8 @@ class StubEngine:
             raise RuntimeError("the decoder crashed")
 
     def finish(self) -> list:
+        if self.finish_fails:
+            raise RuntimeError("the decoder crashed")
         return []
 
 
@@ -205,7 +208,7 @@ def running(session) -> None:
             pass
 
     session._pipeline = Pipeline()
-    session._worker = threading.Thread(target=session._transcribe_loop)
+    session._worker = threading.Thread(target=session._transcribe_loop, daemon=True)
     session._worker.start()
 
 
@@ -361,9 +364,11 @@ def test_a_line_stored_by_others_gets_the_settled_time_within_seconds(store, tmp
     assert store.get_recording(rid).settled_ms == 20_000.0
 
 
-def test_after_transcription_fails_every_stored_line_of_the_meeting_syncs(server, store, worker_for, tmp_path):
-    """No line will come any more: the mic line held for the echo check is stored, and it and the
-    lines past the settled time go now, not at the end of the meeting."""
+def test_after_transcription_fails_the_lines_past_the_settled_time_wait_for_the_stop(server, store, worker_for,
+                                                                                    tmp_path):
+    """The mic line held for the echo check is stored, not lost. Lines from the audio after the
+    failure come at stop (transcribed from the file), so the lines past the settled time wait
+    for them: sent now, they would go before earlier ones."""
     from desktop_recorder.session import _STOP
     from transcription.types import FinalSegment
 
@@ -373,11 +378,29 @@ def test_after_transcription_fails_every_stored_line_of_the_meeting_syncs(server
     session._audio.put(("mic", np.zeros(320, np.float32)))
     session._audio.put(_STOP)
     session._transcribe_loop()
-    assert store.get_recording(session.recording.id).settled_ms is None
+    assert [s.text for s in store.segments(session.recording.id)] == ["Can I share my screen?", "Sure, go ahead."]
     worker = worker_for()
     worker.sync_pass(flush=True)
+    assert only_recording(server)["transcript_text"] == ""
+    session._settle_all()  # as the stop does, after the lines of the rest are stored
+    worker.sync_pass(flush=True)
     assert only_recording(server)["transcript_text"] == "Can I share my screen? Sure, go ahead."
-    assert only_recording(server)["status"] == "recording"  # the audio is still being recorded
+    assert only_recording(server)["status"] == "recording"  # not finished by this
+
+
+def test_a_failure_while_flushing_at_stop_does_not_hang_the_stop(store, tmp_path):
+    """The model fails in the last pass, after the worker took the stop off the queue: the stop
+    ends, and the recording says its transcript is incomplete (here no audio file was made)."""
+    session = two_stream_session(store, tmp_path, mic_ms=30_000.0, system_ms=2_500.0)
+    session._engines["system"].finish_fails = True
+    running(session)
+    stopping = threading.Thread(target=session.stop, daemon=True)
+    stopping.start()
+    stopping.join(30)
+    assert not stopping.is_alive(), "the stop waits for a stop sentinel already taken"
+    rec = store.get_recording(session.recording.id)
+    assert rec.status == "ready" and rec.error_message is not None
+    assert rec.error_message.startswith("Transcription stopped at 00:02 (the decoder crashed)")
 
 
 def test_a_stop_that_cannot_finish_the_recording_still_lets_its_lines_sync(server, store, worker_for, tmp_path,
