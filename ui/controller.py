@@ -140,8 +140,8 @@ class RecorderController(QObject):
                           done, failed, name="recovery")
 
     def _recover_again(self) -> None:
-        if self.state != "loading":  # else once the model is there: it transcribes their ends
-            self._recover(self.transcriber)
+        if self.transcriber is not None:  # without one their ends would stay untranscribed: a later
+            self._recover(self.transcriber)  # load, or a CLI `sync`, finishes them with the model
 
     def load_model(self) -> None:
         """(Re)load the settings' model in the background; recording waits until it is there."""

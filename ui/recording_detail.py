@@ -89,6 +89,7 @@ class RecordingDetail(QWidget):
         self.error_label.setStyleSheet("QLabel#recordingError { background: #fdecea; border: 1px solid #f5c2c0;"
                                        " border-radius: 4px; padding: 4px 6px; }")
         self.error_label.setWordWrap(True)
+        self.error_label.setTextFormat(Qt.TextFormat.PlainText)  # the server's text, or an exception's
         self.error_label.hide()
         col.addWidget(self.title_label)
         col.addWidget(self.meta_label)
