@@ -91,10 +91,10 @@ class SyncWorker:
         self._pauses: dict[str, int] = {}
         self._pauses_done: dict[str, int] = {}
         self._appended_at: dict[str, float] = {}
-        # When each recording's last unanswered append was made, and the lines sent again since
-        # (gone again without another such append, someone took them off the server: left so).
         # Unanswered appends that may still write late, per recording: when, on ``clock`` and in
-        # epoch seconds (as the store keeps them for other processes and later runs).
+        # epoch seconds (as the store keeps them for other processes and later runs); and the
+        # lines sent again since (gone again without another such append, someone took them off
+        # the server: left so).
         self._unanswered_at: dict[str, float] = {}
         self._unanswered_wall: dict[str, float] = {}
         self._resent: dict[str, set[int]] = {}
