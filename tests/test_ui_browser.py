@@ -16,7 +16,7 @@ from api.client import PostHogClient
 from api.retry import RetryPolicy
 from api.sync import SyncWorker
 from desktop_recorder.context import AppContext
-from desktop_recorder.store import recording_lock
+from desktop_recorder.store import StoredSegment, recording_lock
 from tests.conftest import READ_KEY, WRITE_KEY
 from tests.posthog_server import PostHogState, PostHogTestServer
 from ui.browser import RecordingsBrowser
@@ -208,6 +208,15 @@ def test_detail_says_what_went_wrong_with_a_recording(qtbot, server, ctx, factor
         browser.select(key)
         assert browser.detail.error_label.text() == expected
         assert browser.detail.error_label.isHidden() == (not expected)
+
+    # Improved since: the transcript shown has no gap, the synced one still has; the box says both.
+    ctx.store.replace_refined(rec.id, [StoredSegment(0, rec.id, 1000.0, 8000.0, "system", "Others",
+                                                     "All of it, transcribed.", 0.9, True)])
+    browser.select(fine_id)
+    browser.select(rec.id)
+    assert "All of it, transcribed." in browser.detail.transcript_view.toPlainText()
+    said = browser.detail.error_label.text()
+    assert said.startswith(gap) and "improved transcript shown here covers all the saved audio" in said
 
 
 def test_detail_of_a_synced_recording_beyond_the_loaded_pages_is_fetched(qtbot, server, ctx, factory,

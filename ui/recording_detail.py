@@ -177,7 +177,8 @@ class RecordingDetail(QWidget):
     # -- showing -------------------------------------------------------------------------------
 
     def show_recording(self, row: BrowserRow | None, lines: Sequence[TranscriptLine], fields: dict[str, Any],
-                       echo: Sequence[EchoLine] = ()) -> None:
+                       echo: Sequence[EchoLine] = (), *, improved: bool = False) -> None:
+        """``improved``: ``lines`` are the post-meeting pass's, which transcribed all the saved audio."""
         same = row is not None and row.key == self._key  # refreshed (sync progress, new lines), not another one
         filled, self._fields = self._fields, dict(fields)
         self._key = row.key if row is not None else None
@@ -188,6 +189,8 @@ class RecordingDetail(QWidget):
         self.audio_button.setEnabled(has_audio)
         self.refine_button.setEnabled(has_audio)
         problem = row.error_message if row is not None else None
+        if problem and improved:  # a gap in the live transcript, which the improved one has closed
+            problem += " The improved transcript shown here covers all the saved audio; the synced one keeps the gap."
         self.error_label.setText(problem or "")
         self.error_label.setVisible(bool(problem))
         if row is None:
