@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,6 +128,7 @@ def test_a_project_can_be_picked_from_the_servers_list_after_a_connection_test(q
     assert "project 2" in check(qtbot, dialog)  # the organisation's other project is served too
     pick.activated.emit(1)
     save_button(dialog).click()
+    qtbot.waitUntil(lambda: bool(saved), timeout=5_000)
     assert saved[-1].project_id == "1"
 
 
@@ -205,6 +207,7 @@ def test_save_writes_settings_without_the_key_and_the_key_to_the_keyring(qtbot, 
 
     save_button(dialog).click()
 
+    qtbot.waitUntil(lambda: bool(saved), timeout=5_000)  # the key is stored off the GUI thread
     expected = Settings(host=server.url, project_id="1", user_name="Ana", default_platform="zoom", model="base.en",
                         language="de", mic="none", system="auto")
     assert saved == [expected] and dialog.result() == QDialog.DialogCode.Accepted
@@ -232,7 +235,8 @@ def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, serv
 
     save_button(dialog).click()
 
-    assert dialog.keyring_warning.isVisible() and dialog.session_button.isVisible()
+    qtbot.waitUntil(dialog.keyring_warning.isVisible, timeout=5_000)
+    assert dialog.session_button.isVisible() and dialog.session_button.isEnabled()
     assert "No OS keyring is available" in dialog.keyring_label.text()
     assert saved == [] and not ctx.paths.settings_file.exists() and ENV_KEY not in os.environ
 
@@ -252,7 +256,7 @@ def test_the_session_only_key_goes_with_the_fields_as_edited_after_the_keyring_r
     dialog.show()
     point_at(dialog, server.url, WRITE_KEY)
     save_button(dialog).click()
-    assert dialog.keyring_warning.isVisible()
+    qtbot.waitUntil(dialog.keyring_warning.isVisible, timeout=5_000)
     dialog.posthog.project_edit.setText("2")
     dialog.audio.name_edit.setText("Ana")
 
@@ -260,6 +264,70 @@ def test_the_session_only_key_goes_with_the_fields_as_edited_after_the_keyring_r
 
     assert [(s.host, s.project_id, s.user_name) for s in saved] == [(server.url, "2", "Ana")]
     assert get_api_key(server.url) == WRITE_KEY
+
+
+@pytest.fixture
+def locked_keyring() -> Iterator[tuple[threading.Event, dict[tuple[str, str], str], list[threading.Thread]]]:
+    """A keyring that waits, as a locked one does until the user unlocks it; yields the event
+    that unlocks it, what it holds, and the threads it was asked on."""
+    unlocked = threading.Event()
+    stored: dict[tuple[str, str], str] = {}
+    asked_on: list[threading.Thread] = []
+
+    class LockedKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(10)
+            return stored.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(10)
+            stored[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            raise AssertionError("nothing is deleted here")
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(LockedKeyring())
+    yield unlocked, stored, asked_on
+    unlocked.set()
+    keyring.set_keyring(previous)
+
+
+def test_a_locked_keyring_does_not_hold_the_dialog_on_save(qtbot, server, ctx, dialog, saved, locked_keyring):
+    """Save with a new key while the keyring waits to be unlocked: the GUI goes on, says what it
+    waits for and takes no second Save; the settings as they were at Save are written once the key is in."""
+    unlocked, stored, asked_on = locked_keyring
+    dialog.show()
+    point_at(dialog, server.url, WRITE_KEY, project="7")
+
+    save_button(dialog).click()
+
+    assert saved == [] and not ctx.paths.settings_file.exists()
+    assert not save_button(dialog).isEnabled() and not dialog.posthog.isEnabled()
+    assert "unlock" in dialog.status_label.text() and dialog.status_label.isVisible()
+    unlocked.set()
+    qtbot.waitUntil(lambda: bool(saved), timeout=5_000)
+    assert [(s.host, s.project_id) for s in saved] == [(server.url, "7")]
+    assert stored == {(SERVICE, server.url): WRITE_KEY} and threading.main_thread() not in asked_on
+    assert dialog.result() == QDialog.DialogCode.Accepted and dialog.status_label.isHidden()
+
+
+def test_cancel_while_the_keyring_waits_saves_nothing(qtbot, server, ctx, dialog, saved, locked_keyring):
+    unlocked, stored, _ = locked_keyring
+    dialog.show()
+    point_at(dialog, server.url, WRITE_KEY)
+    save_button(dialog).click()
+
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()
+    unlocked.set()
+    qtbot.waitUntil(lambda: bool(stored), timeout=5_000)  # the keyring's own prompt went on
+    qtbot.wait(200)  # the store's answer reaches the GUI thread (queued) and is dropped
+    assert saved == [] and not ctx.paths.settings_file.exists()
+    assert dialog.result() == QDialog.DialogCode.Rejected
 
 
 # -- audio devices -------------------------------------------------------------------------------

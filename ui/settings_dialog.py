@@ -1,6 +1,7 @@
 """Settings: PostHog (server, project, key, test connection) and recording (devices, name, model).
 
-The key goes to the OS keyring (``set_api_key``), never to settings.json. Without a keyring the
+The key goes to the OS keyring (``set_api_key``, off the GUI thread: a locked keyring waits for
+the user), never to settings.json. Without a keyring the
 dialog says so and offers to use the key for this session only (in this process's memory, for
 that server only: ``keep_api_key_for_session``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
@@ -23,12 +25,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from shiboken6 import isValid
 
 from api.errors import InvalidHost
 from desktop_recorder import autostart
 from desktop_recorder.config import Settings, save_settings
 from desktop_recorder.context import AppContext
 from desktop_recorder.secrets import SecretStoreUnavailable, keep_api_key_for_session, set_api_key
+from ui.background import run_in_background
 from ui.settings_audio import AudioSection
 from ui.settings_posthog import BAD_STYLE, PostHogSection
 
@@ -52,9 +56,12 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.audio)
         layout.addWidget(self._build_autostart())
         layout.addStretch(1)
+        layout.addWidget(self._build_status())
         layout.addWidget(self._build_error())
         layout.addWidget(self._build_buttons())
         self.posthog.connection_checked.connect(self.fit_height)
+        self._closed = False  # saved or cancelled: a key stored late changes nothing more
+        self.finished.connect(self._on_finished)
         self.audio.load_devices()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -66,6 +73,9 @@ class SettingsDialog(QDialog):
         needed = self.heightForWidth(self.width())
         if needed > self.height():
             self.resize(self.width(), needed)
+
+    def _on_finished(self, _result: int) -> None:
+        self._closed = True
 
     # -- builders ------------------------------------------------------------------------------
 
@@ -89,6 +99,12 @@ class SettingsDialog(QDialog):
         self.autostart_box.setEnabled(autostart.supported())
         return self.autostart_box
 
+    def _build_status(self) -> QLabel:
+        self.status_label = QLabel()
+        self.status_label.setWordWrap(True)
+        self.status_label.hide()
+        return self.status_label
+
     def _build_error(self) -> QLabel:
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -109,7 +125,9 @@ class SettingsDialog(QDialog):
         return self.audio.apply(replace(self.ctx.settings, host=self.posthog.host(), project_id=self.posthog.project()))
 
     def save(self) -> bool:
-        """Store the key (keyring), write settings.json, tell the app; False if something needs the user."""
+        """Store the key (keyring), write settings.json, tell the app. False if something needs
+        the user now. A typed key is stored off the GUI thread (a locked keyring waits for the
+        user to unlock it); the settings as they are now are saved once it is stored."""
         self.error_label.hide()
         try:
             settings = self.edited_settings()
@@ -118,16 +136,39 @@ class SettingsDialog(QDialog):
         key = self.posthog.typed_key()
         if key and settings.host is None:
             return self._refuse("Choose a PostHog server for this API key, or clear the key field.")
-        if key and settings.host:
-            try:
-                set_api_key(settings.host, key)
-            except SecretStoreUnavailable as exc:
-                self.keyring_label.setText(f"{exc}\nYou can use the key until Desktop Recorder quits instead; "
-                                           "it is not written anywhere.")
-                self.keyring_warning.show()
-                self.fit_height()
-                return False
-        return self._commit(settings)
+        if not (key and settings.host):
+            return self._commit(settings)
+        host = settings.host
+        self._storing(True)
+        run_in_background(lambda: set_api_key(host, key), self._if_open(lambda _: self._key_stored(settings)),
+                          self._if_open(self._key_refused), name="store-api-key")
+        return True
+
+    def _if_open(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """``callback`` unless the dialog was closed (or deleted) while the keyring was asked."""
+        return lambda value: callback(value) if isValid(self) and not self._closed else None
+
+    def _storing(self, busy: bool) -> None:
+        """While the keyring is asked: nothing can be edited or saved again; Cancel still works."""
+        for widget in (self.posthog, self.audio, self.keyring_warning, self.autostart_box):
+            widget.setEnabled(not busy)
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not busy)
+        self.status_label.setText("Storing the API key in the system keyring… unlock it if it asks." if busy else "")
+        self.status_label.setVisible(busy)
+
+    def _key_stored(self, settings: Settings) -> None:
+        self._storing(False)
+        self._commit(settings)
+
+    def _key_refused(self, exc: Exception) -> None:
+        self._storing(False)
+        if not isinstance(exc, SecretStoreUnavailable):
+            self._refuse(f"Could not store the API key in the system keyring: {exc}")
+            return
+        self.keyring_label.setText(f"{exc}\nYou can use the key until Desktop Recorder quits instead; "
+                                   "it is not written anywhere.")
+        self.keyring_warning.show()
+        self.fit_height()
 
     def use_key_for_session(self) -> None:
         """The keyring is unavailable: keep the key in this process's environment only."""
