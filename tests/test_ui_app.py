@@ -20,7 +20,7 @@ from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, cli_env, damaged_database, wer
 from tests.recording import Recorder, play
 from ui.app import DesktopApp, run_app
-from ui.controller import load_transcriber
+from ui.controller import KEYRING_WAITS, load_transcriber
 from ui.tray import TrayIcon, tray_state
 
 
@@ -440,7 +440,8 @@ def test_a_recorder_killed_while_the_app_runs_is_recovered_by_the_app(make_app, 
 
 def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot, ctx, server):
     """At login the desktop's keyring can wait for the user to unlock it. The key is read off the
-    GUI thread: the model loads and Record is usable meanwhile, and sync starts once the keyring answers."""
+    GUI thread: the model loads and Record is usable meanwhile, the app says what sync waits for,
+    and sync starts once the keyring answers."""
     unlocked = threading.Event()
     asked_on: list[threading.Thread] = []
 
@@ -463,14 +464,17 @@ def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot,
     keyring.set_keyring(LockedKeyring())
     try:
         app = make_app()
+        states: list[tuple[str, str]] = []
+        app.controller.sync_changed.connect(lambda kind, text: states.append((kind, text)))
         app.start()
         qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
         assert asked_on and threading.main_thread() not in asked_on
         assert app.controller.sync is None and app.actions.record.isEnabled()
-        states: list[tuple[str, str]] = []
-        app.controller.sync_changed.connect(lambda kind, text: states.append((kind, text)))
+        qtbot.waitUntil(lambda: bool(states), timeout=5_000)  # what sync waits for is said
+        assert states == [("offline", KEYRING_WAITS)]
+        assert KEYRING_WAITS in app.window.status_label.text()
         unlocked.set()
-        qtbot.waitUntil(lambda: app.controller.sync is not None and bool(states), timeout=10_000)
+        qtbot.waitUntil(lambda: app.controller.sync is not None and len(states) > 1, timeout=10_000)
         assert app.controller.sync.client.host == server.url
         assert states[-1][0] == "synced", states
     finally:

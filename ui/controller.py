@@ -38,6 +38,8 @@ from ui.background import run_in_background
 log = logging.getLogger(__name__)
 TICK_MS = 100
 SYNC_POLL_MS = 2000
+KEYRING_WAIT_MS = 2000  # building the sync client takes longer: it waits for a locked keyring
+KEYRING_WAITS = "PostHog sync waits for the system keyring: unlock it to sync."
 RECOVER_EVERY_MS = 60_000  # a recording whose recorder died while the app runs (a killed `record`)
 
 
@@ -226,6 +228,13 @@ class RecorderController(QObject):
         generation = self._sync_generation
         run_in_background(self._client_factory, lambda client: self._on_client(generation, client),
                           lambda exc: self._on_client_failed(generation, exc), name="sync-client")
+        QTimer.singleShot(KEYRING_WAIT_MS, self, lambda: self._say_keyring_waits(generation))
+
+    def _say_keyring_waits(self, generation: int) -> None:
+        """The client is still being built: the keyring waits for the user (nothing else in it can)."""
+        if self._sync_opening and generation == self._sync_generation and not self._shut_down:
+            self._last_sync_state = ("offline", KEYRING_WAITS)
+            self.sync_changed.emit(*self._last_sync_state)
 
     def _on_client(self, generation: int, client: PostHogClient) -> None:
         self._sync_opening = False
