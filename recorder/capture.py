@@ -26,6 +26,7 @@ OPEN_RETRY_S = 0.25
 # Streams deliver blocks of 20 ms (left to itself, PortAudio on the ALSA pulse device called back
 # with ~1.4 ms: 700 blocks a second per source, so the queue held 1.5 s of audio, not 20 s).
 BLOCK_S = 0.02
+MAX_HELD_S = 30.0  # a longer hold-up than a device buffers, by the stream's clock: not believed
 QUEUE_BLOCKS = 2000  # 40 s of 20 ms blocks, 20 s with both sources: how long the pipeline may stall
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ class CaptureError(Exception):
 @dataclass(frozen=True)
 class AudioBlock:
     source: Source
-    captured_at: float  # clock time at the callback (≈ end of the block)
+    captured_at: float  # clock time the block's last frame was captured (the callback's, less any hold-up)
     sample_rate_hz: int
     samples: npt.NDArray[np.float32]  # mono, device rate
 
@@ -68,17 +69,31 @@ class SourceCapture:
         self.block_frames = max(1, round(self._rate * BLOCK_S))
         self._stream: Any = None
 
-    def _callback(self, indata: Any, frames: int, _time: Any, status: Any) -> None:
+    def _callback(self, indata: Any, frames: int, times: Any, status: Any) -> None:
         now = self._clock()
         if status.input_overflow:
             self.stats.overflows += 1
-        block = AudioBlock(self.source, now, self._rate, indata[:, 0].copy())
+        block = AudioBlock(self.source, now - self._held_for(times, frames), self._rate, indata[:, 0].copy())
         try:
             self._out.put_nowait(block)
         except queue.Full:
             self.stats.dropped_frames += frames
         self.stats.blocks += 1
         self.stats.last_block_at = now
+
+    def _held_for(self, times: Any, frames: int) -> float:
+        """How long ago the block's last frame was captured, by the stream's own clock. A held-up
+        callback (a paused process; the thread not scheduled, or waiting for the interpreter)
+        gets frames the device captured on time: placed at the callback's time, they would get
+        silence before them and shift the source for the rest of the recording. 0 where the
+        host API does not say (an ADC time of 0) or says something implausible."""
+        stream = self._stream
+        try:  # now, not when PortAudio called back: the interpreter may have made us wait since
+            now = stream.time if stream is not None else times.currentTime
+        except Exception:  # noqa: BLE001 - never raise in the callback: PortAudio would stop the stream
+            now = times.currentTime
+        held = now - times.inputBufferAdcTime - frames / self._rate
+        return held if times.inputBufferAdcTime > 0 and 0.0 < held <= MAX_HELD_S else 0.0
 
     def start(self, *, attempts: int = OPEN_ATTEMPTS) -> None:
         """Open and start the stream, with a few quick retries for an open refused for a moment.

@@ -41,6 +41,13 @@ def xcorr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(c).max() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+def found_at(x: np.ndarray, piece: np.ndarray) -> int:
+    """Where ``piece`` lies in ``x``, in samples (the peak of their cross-correlation)."""
+    n = len(x) + len(piece)
+    c = np.fft.irfft(np.fft.rfft(x, n) * np.conj(np.fft.rfft(piece, n)), n)
+    return int(np.argmax(c[: len(x)]))
+
+
 def test_mic_and_system_land_in_their_own_channels_aligned(audio_rig, app_home, playable):
     rec = Recorder(["--duration", "10"], cli_env(app_home, None))
     rec.wait_recording()
@@ -195,3 +202,65 @@ def test_a_slow_to_open_system_source_does_not_shift_the_microphone(audio_rig, p
     jfk, jrate = sf.read(playable["jfk"], dtype="float32")
     skew = (onset_s(audio[:, 0], rate) - onset_s(left, lrate)) - (onset_s(audio[:, 1], rate) - onset_s(jfk, jrate))
     assert abs(skew) < 0.1, f"mic and system are {skew * 1000:.0f} ms apart"
+
+
+def test_a_held_up_callback_does_not_shift_its_source(audio_rig, playable, tmp_path, monkeypatch):
+    """The mic's callback is held up for half a second once (a busy interpreter, a paused
+    process): the device captured those frames on time and delivers them late. Placed at the
+    callback's time, they got half a second of silence before them, and the mic channel stayed
+    that much late for the rest of the recording. The stream's own clock places them."""
+    from recorder.capture import SourceCapture
+    from recorder.devices import device_table, resolve
+    from recorder.pipeline import CapturePipeline
+
+    table = device_table()
+    devices = {role: resolve(table, role, "auto") for role in ("mic", "system")}
+    deliver = SourceCapture._callback
+    calls = {"mic": 0}
+
+    def held_once(capture: SourceCapture, indata, frames, times, status) -> None:
+        if capture.source == "mic":
+            calls["mic"] += 1
+            if calls["mic"] == 25:  # 0.5 s in
+                time.sleep(0.5)
+        deliver(capture, indata, frames, times, status)
+
+    monkeypatch.setattr(SourceCapture, "_callback", held_once)
+    pipeline = CapturePipeline(devices, tmp_path / "call.wav", on_audio=lambda _source, _audio: None)
+    pipeline.start()
+    time.sleep(1.5)
+    assert calls["mic"] > 25  # held up already
+    players = [play(playable["left"], "meet_mic_in"), play(playable["jfk"], "meet_speakers")]  # same moment
+    for p in players:
+        p.wait()
+    pipeline.stop()
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="float32")
+    left, lrate = sf.read(playable["left"], dtype="float32")
+    jfk, jrate = sf.read(playable["jfk"], dtype="float32")
+    skew = (onset_s(audio[:, 0], rate) - onset_s(left, lrate)) - (onset_s(audio[:, 1], rate) - onset_s(jfk, jrate))
+    assert abs(skew) < 0.1, f"mic and system are {skew * 1000:.0f} ms apart"
+
+
+def test_a_recorder_paused_for_a_moment_keeps_the_speech_whole(audio_rig, app_home, playable):
+    """The recorder's process is stopped for 0.7 s mid-sentence (SIGSTOP: a debugger, a busy
+    machine) and resumed. The sound server kept the audio meanwhile; it arrives late, and
+    belongs where it was captured: no silence in the middle of the speech."""
+    import soxr
+
+    rec = Recorder(["--mic", "none", "--duration", "14"], cli_env(app_home, None))
+    rec.wait_recording()
+    player = play(playable["jfk"], "meet_speakers")
+    time.sleep(4.0)
+    rec.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.7)
+    rec.proc.send_signal(signal.SIGCONT)
+    player.wait()
+    code, _out, err = rec.finish()
+    assert code == 0, err
+    audio, rate = the_wav(app_home)
+    jfk, jrate = sf.read(playable["jfk"], dtype="float32")
+    jfk = soxr.resample(jfk, jrate, rate)
+    system = audio[:, 1]
+    early, late = jfk[rate: 3 * rate], jfk[7 * rate: 10 * rate]  # before and after the pause
+    moved = (found_at(system, late) - 6 * rate) - found_at(system, early)
+    assert abs(moved) < 0.06 * rate, f"the speech after the pause is {moved / rate * 1000:.0f} ms late"

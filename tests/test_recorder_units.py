@@ -167,6 +167,26 @@ def test_timeline_fills_gaps_from_the_clock_and_pads_a_stalled_source():
     assert silence is not None and tl.position == int(3.1 * 16000)
 
 
+@pytest.mark.parametrize(("adc", "stream_now", "expected_s"), [
+    (49.98, 50.0, 100.0),  # on time: the callback's own time
+    (49.48, 50.0, 99.5),  # the last frame was captured 0.5 s before the callback: placed there
+    (0.0, 50.0, 100.0),  # a host API that gives no ADC time
+    (50.5, 50.0, 100.0),  # captured after now: not believed
+    (-40.0, 50.0, 100.0),  # 90 s ago, more than any device buffers: not believed
+])
+def test_a_block_is_placed_when_the_stream_clock_says_it_was_captured(adc, stream_now, expected_s):
+    device = InputDevice("alsa_input.usb", "USB mic", "mic", "pulse", 48000)
+    out: queue.Queue = queue.Queue()
+    capture = SourceCapture("mic", device, out, clock=lambda: 100.0)
+    capture._stream = NS(time=stream_now)
+    status = NS(input_overflow=False)
+    capture._callback(np.zeros((960, 1), np.float32), 960, NS(inputBufferAdcTime=adc,
+                                                                            currentTime=49.99), status)
+    block = out.get_nowait()
+    assert block.captured_at == pytest.approx(expected_s)
+    assert capture.stats.last_block_at == 100.0  # when it came, for the stall check
+
+
 def test_timeline_resamples_48k_to_16k_continuously():
     tl = SourceTimeline(t0=0.0)
     t = np.arange(48000) / 48000
