@@ -107,6 +107,9 @@ class CapturePipeline:
         self._drain_queue()
         for source, timeline in self._timelines.items():
             self._emit(source, timeline.flush())
+            if timeline.trimmed_samples:
+                log.info("%s: its device's clock ran fast; %.3f s of samples were left out to keep it in time",
+                         source, timeline.trimmed_samples / SAMPLE_RATE_HZ)
         self._write(final=True)
         self._close_file()
 

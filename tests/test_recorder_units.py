@@ -187,6 +187,27 @@ def test_a_block_is_placed_when_the_stream_clock_says_it_was_captured(adc, strea
     assert capture.stats.last_block_at == 100.0  # when it came, for the stall check
 
 
+@pytest.mark.parametrize(("fast_by", "expect_trimmed"), [(0.01, True), (0.0, False)])
+def test_a_source_whose_clock_runs_fast_is_held_to_the_clock(fast_by, expect_trimmed):
+    """A device 1 % fast delivers 16,160 samples a clock second: counted as they come, it ran
+    0.6 s ahead of the other source after a minute. A few samples a block are left out until it
+    is back within 40 ms. An exact device whose callbacks come up to 30 ms late loses nothing."""
+    tl = SourceTimeline(t0=0.0)
+    late = np.random.default_rng(7).uniform(0.0, 0.03, 3000)
+    block = np.ones(320, np.float32)
+    for i in range(3000):  # 60 s of 20 ms blocks, by the device's clock
+        captured_end = (i + 1) * 320 / (16000 * (1 + fast_by))
+        pieces = tl.place(block, 16000, captured_at=captured_end + late[i])
+        assert all(p.any() for p in pieces)  # no silence: nothing went missing
+    clock = 3000 * 320 / (16000 * (1 + fast_by))
+    assert abs(tl.position / 16000 - clock) <= 0.04 + 0.02
+    assert tl.gap_samples == 0
+    if expect_trimmed:
+        assert tl.trimmed_samples == pytest.approx(3000 * 320 * fast_by / (1 + fast_by), rel=0.1)
+    else:
+        assert tl.trimmed_samples == 0
+
+
 def test_timeline_resamples_48k_to_16k_continuously():
     tl = SourceTimeline(t0=0.0)
     t = np.arange(48000) / 48000
