@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
     rf.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
     rf.add_argument("--format", choices=FORMATS, default="txt")
+    ex = sub.add_parser("export", help="print a recording's transcript (the improved one, if it was refined)")
+    ex.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    ex.add_argument("--format", choices=FORMATS, default="txt")
+    ex.add_argument("--live", action="store_true", help="the live transcript (the one on the server), even if refined")
     rm = sub.add_parser("delete", help="delete a recording here and on the server (its audio file too)")
     rm.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
     ec = sub.add_parser("echo", help="lines the echo check left out of 'Me' (heard from the speakers); "

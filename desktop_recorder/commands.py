@@ -29,12 +29,12 @@ from desktop_recorder.session import (
     SessionEvent,
     SessionOptions,
 )
-from desktop_recorder.store import LocalRecording, StoredSegment, is_owned
+from desktop_recorder.store import LIVE_STATUSES, LocalRecording, StoredSegment, is_owned
 from desktop_recorder.terminal import DownloadBar, LiveTranscript
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, load_sounddevice, loaded_library, resolve
 from transcription.download import cached_model
-from transcription.formats import TranscriptLine, clock, render
+from transcription.formats import clock, lines_of, render
 from transcription.model import ModelUnavailable, WhisperTranscriber, resolve_model
 from transcription.offline import UnreadableAudio, transcribe_file
 from transcription.types import Transcriber
@@ -285,8 +285,20 @@ def cmd_refine(ctx: AppContext, args: argparse.Namespace) -> int:
     refined = _refine(ctx, model, rec.id)
     if refined is None:
         return 2
-    lines = [TranscriptLine(s.timestamp_ms, s.end_ms, s.speaker, s.text) for s in refined]
-    sys.stdout.write(render(lines, args.format, title=rec.title or rec.id))
+    sys.stdout.write(render(lines_of(refined), args.format, title=rec.title or rec.id))
+    return 0
+
+
+def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
+    rec = _find(ctx, args.recording_id)
+    if rec is None:
+        return 2
+    segments = ctx.store.transcript(rec.id, live=args.live)
+    sys.stdout.write(render(lines_of(segments), args.format, title=rec.title or rec.id))
+    if not segments:
+        say(f"The recording has no transcript lines{' yet' if rec.status in LIVE_STATUSES else ''}.")
+    if rec.error_message:
+        say(f"note: {rec.error_message}")
     return 0
 
 

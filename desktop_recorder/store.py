@@ -581,6 +581,11 @@ class Store:
                  for s in segments],
             )
 
+    def transcript(self, recording_id: str, *, live: bool = False) -> list[StoredSegment]:
+        """The transcript shown and exported: the refined one if there is one (unless ``live``:
+        the one appended to the server), else the live one."""
+        return (not live and self.refined_segments(recording_id)) or self.segments(recording_id)
+
     def refined_segments(self, recording_id: str) -> list[StoredSegment]:
         """The refined transcript, or [] when none was made."""
         with self._lock:

@@ -118,6 +118,44 @@ def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_hom
     assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]] == [("actually said by me", "Ana")]
 
 
+def test_export_prints_the_transcript_shown_in_the_app(app_home):
+    """The improved transcript once refined (as the app shows and exports it), the live one
+    with --live; any format; what went wrong with the recording is said on stderr."""
+    from desktop_recorder.context import AppContext
+    from desktop_recorder.store import StoredSegment
+
+    ctx = AppContext.open()
+    store = ctx.store
+    rid = store.create_recording(platform="zoom", title="Weekly", participants=[], audio_path=None).id
+    store.add_segment(rid, start_ms=1000, end_ms=2500, source="mic", speaker="Ana", text="Live words.",
+                      confidence=0.8)
+    store.finish_recording(rid, status="ready", duration_s=9.0, title="Weekly", participants=[],
+                           error_message="Transcription stopped at 00:03 (CUDA failed).")
+    empty = store.create_recording(platform="zoom", title=None, participants=[], audio_path=None).id
+    ctx.close()
+    env = cli_env(app_home, None)
+
+    live = run_cli("export", rid, env=env)
+    assert live.returncode == 0, live.stderr
+    assert live.stdout == "[00:01] Ana: Live words.\n" and "CUDA failed" in live.stderr
+
+    ctx = AppContext.open()
+    ctx.store.replace_refined(rid, [StoredSegment(0, rid, 1000.0, 2600.0, "mic", "Ana", "Improved words.", 0.9,
+                                                  True)])
+    ctx.close()
+    assert run_cli("export", rid, env=env).stdout == "[00:01] Ana: Improved words.\n"
+    assert run_cli("export", rid, "--live", env=env).stdout == "[00:01] Ana: Live words.\n"
+    srt = run_cli("export", rid, "--format", "srt", env=env).stdout
+    assert srt == "1\n00:00:01,000 --> 00:00:02,600\nAna: Improved words.\n"
+    md = run_cli("export", rid, "--format", "md", env=env).stdout
+    assert md.startswith("# Weekly\n") and "Improved words." in md
+
+    none = run_cli("export", empty, env=env)
+    assert none.returncode == 0 and none.stdout == "" and "no transcript lines yet" in none.stderr
+    missing = run_cli("export", "nope", env=env)
+    assert missing.returncode == 2 and "no recording 'nope'" in missing.stderr
+
+
 def test_delete_of_a_recording_whose_create_answer_was_lost_deletes_the_server_copy(app_home, server):
     """`record` was killed after sending the create, before storing its answer: the server holds
     an empty copy nobody here knows the id of. `delete` finds it and deletes it too."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 FORMATS = ("txt", "json", "srt", "vtt", "md")
 
@@ -15,6 +16,21 @@ class TranscriptLine:
     end_ms: float
     speaker: str | None
     text: str
+
+
+class _Timed(Protocol):  # a stored transcript line
+    @property
+    def timestamp_ms(self) -> float: ...
+    @property
+    def end_ms(self) -> float: ...
+    @property
+    def speaker(self) -> str | None: ...
+    @property
+    def text(self) -> str: ...
+
+
+def lines_of(segments: Iterable[_Timed]) -> list[TranscriptLine]:
+    return [TranscriptLine(s.timestamp_ms, s.end_ms, s.speaker, s.text) for s in segments]
 
 
 def clock(ms: float) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from api.models import RemoteRecording
-from desktop_recorder.store import LocalRecording, OutboxOp, StoredSegment
+from desktop_recorder.store import LocalRecording, OutboxOp
 from transcription.formats import TranscriptLine, clock
 
 log = logging.getLogger(__name__)
@@ -165,10 +165,6 @@ def format_duration(seconds: float | None) -> str:
 
 
 # -- transcript ---------------------------------------------------------------------------------
-
-
-def local_lines(segments: Sequence[StoredSegment]) -> list[TranscriptLine]:
-    return [TranscriptLine(s.timestamp_ms, s.end_ms, s.speaker, s.text) for s in segments]
 
 
 def remote_lines(segments: Sequence[dict[str, Any]]) -> list[TranscriptLine]:

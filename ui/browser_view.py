@@ -30,10 +30,10 @@ from api.errors import ApiError, NetworkError
 from api.models import PLATFORMS, STATUSES, RemoteRecording
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.store import DETAIL_FIELDS
-from transcription.formats import TranscriptLine
+from transcription.formats import TranscriptLine, lines_of
 from ui.background import run_in_background
 from ui.browser_list import RecordingList
-from ui.browser_rows import BrowserRow, Filters, current_fields, local_lines, merge_rows, remote_lines
+from ui.browser_rows import BrowserRow, Filters, current_fields, merge_rows, remote_lines
 from ui.controller import off_text
 from ui.recording_detail import RecordingDetail
 from ui.remote_pages import RemotePager
@@ -253,8 +253,7 @@ class RecordingsView(QWidget):
     def transcript(self, row: BrowserRow) -> list[TranscriptLine]:
         """The refined local transcript if there is one, else the live one, else the server's."""
         if row.local is not None:
-            refined = self.ctx.store.refined_segments(row.local.id)
-            lines = local_lines(refined or self.ctx.store.segments(row.local.id))
+            lines = lines_of(self.ctx.store.transcript(row.local.id))
             if lines or row.remote is None:
                 return lines
         return remote_lines(row.remote.transcript_segments) if row.remote else []
