@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import keyring
 from keyring.errors import KeyringError
@@ -18,6 +19,7 @@ ENV_KEY = "POSTHOG_PERSONAL_API_KEY"
 
 # Keys the user chose to use without a keyring until the app quits, per host (never written).
 _session_keys: dict[str, str] = {}
+_writes = threading.Lock()  # one keyring write at a time, so an undo sees what it replaced
 
 
 class SecretStoreUnavailable(Exception):
@@ -38,13 +40,31 @@ def get_api_key(host: str) -> str | None:
     return value
 
 
-def set_api_key(host: str, key: str) -> None:
+def set_api_key(host: str, key: str) -> str | None:
+    """Keep ``key`` for ``host`` in the keyring; returns the key it replaced (None: none)."""
     try:
-        keyring.set_password(SERVICE, host, key.strip())
+        with _writes:
+            previous: str | None = keyring.get_password(SERVICE, host)
+            keyring.set_password(SERVICE, host, key.strip())
     except KeyringError as exc:
         raise SecretStoreUnavailable(
             f"No OS keyring is available ({exc}). Set {ENV_KEY} in the environment instead."
         ) from exc
+    return previous
+
+
+def undo_set_api_key(host: str, key: str, previous: str | None) -> None:
+    """Put back the key ``set_api_key(host, key)`` replaced, unless another was kept since."""
+    try:
+        with _writes:
+            if keyring.get_password(SERVICE, host) != key.strip():
+                return
+            if previous is None:
+                keyring.delete_password(SERVICE, host)
+            else:
+                keyring.set_password(SERVICE, host, previous)
+    except KeyringError as exc:
+        log.warning("could not put the previous API key back (%s)", exc.__class__.__name__)
 
 
 def keep_api_key_for_session(host: str, key: str) -> None:

@@ -450,7 +450,7 @@ def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot,
 
         def get_password(self, service: str, username: str) -> str | None:
             asked_on.append(threading.current_thread())
-            unlocked.wait(10)
+            unlocked.wait(60)
             return WRITE_KEY if username == server.url else None
 
         def set_password(self, service: str, username: str, password: str) -> None:

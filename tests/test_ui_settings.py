@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -228,7 +229,7 @@ def test_sync_can_be_switched_off(qtbot, ctx, dialog, saved, memory_keyring):
 
 
 def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, server, ctx, dialog, saved,
-                                                                   broken_keyring, request):
+                                                                   broken_keyring, request, caplog):
     request.addfinalizer(secrets._session_keys.clear)
     dialog.show()
     point_at(dialog, server.url, WRITE_KEY)
@@ -237,6 +238,7 @@ def test_without_a_keyring_the_key_can_be_used_for_this_session_only(qtbot, serv
 
     qtbot.waitUntil(dialog.keyring_warning.isVisible, timeout=5_000)
     assert dialog.session_button.isVisible() and dialog.session_button.isEnabled()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # expected here: no traceback
     assert "No OS keyring is available" in dialog.keyring_label.text()
     assert saved == [] and not ctx.paths.settings_file.exists() and ENV_KEY not in os.environ
 
@@ -279,16 +281,18 @@ def locked_keyring() -> Iterator[tuple[threading.Event, dict[tuple[str, str], st
 
         def get_password(self, service: str, username: str) -> str | None:
             asked_on.append(threading.current_thread())
-            unlocked.wait(10)
+            unlocked.wait(60)
             return stored.get((service, username))
 
         def set_password(self, service: str, username: str, password: str) -> None:
             asked_on.append(threading.current_thread())
-            unlocked.wait(10)
+            unlocked.wait(60)
             stored[(service, username)] = password
 
         def delete_password(self, service: str, username: str) -> None:
-            raise AssertionError("nothing is deleted here")
+            asked_on.append(threading.current_thread())
+            unlocked.wait(60)
+            del stored[(service, username)]
 
     previous = keyring.get_keyring()
     keyring.set_keyring(LockedKeyring())
@@ -316,16 +320,21 @@ def test_a_locked_keyring_does_not_hold_the_dialog_on_save(qtbot, server, ctx, d
     assert dialog.result() == QDialog.DialogCode.Accepted and dialog.status_label.isHidden()
 
 
-def test_cancel_while_the_keyring_waits_saves_nothing(qtbot, server, ctx, dialog, saved, locked_keyring):
+@pytest.mark.parametrize("before", [None, READ_KEY])
+def test_cancel_while_the_keyring_waits_saves_nothing(qtbot, server, ctx, dialog, saved, locked_keyring, before):
+    """Cancel while the keyring waits: once it answers, the key it had (or none) is put back."""
     unlocked, stored, _ = locked_keyring
+    if before:
+        stored[(SERVICE, server.url)] = before
     dialog.show()
     point_at(dialog, server.url, WRITE_KEY)
     save_button(dialog).click()
 
     dialog.buttons.button(QDialogButtonBox.StandardButton.Cancel).click()
     unlocked.set()
-    qtbot.waitUntil(lambda: bool(stored), timeout=5_000)  # the keyring's own prompt went on
-    qtbot.wait(200)  # the store's answer reaches the GUI thread (queued) and is dropped
+    expected = {(SERVICE, server.url): before} if before else {}
+    qtbot.waitUntil(lambda: stored == expected and not any(
+        t.name in ("store-api-key", "undo-api-key") for t in threading.enumerate()), timeout=5_000)
     assert saved == [] and not ctx.paths.settings_file.exists()
     assert dialog.result() == QDialog.DialogCode.Rejected
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 TICK_MS = 100
 SYNC_POLL_MS = 2000
 KEYRING_WAIT_MS = 2000  # building the sync client takes longer: it waits for a locked keyring
-KEYRING_WAITS = "PostHog sync waits for the system keyring: unlock it to sync."
+KEYRING_WAITS = "PostHog sync is waiting for the system keyring (unlock it if it asks)."
 RECOVER_EVERY_MS = 60_000  # a recording whose recorder died while the app runs (a killed `record`)
 
 

@@ -31,7 +31,12 @@ from api.errors import InvalidHost
 from desktop_recorder import autostart
 from desktop_recorder.config import Settings, save_settings
 from desktop_recorder.context import AppContext
-from desktop_recorder.secrets import SecretStoreUnavailable, keep_api_key_for_session, set_api_key
+from desktop_recorder.secrets import (
+    SecretStoreUnavailable,
+    keep_api_key_for_session,
+    set_api_key,
+    undo_set_api_key,
+)
 from ui.background import run_in_background
 from ui.settings_audio import AudioSection
 from ui.settings_posthog import BAD_STYLE, PostHogSection
@@ -140,18 +145,36 @@ class SettingsDialog(QDialog):
             return self._commit(settings)
         host = settings.host
         self._storing(True)
-        run_in_background(lambda: set_api_key(host, key), self._if_open(lambda _: self._key_stored(settings)),
-                          self._if_open(self._key_refused), name="store-api-key")
+
+        def store() -> str | SecretStoreUnavailable | None:
+            try:
+                return set_api_key(host, key)  # the key it replaced
+            except SecretStoreUnavailable as exc:  # expected without a keyring: said here, not logged as a failure
+                return exc
+
+        def stored(result: str | SecretStoreUnavailable | None) -> None:
+            if isinstance(result, SecretStoreUnavailable):
+                self._if_open(self._no_keyring)(result)
+            elif not self._open():  # cancelled meanwhile: the key it replaced goes back
+                run_in_background(lambda: undo_set_api_key(host, key, result), lambda _: None, name="undo-api-key")
+            else:
+                self._key_stored(settings)
+
+        run_in_background(store, stored, self._if_open(self._key_refused), name="store-api-key")
         return True
 
+    def _open(self) -> bool:
+        """Neither saved nor cancelled (nor deleted) since the keyring was asked."""
+        return isValid(self) and not self._closed
+
     def _if_open(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        """``callback`` unless the dialog was closed (or deleted) while the keyring was asked."""
-        return lambda value: callback(value) if isValid(self) and not self._closed else None
+        return lambda value: callback(value) if self._open() else None
 
     def _storing(self, busy: bool) -> None:
         """While the keyring is asked: nothing can be edited or saved again; Cancel still works."""
-        for widget in (self.posthog, self.audio, self.keyring_warning, self.autostart_box):
+        for widget in (self.posthog, self.audio, self.keyring_warning):
             widget.setEnabled(not busy)
+        self.autostart_box.setEnabled(not busy and autostart.supported())
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(not busy)
         self.status_label.setText("Storing the API key in the system keyring… unlock it if it asks." if busy else "")
         self.status_label.setVisible(busy)
@@ -162,9 +185,10 @@ class SettingsDialog(QDialog):
 
     def _key_refused(self, exc: Exception) -> None:
         self._storing(False)
-        if not isinstance(exc, SecretStoreUnavailable):
-            self._refuse(f"Could not store the API key in the system keyring: {exc}")
-            return
+        self._refuse(f"Could not store the API key in the system keyring: {exc}")
+
+    def _no_keyring(self, exc: SecretStoreUnavailable) -> None:
+        self._storing(False)
         self.keyring_label.setText(f"{exc}\nYou can use the key until Desktop Recorder quits instead; "
                                    "it is not written anywhere.")
         self.keyring_warning.show()
