@@ -586,6 +586,12 @@ class Store:
         the one appended to the server), else the live one."""
         return (not live and self.refined_segments(recording_id)) or self.segments(recording_id)
 
+    def has_refined(self, recording_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM refined_segments WHERE recording_id = ? LIMIT 1",
+                                   (recording_id,)).fetchone()
+        return row is not None
+
     def refined_segments(self, recording_id: str) -> list[StoredSegment]:
         """The refined transcript, or [] when none was made."""
         with self._lock:

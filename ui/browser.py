@@ -122,7 +122,7 @@ class RecordingsBrowser(RecordingsView):
         restored = len(set(echo_ids)) - len(gone)
         self.on_local_change()
         done = f"Put {restored} line{'s' if restored != 1 else ''} back in the transcript"
-        if self.ctx.store.refined_segments(row.local.id):
+        if self.ctx.store.has_refined(row.local.id):
             done += " (the live one, which syncs; the improved transcript shown here predates it"
             done += ": improve it again to include it)" if self.refine is not None else ")"
         self.note(done + ".")

@@ -246,7 +246,7 @@ class RecordingsView(QWidget):
             if any(row.local.details.get(k) != v for k, v in known.items()):
                 self.ctx.store.remember_details(row.local.id, known, row.remote.raw.get("updated_at"))
         echo = self.ctx.store.echo_segments(row.local.id) if row.local else []
-        improved = bool(row.local and self.ctx.store.refined_segments(row.local.id))
+        improved = bool(row.local and self.ctx.store.has_refined(row.local.id))
         self.detail.show_recording(row, self.transcript(row), current_fields(row, queued), echo, improved=improved)
         self._maybe_fetch_detail(row)
 
