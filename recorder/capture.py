@@ -70,10 +70,11 @@ class SourceCapture:
         self._stream: Any = None
 
     def _callback(self, indata: Any, frames: int, times: Any, status: Any) -> None:
+        held = self._held_for(times, frames)  # first: a wait before the clock is read makes it late, not early
         now = self._clock()
         if status.input_overflow:
             self.stats.overflows += 1
-        block = AudioBlock(self.source, now - self._held_for(times, frames), self._rate, indata[:, 0].copy())
+        block = AudioBlock(self.source, now - held, self._rate, indata[:, 0].copy())
         try:
             self._out.put_nowait(block)
         except queue.Full:

@@ -108,7 +108,8 @@ class CapturePipeline:
         for source, timeline in self._timelines.items():
             self._emit(source, timeline.flush())
             if timeline.trimmed_samples:
-                log.info("%s: its device's clock ran fast; %.3f s of samples were left out to keep it in time",
+                log.info("%s: %.3f s of samples left out to keep it in time with the clock (a device clock "
+                         "running fast, or audio held up past the stall padding)",
                          source, timeline.trimmed_samples / SAMPLE_RATE_HZ)
         self._write(final=True)
         self._close_file()

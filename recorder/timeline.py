@@ -5,12 +5,13 @@ delivered frames would then slide one source against the other. Each block is pl
 the clock says it was captured: a gap longer than ``max_gap_s`` is filled with silence, and a
 source silent for longer than ``stall_s`` is padded up to the clock so the file keeps moving.
 
-A device whose clock runs fast (a USB microphone beside the laptop's own sound card) delivers
-more frames than the clock's time: 100 ppm is 0.36 s an hour, beyond the echo check's reach
-against the other source. Once a source is ``ahead_s`` ahead of the clock, a few samples of
-each block (at most ``max_trim_s``) are left out until it is back. Callbacks come late, never
-early, so a late one never makes a source look ahead. A slow clock falls behind until a gap
-is filled.
+A source can also run ahead of the clock: a device whose clock runs fast (a USB microphone
+beside the laptop's own sound card; 100 ppm is 0.36 s an hour, beyond the echo check's reach
+against the other source), or audio that came after the source was padded as stalled (a
+callback held up longer than ``stall_s``). Once it is ``ahead_s`` ahead, a few samples of each
+block (at most ``max_trim_s``, crossfaded) are left out until it is back; more than ``max_gap_s``
+ahead, quiet blocks (pauses) are left out whole, so a long hold-up heals within a few pauses.
+A slow clock falls behind until a gap is filled.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import soxr
 from transcription.types import SAMPLE_RATE_HZ
 
 F32 = npt.NDArray[np.float32]
+QUIET_RMS = 10 ** (-50 / 20)  # a block this quiet is a pause, left out whole by a source far ahead
+FADE = 32  # samples (2 ms) over which a trimmed block joins what came before
 
 
 class SourceTimeline:
-    def __init__(self, t0: float, *, max_gap_s: float = 0.25, stall_s: float = 1.0, ahead_s: float = 0.04,
+    def __init__(self, t0: float, *, max_gap_s: float = 0.25, stall_s: float = 1.0, ahead_s: float = 0.06,
                  max_trim_s: float = 0.0005) -> None:
         self.t0 = t0
         self.position = 0  # 16 kHz samples placed so far
@@ -56,12 +59,26 @@ class SourceTimeline:
         if start - self.position > self._max_gap:
             out.append(self._silence(start - self.position))
         elif self.position - start > self._ahead:
-            cut = min(self.position - start - self._ahead, self._max_trim, len(audio))
-            audio = audio[cut:]
-            self.trimmed_samples += cut
+            audio = self._trim(audio, self.position - start - self._ahead, far=self.position - start > self._max_gap)
         out.append(audio)
         self.position += len(audio)
         return out
+
+    def _trim(self, audio: F32, excess: int, *, far: bool) -> F32:
+        """``audio`` less up to ``excess`` samples: a quiet block whole when ``far``, else at most
+        ``max_trim`` samples from its start, crossfaded into what is kept (no click)."""
+        if len(audio) == 0:  # the resampler's first chunks
+            return audio
+        if far and len(audio) <= excess and float(np.sqrt(np.mean(np.square(audio)))) < QUIET_RMS:
+            self.trimmed_samples += len(audio)
+            return audio[:0]
+        cut = min(excess, self._max_trim, max(0, len(audio) - FADE))
+        if cut == 0:
+            return audio
+        fade = np.linspace(0.0, 1.0, FADE, dtype=np.float32)
+        joined = audio[:FADE] * (1 - fade) + audio[cut:cut + FADE] * fade
+        self.trimmed_samples += cut
+        return np.concatenate([joined, audio[cut + FADE:]])
 
     def flush(self) -> F32:
         """The resampler's last samples (it holds ~20 ms back), at the end of the recording."""

@@ -45,7 +45,12 @@ class Recorder:
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         assert self.proc.stdout is not None
-        self.proc.wait(timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # never left running: it would record into later tests
+            self.proc.kill()
+            self.proc.wait()
+            raise
         out = self.proc.stdout.read()  # small: one line per final segment
         self._reader.join(5)
         self.proc.stdout.close()

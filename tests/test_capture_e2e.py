@@ -233,7 +233,9 @@ def test_a_held_up_callback_does_not_shift_its_source(audio_rig, playable, tmp_p
     players = [play(playable["left"], "meet_mic_in"), play(playable["jfk"], "meet_speakers")]  # same moment
     for p in players:
         p.wait()
+    (mic,) = [h for h in pipeline.health() if h.source == "mic"]
     pipeline.stop()
+    assert mic.stats.overflows == 0 and mic.gap_s == 0  # nothing lost while held, so no gap to fill
     audio, rate = sf.read(tmp_path / "call.wav", dtype="float32")
     left, lrate = sf.read(playable["left"], dtype="float32")
     jfk, jrate = sf.read(playable["jfk"], dtype="float32")
@@ -262,5 +264,11 @@ def test_a_recorder_paused_for_a_moment_keeps_the_speech_whole(audio_rig, app_ho
     jfk = soxr.resample(jfk, jrate, rate)
     system = audio[:, 1]
     early, late = jfk[rate: 3 * rate], jfk[7 * rate: 10 * rate]  # before and after the pause
-    moved = (found_at(system, late) - 6 * rate) - found_at(system, early)
+    begins = found_at(system, early) - rate  # where JFK starts in the file
+    moved = (found_at(system, late) - 7 * rate) - begins
     assert abs(moved) < 0.06 * rate, f"the speech after the pause is {moved / rate * 1000:.0f} ms late"
+    # And what was said while the process was stopped is there, where it was said (not lost).
+    spoken, kept = jfk[3 * rate: 6 * rate], system[begins + 3 * rate: begins + 6 * rate]
+    assert len(kept) == len(spoken)
+    similarity = float(np.dot(spoken, kept) / (np.linalg.norm(spoken) * np.linalg.norm(kept)))
+    assert similarity > 0.8

@@ -191,7 +191,7 @@ def test_a_block_is_placed_when_the_stream_clock_says_it_was_captured(adc, strea
 def test_a_source_whose_clock_runs_fast_is_held_to_the_clock(fast_by, expect_trimmed):
     """A device 1 % fast delivers 16,160 samples a clock second: counted as they come, it ran
     0.6 s ahead of the other source after a minute. A few samples a block are left out until it
-    is back within 40 ms. An exact device whose callbacks come up to 30 ms late loses nothing."""
+    is back within 60 ms. An exact device whose callbacks come up to 30 ms late loses nothing."""
     tl = SourceTimeline(t0=0.0)
     late = np.random.default_rng(7).uniform(0.0, 0.03, 3000)
     block = np.ones(320, np.float32)
@@ -200,12 +200,50 @@ def test_a_source_whose_clock_runs_fast_is_held_to_the_clock(fast_by, expect_tri
         pieces = tl.place(block, 16000, captured_at=captured_end + late[i])
         assert all(p.any() for p in pieces)  # no silence: nothing went missing
     clock = 3000 * 320 / (16000 * (1 + fast_by))
-    assert abs(tl.position / 16000 - clock) <= 0.04 + 0.02
+    assert abs(tl.position / 16000 - clock) <= 0.06 + 0.02
     assert tl.gap_samples == 0
-    if expect_trimmed:
-        assert tl.trimmed_samples == pytest.approx(3000 * 320 * fast_by / (1 + fast_by), rel=0.1)
-    else:
-        assert tl.trimmed_samples == 0
+    assert tl.trimmed_samples == 3000 * 320 - tl.position  # what is missing was trimmed, nothing else
+    assert (tl.trimmed_samples > 0) == expect_trimmed
+
+
+def test_a_source_padded_during_a_long_hold_up_heals_in_the_pauses():
+    """A callback held up 2.5 s: the source was padded as stalled (1.5 s) before the audio it had
+    captured on time came, which then ran 1.5 s ahead. Quiet blocks (pauses) are left out whole
+    until it is back; speech loses at most 0.5 ms a block, crossfaded (no click)."""
+    tl = SourceTimeline(t0=0.0)
+    floor = np.random.default_rng(3).normal(0, 10 ** (-65 / 20), 320).astype(np.float32)  # a room, not zeros
+    t = np.arange(320) / 16000
+    for i in range(250):  # 5 s
+        tl.place(floor, 16000, captured_at=(i + 1) * 0.02)
+    padded = tl.pad_to_clock(7.5)
+    assert padded is not None and len(padded) == 24000  # 1.5 s
+    def speech(i: int) -> np.ndarray:
+        return (0.1 * np.sin(2 * np.pi * 300 * (t + i * 0.02))).astype(np.float32)
+
+    for i in range(250, 375):  # the 2.5 s of speech captured meanwhile, placed when it was captured
+        tl.place(speech(i), 16000, captured_at=(i + 1) * 0.02)
+    assert tl.position / 16000 - 7.5 == pytest.approx(1.5, abs=0.1)
+    kept_speech = []
+    before = None  # the speech block placed just before
+    for i in range(375, 875):  # 10 s of talk: 0.6 s of speech, 0.3 s of pause
+        speaking = (i * 0.02) % 0.9 < 0.6
+        block = speech(i) if speaking else floor
+        out = np.concatenate(tl.place(block, 16000, captured_at=(i + 1) * 0.02))
+        if speaking:
+            kept_speech.append(len(out))
+            joined = out if before is None else np.concatenate([before[-1:], out])
+            assert np.abs(np.diff(joined)).max() < 2 * 0.1 * 2 * np.pi * 300 / 16000  # no step at the cut
+        before = out if speaking else None
+    assert abs(tl.position / 16000 - 17.5) <= 0.06 + 0.02
+    assert min(kept_speech) >= 320 - 8
+
+
+def test_a_source_ahead_takes_the_resamplers_empty_first_chunks():
+    tl = SourceTimeline(t0=0.0)
+    tl.pad_to_clock(3.0)  # padded as stalled: 2 s placed
+    for i in range(3):  # a 48 kHz device's first 2 ms blocks: soxr holds them back, nothing comes out
+        tl.place(np.zeros(96, np.float32), 48000, captured_at=0.002 * (i + 1))
+    assert tl.position == 32000 and tl.trimmed_samples == 0
 
 
 def test_timeline_resamples_48k_to_16k_continuously():
