@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +150,40 @@ def damaged_database(home: Path) -> bytes:
     data[page:] = b"\xa5" * (len(data) - page)
     db.write_bytes(bytes(data))
     return bytes(data)
+
+
+@pytest.fixture
+def locked_keyring() -> Iterator[tuple[threading.Event, dict[tuple[str, str], str], list[threading.Thread]]]:
+    """A keyring that waits, as a locked one does until the user unlocks it (at login, before the
+    desktop's keyring is open); yields the event that unlocks it, what it holds, and the threads
+    it was asked on."""
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    unlocked = threading.Event()
+    stored: dict[tuple[str, str], str] = {}
+    asked_on: list[threading.Thread] = []
+
+    class LockedKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(60)
+            return stored.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(60)
+            stored[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            asked_on.append(threading.current_thread())
+            unlocked.wait(60)
+            del stored[(service, username)]
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(LockedKeyring())
+    yield unlocked, stored, asked_on
+    unlocked.set()
+    keyring.set_keyring(previous)

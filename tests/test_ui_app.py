@@ -9,13 +9,12 @@ import threading
 from dataclasses import replace
 
 import httpx
-import keyring
 import pytest
-from keyring.backend import KeyringBackend
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialogButtonBox
 
 from api.client import PostHogClient
+from desktop_recorder.secrets import SERVICE
 from desktop_recorder.store import StoredSegment
 from tests.conftest import JFK_TEXT, WRITE_KEY, cli_env, damaged_database, wer
 from tests.recording import Recorder, play
@@ -438,48 +437,27 @@ def test_a_recorder_killed_while_the_app_runs_is_recovered_by_the_app(make_app, 
     qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
 
 
-def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot, ctx, server):
+def test_a_keyring_waiting_to_be_unlocked_does_not_hold_the_app(make_app, qtbot, ctx, server, locked_keyring):
     """At login the desktop's keyring can wait for the user to unlock it. The key is read off the
     GUI thread: the model loads and Record is usable meanwhile, the app says what sync waits for,
     and sync starts once the keyring answers."""
-    unlocked = threading.Event()
-    asked_on: list[threading.Thread] = []
-
-    class LockedKeyring(KeyringBackend):
-        priority = 1  # type: ignore[assignment]
-
-        def get_password(self, service: str, username: str) -> str | None:
-            asked_on.append(threading.current_thread())
-            unlocked.wait(60)
-            return WRITE_KEY if username == server.url else None
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            raise AssertionError("nothing is stored here")
-
-        def delete_password(self, service: str, username: str) -> None:
-            raise AssertionError("nothing is deleted here")
-
+    unlocked, stored, asked_on = locked_keyring
+    stored[(SERVICE, server.url)] = WRITE_KEY
     ctx.settings = replace(ctx.settings, host=server.url)
-    previous = keyring.get_keyring()
-    keyring.set_keyring(LockedKeyring())
-    try:
-        app = make_app()
-        states: list[tuple[str, str]] = []
-        app.controller.sync_changed.connect(lambda kind, text: states.append((kind, text)))
-        app.start()
-        qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
-        assert asked_on and threading.main_thread() not in asked_on
-        assert app.controller.sync is None and app.actions.record.isEnabled()
-        qtbot.waitUntil(lambda: bool(states), timeout=5_000)  # what sync waits for is said
-        assert states == [("offline", KEYRING_WAITS)]
-        assert KEYRING_WAITS in app.window.status_label.text()
-        unlocked.set()
-        qtbot.waitUntil(lambda: app.controller.sync is not None and len(states) > 1, timeout=10_000)
-        assert app.controller.sync.client.host == server.url
-        assert states[-1][0] == "synced", states
-    finally:
-        unlocked.set()
-        keyring.set_keyring(previous)
+    app = make_app()
+    states: list[tuple[str, str]] = []
+    app.controller.sync_changed.connect(lambda kind, text: states.append((kind, text)))
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    assert asked_on and threading.main_thread() not in asked_on
+    assert app.controller.sync is None and app.actions.record.isEnabled()
+    qtbot.waitUntil(lambda: bool(states), timeout=5_000)  # what sync waits for is said
+    assert states == [("offline", KEYRING_WAITS)]
+    assert KEYRING_WAITS in app.window.status_label.text()
+    unlocked.set()
+    qtbot.waitUntil(lambda: app.controller.sync is not None and len(states) > 1, timeout=10_000)
+    assert app.controller.sync.client.host == server.url
+    assert states[-1][0] == "synced", states
 
 
 def test_restarting_sync_does_not_wait_for_a_request_in_flight(make_app, qtbot, ctx):

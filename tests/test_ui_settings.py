@@ -268,39 +268,6 @@ def test_the_session_only_key_goes_with_the_fields_as_edited_after_the_keyring_r
     assert get_api_key(server.url) == WRITE_KEY
 
 
-@pytest.fixture
-def locked_keyring() -> Iterator[tuple[threading.Event, dict[tuple[str, str], str], list[threading.Thread]]]:
-    """A keyring that waits, as a locked one does until the user unlocks it; yields the event
-    that unlocks it, what it holds, and the threads it was asked on."""
-    unlocked = threading.Event()
-    stored: dict[tuple[str, str], str] = {}
-    asked_on: list[threading.Thread] = []
-
-    class LockedKeyring(KeyringBackend):
-        priority = 1  # type: ignore[assignment]
-
-        def get_password(self, service: str, username: str) -> str | None:
-            asked_on.append(threading.current_thread())
-            unlocked.wait(60)
-            return stored.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            asked_on.append(threading.current_thread())
-            unlocked.wait(60)
-            stored[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            asked_on.append(threading.current_thread())
-            unlocked.wait(60)
-            del stored[(service, username)]
-
-    previous = keyring.get_keyring()
-    keyring.set_keyring(LockedKeyring())
-    yield unlocked, stored, asked_on
-    unlocked.set()
-    keyring.set_keyring(previous)
-
-
 def test_a_locked_keyring_does_not_hold_the_dialog_on_save(qtbot, server, ctx, dialog, saved, locked_keyring):
     """Save with a new key while the keyring waits to be unlocked: the GUI goes on, says what it
     waits for and takes no second Save; the settings as they were at Save are written once the key is in."""
