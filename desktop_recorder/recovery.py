@@ -17,7 +17,7 @@ from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
 from transcription.guards import is_hallucination
 from transcription.model import confidence
-from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Source, Transcriber
+from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Progress, Samples, Source, Transcriber, progress_in_turn
 
 log = logging.getLogger(__name__)
 MIN_TAIL_S = 0.5  # less audio after the last line than this holds no words
@@ -85,23 +85,28 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
 
 
 def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording,
-                    names: dict[Source, str] | None = None) -> int:
+                    names: dict[Source, str] | None = None, progress: Progress | None = None) -> int:
     """Add the lines of each source's speech after its last line (the mic's echo of the system
     audio left out, as live); returns how many were added. ``names``: each source's speaker (else
-    as its lines name it). Raises CannotRefine when the audio cannot be read."""
+    as its lines name it); ``progress``: hears the share of that audio transcribed. Raises
+    CannotRefine when the audio cannot be read."""
     tracks = read_tracks(Path(str(rec.audio_path)))
     names = names or speaker_names(store, rec.id)
-    tail: dict[Source, list[FinalSegment]] = {}
+    rests: dict[Source, tuple[float, Samples]] = {}
     for source, audio in tracks.items():
         # Before the settled time every line is stored (speech dropped there was dropped live, and
         # a line from there would be appended after later ones already on the server).
         after_ms = max(store.decided_until_ms(rec.id, source), rec.settled_ms or 0.0)
         rest = audio[int(after_ms * SAMPLE_RATE_HZ / 1000):]
-        heard = model.transcribe_file(rest) if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest) else []
+        if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest):
+            rests[source] = after_ms, rest
+    tail: dict[Source, list[FinalSegment]] = {source: [] for source in tracks}
+    parts = progress_in_turn(progress, [len(rest) for _after, rest in rests.values()])
+    for (source, (after_ms, rest)), part in zip(rests.items(), parts, strict=True):
         # the live guards too: the fading end of the last line's word came out as "Thank you."
         tail[source] = [FinalSegment(source, round(after_ms + seg.start_s * 1000, 1),
                                      round(after_ms + seg.end_s * 1000, 1), seg.text, confidence(seg.avg_logprob))
-                        for seg in heard if not is_hallucination(seg)]
+                        for seg in model.transcribe_file(rest, progress=part) if not is_hallucination(seg)]
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in store.segments(rec.id):
         if seg.source == "system":

@@ -19,7 +19,7 @@ from desktop_recorder.store import LIVE_STATUSES, Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
 from transcription.offline import UnreadableAudio, read_channels
-from transcription.types import FinalSegment, Samples, Source, Transcriber
+from transcription.types import FinalSegment, Progress, Samples, Source, Transcriber, progress_in_turn
 
 
 class CannotRefine(Exception):
@@ -46,8 +46,10 @@ def speaker_names(store: Store, recording_id: str) -> dict[Source, str]:
     return {"mic": mic, "system": next((s.speaker for s in live if s.source == "system" and s.speaker), "Others")}
 
 
-def refine_recording(store: Store, model: Transcriber, recording_id: str) -> list[StoredSegment]:
-    """Transcribe the saved audio again, store the result as the refined transcript, return it."""
+def refine_recording(store: Store, model: Transcriber, recording_id: str,
+                     progress: Progress | None = None) -> list[StoredSegment]:
+    """Transcribe the saved audio again, store the result as the refined transcript, return it.
+    ``progress`` hears the share of the audio transcribed as the pass goes."""
     rec = store.get_recording(recording_id)
     if rec.status in LIVE_STATUSES:  # its audio is still growing: the result would replace the whole transcript
         raise CannotRefine("The recording is still running; improve its transcript once it has stopped.")
@@ -55,13 +57,17 @@ def refine_recording(store: Store, model: Transcriber, recording_id: str) -> lis
         raise CannotRefine("The recording has no audio file (deleted, or never written).")
     tracks = read_tracks(Path(rec.audio_path))
     names = speaker_names(store, recording_id)
-    lines: dict[Source, list[FinalSegment]] = {}
-    for source, audio in tracks.items():
+    lines: dict[Source, list[FinalSegment]] = {source: [] for source in tracks}
+    heard = {source: audio for source, audio in tracks.items() if np.any(audio)}
+    for (source, audio), part in zip(heard.items(), progress_in_turn(progress, [len(a) for a in heard.values()]),
+                                     strict=True):
         lines[source] = [
             FinalSegment(source, round(seg.start_s * 1000, 1), round(seg.end_s * 1000, 1), seg.text,
                          confidence(seg.avg_logprob))
-            for seg in (model.transcribe_file(audio) if np.any(audio) else [])
+            for seg in model.transcribe_file(audio, progress=part)
         ]
+    if progress is not None and not heard:
+        progress(1.0)
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in lines["system"]:
         gate.add_system(seg)

@@ -102,10 +102,10 @@ def test_two_recoveries_at_once_add_the_tail_once(tmp_path, store, model):
     inside, go = threading.Event(), threading.Event()
 
     class Slow:
-        def transcribe_file(self, audio, *, word_timestamps=True):
+        def transcribe_file(self, audio, **options):
             inside.set()
             go.wait(30)
-            return model.transcribe_file(audio, word_timestamps=word_timestamps)
+            return model.transcribe_file(audio, **options)
 
     first = threading.Thread(target=recover_interrupted, args=(store, tmp_path / "data", Slow))
     first.start()

@@ -12,7 +12,7 @@ from desktop_recorder.refine import CannotRefine, mic_lines, read_tracks, refine
 from desktop_recorder.store import Store
 from recorder.wavfile import StereoWavWriter
 from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, cli_env, run_cli, wer
-from transcription.types import FinalSegment, as_float
+from transcription.types import FinalSegment, as_float, progress_in_turn
 
 SR = 16_000
 
@@ -58,6 +58,15 @@ def test_mic_lines_keep_what_the_user_put_back_and_no_more():
     assert mic_lines([], [], restored[:1]) == restored[:1]  # the pass heard nothing there: the live line
 
 
+def test_progress_over_parts_in_turn_is_the_share_of_the_whole_done():
+    heard: list[float] = []
+    first, second, empty = progress_in_turn(heard.append, [300, 100, 0])
+    for part, done in ((first, 0.5), (first, 1.0), (second, 0.5), (empty, 1.0), (second, 1.0)):
+        part(done)
+    assert heard == [0.375, 0.75, 0.875, 1.0, 1.0]
+    assert progress_in_turn(None, [1, 2]) == [None, None]
+
+
 def test_the_tracks_are_read_as_the_file_holds_them_and_resampled_when_not_at_16_khz(tmp_path):
     """16-bit columns of the one array read (an hour of both is 230 MB; float copies were twice
     that); another rate is resampled to 16 kHz, still 16-bit; a mono file has a silent system track."""
@@ -87,7 +96,10 @@ def store(tmp_path):
 def test_both_sides_are_transcribed_again_and_kept_apart_from_the_live_transcript(store, tmp_path, model):
     rid = recording_with(store, tmp_path, speech("left"), np.pad(speech("jfk"), (SR * 8, 0)))
     pending_before = store.pending_counts()
-    refined = refine_recording(store, model, rid)
+    done: list[float] = []
+    refined = refine_recording(store, model, rid, progress=done.append)
+    # both tracks, one after the other, each half of the whole: all the way, never backwards
+    assert done == sorted(done) and done[-1] == 1.0 and 0.5 in done and 0 < done[0] < 0.5, done
     others = " ".join(s.text for s in refined if s.speaker == "Others")
     ana = " ".join(s.text for s in refined if s.speaker == "Ana")  # the live mic speaker's name
     assert wer(JFK_TEXT, others) <= 0.05, others

@@ -258,6 +258,13 @@ def test_whole_recording_pass_is_faster_whispers_vad_pass(model, monkeypatch):
         segments = model.transcribe_file(audio, word_timestamps=True)
         assert segments == expected
     assert len(segments) > 4 and segments[-1].end_s > 80
+    done: list[float] = []
+    assert model.transcribe_file(pcm, word_timestamps=True, progress=done.append) == expected
+    # as each segment is decoded, how far into the speech it ends: the pauses skipped count for nothing
+    assert done == sorted(done) and done[-1] == 1.0 and len(done) == len(expected) + 1, done
+    speech_s = sum(end - start for start, end in speech_spans(pcm)) / 16_000
+    assert abs(done[0] - expected[0].end_s / speech_s) < 0.05, (done, expected[0])
+    assert 0 < done[len(done) // 2] < 1 and done[-2] > 0.9
 
 
 HEAP_PROBE = """

@@ -9,6 +9,7 @@ import os
 import platform
 import re
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from transcription.features import BlockwiseFeatures
-from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Samples
+from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Progress, Samples
 from transcription.vad import speech_spans
 
 log = logging.getLogger(__name__)
@@ -224,8 +225,10 @@ class WhisperTranscriber:
         return [replace(seg, avg_logprob=seg.avg_logprob * scale) if i in window else seg
                 for i, seg in enumerate(result)]
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True) -> list[AsrSegment]:
-        """Offline: the whole recording at once, skipping silences with VAD.
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
+                        progress: Progress | None = None) -> list[AsrSegment]:
+        """Offline: the whole recording at once, skipping silences with VAD; ``progress`` hears
+        the share of the speech decoded after each segment (decoding time follows it).
 
         What faster-whisper's ``vad_filter=True`` does, in less memory: its VAD step alone holds
         two extra copies of the recording (see ``speech_spans``), and it joins the speech piece
@@ -241,6 +244,8 @@ class WhisperTranscriber:
 
         spans = speech_spans(audio)
         if not spans:
+            if progress is not None:
+                progress(1.0)
             return []
         # The speech as the recording holds it (16-bit from a file: half the memory of floats);
         # faster-whisper uses it only for its length and the features, which take 16-bit samples.
@@ -253,8 +258,21 @@ class WhisperTranscriber:
             word_timestamps=word_timestamps,
         )
         del speech  # faster-whisper keeps only the features
+        if progress is not None:
+            segments = _reporting(segments, at / SAMPLE_RATE_HZ, progress)
         chunks = [{"start": start, "end": end} for start, end in spans]
-        return [_segment(s) for s in restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ)]
+        result = [_segment(s) for s in restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ)]
+        if progress is not None:
+            progress(1.0)
+        return result
+
+
+def _reporting(segments: Iterable[Any], speech_s: float, progress: Progress) -> Iterator[Any]:
+    """The segments as decoded, telling ``progress`` how far into the speech each ends (its
+    times are still on the speech alone here, before the silences are put back)."""
+    for s in segments:
+        progress(min(1.0, float(s.end) / speech_s))
+        yield s
 
 
 def _segment(s: Any) -> AsrSegment:

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from transcription.formats import TranscriptLine
 from transcription.model import WhisperTranscriber
-from transcription.types import SAMPLE_RATE_HZ, Pcm16
+from transcription.types import SAMPLE_RATE_HZ, Pcm16, Progress, progress_in_turn
 
 log = logging.getLogger(__name__)
 SAME_CHANNELS_CORRELATION = 0.98
@@ -135,12 +135,13 @@ def _mix(a: Pcm16, b: Pcm16) -> Pcm16:
     return out
 
 
-def transcribe_file(model: WhisperTranscriber, path: Path, speakers: tuple[str, str] = ("Left", "Right")
-                    ) -> list[TranscriptLine]:
+def transcribe_file(model: WhisperTranscriber, path: Path, speakers: tuple[str, str] = ("Left", "Right"),
+                    progress: Progress | None = None) -> list[TranscriptLine]:
     channels = load_channels(path)
     lines = []
-    for i, audio in enumerate(channels):
+    parts = progress_in_turn(progress, [len(audio) for audio in channels])
+    for i, (audio, part) in enumerate(zip(channels, parts, strict=True)):
         speaker = speakers[i] if len(channels) > 1 else None
-        for seg in model.transcribe_file(audio):
+        for seg in model.transcribe_file(audio, progress=part):
             lines.append(TranscriptLine(round(seg.start_s * 1000, 1), round(seg.end_s * 1000, 1), speaker, seg.text))
     return sorted(lines, key=lambda x: x.start_ms)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -13,6 +14,8 @@ SAMPLE_RATE_HZ = 16_000
 Audio = npt.NDArray[np.float32]
 Pcm16 = npt.NDArray[np.int16]  # samples as a 16-bit WAV holds them: half the memory of Audio
 Samples = Audio | Pcm16
+# How much of a long pass over saved audio is done, from 0 to 1; called on the thread doing it.
+Progress = Callable[[float], None]
 
 
 def as_float(samples: Samples, out: Audio | None = None) -> Audio:
@@ -60,11 +63,26 @@ class Transcriber(Protocol):
         already known to say); the segments returned include it."""
         ...
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
+                        progress: Progress | None = None) -> list[AsrSegment]:
         """A whole recording in one pass (beam search, silences skipped): the post-meeting pass.
         ``audio`` may be 16-bit, as the recording's file holds it. Segment times come from word
-        times unless ``word_timestamps`` is off."""
+        times unless ``word_timestamps`` is off. ``progress`` hears the share of its speech
+        decoded as the pass goes (an hour takes minutes), and 1 at the end."""
         ...
+
+
+def progress_in_turn(progress: Progress | None, sizes: Sequence[int]) -> list[Progress | None]:
+    """One callback per part, for passes over parts of these sizes one after the other: each
+    tells ``progress`` the share of the whole done."""
+    if progress is None:
+        return [None] * len(sizes)
+    report, total = progress, max(sum(sizes), 1)
+
+    def part(before: int, size: int) -> Progress:
+        return lambda done: report((before + done * size) / total)
+
+    return [part(sum(sizes[:i]), size) for i, size in enumerate(sizes)]
 
 
 @dataclass(frozen=True)
