@@ -30,7 +30,7 @@ from desktop_recorder.session import (
     SessionOptions,
 )
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, StoredSegment, is_owned
-from desktop_recorder.terminal import DownloadBar, LiveTranscript
+from desktop_recorder.terminal import DownloadBar, LiveTranscript, PassBar
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, load_sounddevice, loaded_library, resolve
 from transcription.download import cached_model
@@ -188,7 +188,8 @@ def _drain_until_given_up(worker: SyncWorker, stop: StopSignal) -> bool:
 def cmd_transcribe(ctx: AppContext, args: argparse.Namespace) -> int:
     try:
         model = _load_model(ctx, args.model)
-        lines = transcribe_file(model, args.file)
+        with PassBar(f"Transcribing {args.file.name}") as bar:
+            lines = transcribe_file(model, args.file, progress=bar.update)
     except (ModelUnavailable, UnreadableAudio) as exc:
         say(f"error: {exc}")
         return 2
@@ -256,7 +257,8 @@ def _refine(ctx: AppContext, model: WhisperTranscriber, recording_id: str) -> li
     started = time.perf_counter()
     say("Refining the transcript from the saved audio…")
     try:
-        refined = refine_recording(ctx.store, model, recording_id)
+        with PassBar("Refining") as bar:
+            refined = refine_recording(ctx.store, model, recording_id, progress=bar.update)
     except CannotRefine as exc:
         say(f"error: {exc}")
         return None

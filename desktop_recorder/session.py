@@ -33,6 +33,7 @@ from transcription.vad import SpeechScorer, StreamingVad
 log = logging.getLogger(__name__)
 _STOP = None
 HEALTH_EVERY_S = 0.5
+PROGRESS_EVERY_S = 20.0  # how often a long pass at stop says how far it is
 SETTLED_EVERY_S = 10.0  # the settled time is stored at once for a line waiting for it, else this often
 
 
@@ -243,9 +244,16 @@ class RecordingSession:
         rid = self.recording.id
         before = {seg.id for seg in self.store.segments(rid)}
         self._tell(Notice("info", f"Transcribing the audio recorded since transcription stopped at {clock(at_ms)}…"))
+        told = [time.monotonic()]
+
+        def progress(done: float) -> None:  # an hour's audio after an early failure takes minutes
+            if done < 1 and time.monotonic() - told[0] >= PROGRESS_EVERY_S:
+                told[0] = time.monotonic()
+                self._tell(Notice("info", f"Transcribing the audio since {clock(at_ms)}: {done:.0%} done…"))
+
         try:
             added = transcribe_tail(self.store, self.transcriber, self.store.get_recording(rid),
-                                    {source: self._speaker(source) for source in ("mic", "system")})
+                                    {source: self._speaker(source) for source in ("mic", "system")}, progress)
         except Exception as exc:
             log.exception("recording %s: cannot transcribe the audio after the failure", rid)
             self._show_added(before)  # those stored before it failed

@@ -123,6 +123,26 @@ class DownloadBar:
             self._bar.close()
 
 
+class PassBar:
+    """A percentage bar on stderr for a long pass over saved audio (an hour takes minutes), with
+    the time left; on a terminal only, so logs and scripts get no bar lines."""
+
+    def __init__(self, desc: str, stream: TextIO | None = None) -> None:
+        self._bar: tqdm[None] = tqdm(total=100, desc=desc, file=stream or sys.stderr, dynamic_ncols=True,
+                                     disable=None, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def update(self, done: float) -> None:
+        """``done``: the share of the pass done, from 0 to 1."""
+        self._bar.n = round(100 * min(max(done, 0.0), 1.0), 1)
+        self._bar.refresh()
+
+    def __enter__(self) -> PassBar:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._bar.close()
+
+
 def to_devnull(*streams: TextIO) -> None:
     """What is still buffered is written if it can be; everything after goes to /dev/null."""
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -4,6 +4,7 @@ model, and the local PostHog server; plus the offline and killed-process paths."
 from __future__ import annotations
 
 import json
+import re
 import resource
 import signal
 import subprocess
@@ -368,17 +369,22 @@ def record_jfk_with(ctx, transcriber, playable) -> tuple[list, object]:
     return events, session.stop()
 
 
-def test_speech_after_a_transcription_failure_is_transcribed_at_stop(audio_rig, ctx, model, playable):
+def test_speech_after_a_transcription_failure_is_transcribed_at_stop(audio_rig, ctx, model, playable, monkeypatch):
     """The model raises in the middle of the meeting: recording goes on, and at stop what was said
-    after the last line is transcribed from the audio file, shown and stored; nothing is lost."""
+    after the last line is transcribed from the audio file, saying how far it is, shown and
+    stored; nothing is lost."""
+    from desktop_recorder import session
     from desktop_recorder.session import FinalLine, Notice
 
+    monkeypatch.setattr(session, "PROGRESS_EVERY_S", 0.0)  # JFK takes a second, not minutes
     failing = FailingModel(model, fail_from=3)
     events, rec = record_jfk_with(ctx, failing, playable)
     assert failing.calls >= 3  # it did fail while JFK spoke
     notices = [e.message for e in events if isinstance(e, Notice)]
     assert any(n.startswith("Transcription stopped: CUDA failed") for n in notices), notices
     assert any(n.startswith("Transcribed ") for n in notices), notices
+    done = [int(m[1]) for n in notices if (m := re.fullmatch(r"Transcribing the audio since 00:\d\d: (\d+)% done…", n))]
+    assert done and done == sorted(done) and done[-1] < 100, notices
     lines = ctx.store.segments(rec.id)
     assert wer(JFK_TEXT, " ".join(s.text for s in lines)) <= 0.1, [s.text for s in lines]
     assert [e.segment for e in events if isinstance(e, FinalLine)] == lines  # each shown once

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 
 import pytest
 
-from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript
+from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript, PassBar
 from tests.conftest import JFK_TEXT, cli_env, wer
 from tests.recording import play
 
@@ -53,6 +56,21 @@ def test_output_whose_reader_left_is_dropped_not_raised():
     assert not live.interactive
     assert os.readlink(f"/proc/self/fd/{out.fileno()}") == os.devnull
     out.close()
+
+
+def test_a_pass_shows_its_share_done_on_a_terminal_and_nothing_elsewhere():
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty is 0 wide
+    with os.fdopen(slave, "w") as terminal, PassBar("Refining", terminal) as bar:
+        bar.update(0.25)
+        bar.update(1.0)
+    shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert "Refining:  25%" in shown and "Refining: 100%" in shown, shown
+    piped = io.StringIO()
+    with PassBar("Refining", piped) as bar:
+        bar.update(0.5)
+    assert piped.getvalue() == ""  # a log or a script gets no bar lines
 
 
 @pytest.mark.slow
