@@ -214,13 +214,18 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     assert browser.detail.refine_button.isVisibleTo(browser) and browser.detail.refine_button.isEnabled()
     requests_before = len(server.state.requests)
     server_segments = copy.deepcopy(remote["transcript_segments"])  # the server's dict changes in place
+    shown: list[str] = []  # the button as each progress report left it (queued: run here, after the browser's)
+    app.controller.refine_progress.connect(lambda *_: shown.append(browser.detail.refine_button.text()),
+                                           Qt.ConnectionType.QueuedConnection)
     with qtbot.waitSignal(app.controller.refined, timeout=60_000):
         qtbot.mouseClick(browser.detail.refine_button, Qt.MouseButton.LeftButton)
         # until the pass reports (on this thread, so after this block): one pass, no delete under it
-        assert browser.detail.refine_button.text() == "Improving…" and not browser.detail.refine_button.isEnabled()
+        assert browser.detail.refine_button.text() == "Improving… 0%"
+        assert not browser.detail.refine_button.isEnabled()
         assert app.controller.refine_recording(recording.id) == "This transcript is already being improved."
         browser.delete_selected(confirm=False)
         assert "being improved" in browser.notice.text() and app.ctx.store.pending_ops(recording.id) == []
+    assert shown and shown[-1] == "Improving… 100%" and len(shown) >= 2, shown  # how far it was, as it went
     refined = app.ctx.store.refined_segments(recording.id)
     assert refined and wer(JFK_TEXT, " ".join(s.text for s in refined)) <= 0.1
     assert refined[0].text in browser.detail.transcript_view.toPlainText()

@@ -98,8 +98,9 @@ class DesktopApp:
 
             self.browser = RecordingsBrowser(self.ctx, self.controller.make_client, self.controller.wake_sync,
                                              refine=self.controller.refine_recording,
-                                             refining=self.controller.is_refining)
+                                             refine_done=self.controller.refine_done)
             self.controller.refined.connect(self.browser.on_refined)
+            self.controller.refine_progress.connect(self.browser.on_refine_progress)
             self.browser.setWindowTitle("Desktop Recorder — Recordings")
             self.browser.setWindowIcon(app_icon())
             self.browser.resize(980, 640)

@@ -55,12 +55,12 @@ class RecordingsBrowser(RecordingsView):
         parent: QWidget | None = None,
         *,
         refine: Callable[[str], str | None] | None = None,
-        refining: Callable[[str], bool] = lambda _id: False,
+        refine_done: Callable[[str], float | None] = lambda _id: None,
     ) -> None:
         super().__init__(ctx, client_factory, parent)
         self.on_local_change = on_local_change
         self.refine = refine  # starts the post-meeting pass for a local recording id (None) or says why not
-        self.refining = refining  # whether a recording's pass is running
+        self.refine_done = refine_done  # the share of a recording's pass done, None when none runs
         self.detail.refine_button.setVisible(refine is not None)
         self.detail.refine_requested.connect(self.refine_selected)
         self.ask: Callable[[str, str], bool] = self.ask_user  # replaceable: modal dialogs block tests
@@ -84,6 +84,10 @@ class RecordingsBrowser(RecordingsView):
         if isValid(self):
             self._show_selected(force=True)
 
+    def on_refine_progress(self, _recording_id: str, _share: float) -> None:
+        if isValid(self):
+            self._show_refine_state()
+
     def _show_selected(self, *, force: bool = False) -> None:
         super()._show_selected(force=force)
         self._show_refine_state()
@@ -91,9 +95,9 @@ class RecordingsBrowser(RecordingsView):
     def _show_refine_state(self) -> None:
         """The button says whether the shown recording's transcript is being improved."""
         row = self.selected_row()
-        busy = row is not None and row.local is not None and self.refining(row.local.id)
-        self.detail.refine_button.setText("Improving…" if busy else "Improve transcript")
-        if busy:
+        done = self.refine_done(row.local.id) if row is not None and row.local is not None else None
+        self.detail.refine_button.setText("Improve transcript" if done is None else f"Improving… {done:.0%}")
+        if done is not None:
             self.detail.refine_button.setEnabled(False)
 
     @contextlib.contextmanager
@@ -196,7 +200,7 @@ class RecordingsBrowser(RecordingsView):
         if rec.status in LIVE_STATUSES and is_owned(self.ctx.paths.data_dir, rec.id):
             self.note("This recording is still running; stop it first.", error=True)
             return
-        if self.refining(rec.id):
+        if self.refine_done(rec.id) is not None:
             self.note("Its transcript is being improved; delete it once that is done.", error=True)
             return
         on_server = self.ctx.store.request_delete(rec.id)  # False: nothing there, removed at once

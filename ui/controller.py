@@ -61,6 +61,7 @@ class RecorderController(QObject):
     elapsed = Signal(float)
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
     refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
+    refine_progress = Signal(str, float)  # a post-meeting pass's local id, and its share done (0-1)
     recording_finished = Signal(object)  # LocalRecording
     stop_failed = Signal()  # the stop could not finish the recording (the next start recovers it)
     recording_starting = Signal()  # a new recording: what was shown of the last one goes
@@ -93,7 +94,9 @@ class RecorderController(QObject):
         self._devices: list[str] | None = None  # while a recording starts: its device notices
         self._stop_when_started: dict[str, Any] | None = None  # a stop asked for while it started
         self._model_generation = 0  # only the newest load's result (and progress) counts
-        self._refining: set[str] = set()  # recordings whose post-meeting pass runs on the shared model
+        # recordings whose post-meeting pass runs on the shared model, and their share done
+        self._refining: dict[str, float] = {}
+        self.refine_progress.connect(self._on_refine_progress)  # emitted on the pass's thread: queued here
         self._recovering = False  # a recovery runs (the first once the model is there, then every minute)
         self._reload_after_recording = False
         self._tick = QTimer(self, interval=TICK_MS)
@@ -379,27 +382,35 @@ class RecorderController(QObject):
             why = "The transcript can be improved once the model is loaded and nothing is being recorded."
             self.notice.emit("warning", why)
             return why
-        self._refining.add(recording_id)
+        self._refining[recording_id] = 0.0
 
         def done(lines: list[StoredSegment]) -> None:
-            self._refining.discard(recording_id)
+            self._refining.pop(recording_id, None)
             self.notice.emit("info", f"Transcript improved: {len(lines)} lines (kept on this computer).")
             self.refined.emit(recording_id)
 
         def failed(exc: Exception) -> None:
-            self._refining.discard(recording_id)
+            self._refining.pop(recording_id, None)
             if self._deleted(recording_id):  # e.g. by `desktop-recorder delete` meanwhile
                 self.notice.emit("info", "The recording was deleted while its transcript was being improved.")
             else:
                 self.notice.emit("error", f"The transcript could not be improved: {exc}")
             self.refined.emit(recording_id)
 
-        run_in_background(lambda: refine_recording(self.ctx.store, transcriber, recording_id), done, failed,
-                          name="refine")
+        def progress(share: float) -> None:
+            self.refine_progress.emit(recording_id, share)
+
+        run_in_background(lambda: refine_recording(self.ctx.store, transcriber, recording_id, progress), done,
+                          failed, name="refine")
         return None
 
-    def is_refining(self, recording_id: str) -> bool:
-        return recording_id in self._refining
+    def refine_done(self, recording_id: str) -> float | None:
+        """The share of a recording's post-meeting pass done, None when none runs."""
+        return self._refining.get(recording_id)
+
+    def _on_refine_progress(self, recording_id: str, share: float) -> None:
+        if recording_id in self._refining:  # not a late one after the pass ended
+            self._refining[recording_id] = share
 
     def _deleted(self, recording_id: str) -> bool:
         try:
