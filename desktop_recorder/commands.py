@@ -28,6 +28,7 @@ from desktop_recorder.session import (
     RecordingSession,
     SessionEvent,
     SessionOptions,
+    StopProgress,
 )
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, StoredSegment, is_owned
 from desktop_recorder.terminal import DownloadBar, LiveTranscript, PassBar
@@ -67,6 +68,8 @@ def _printer(live: LiveTranscript) -> Callable[[SessionEvent], None]:
             live.message(f"{event.level}: {event.message}" if event.level != "info" else event.message)
         elif isinstance(event, Partial):
             live.partial(event.speaker, event.text)
+        elif isinstance(event, StopProgress):
+            live.message(event.message)
 
     return on_event
 

@@ -17,7 +17,15 @@ from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
 from transcription.guards import is_hallucination
 from transcription.model import confidence
-from transcription.types import SAMPLE_RATE_HZ, FinalSegment, Progress, Samples, Source, Transcriber, progress_in_turn
+from transcription.types import (
+    SAMPLE_RATE_HZ,
+    FinalSegment,
+    PassProgress,
+    Samples,
+    Source,
+    Transcriber,
+    progress_in_turn,
+)
 
 log = logging.getLogger(__name__)
 MIN_TAIL_S = 0.5  # less audio after the last line than this holds no words
@@ -85,7 +93,7 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
 
 
 def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording,
-                    names: dict[Source, str] | None = None, progress: Progress | None = None) -> int:
+                    names: dict[Source, str] | None = None, progress: PassProgress | None = None) -> int:
     """Add the lines of each source's speech after its last line (the mic's echo of the system
     audio left out, as live); returns how many were added. ``names``: each source's speaker (else
     as its lines name it); ``progress``: hears the share of that audio transcribed. Raises

@@ -19,7 +19,7 @@ from desktop_recorder.store import LIVE_STATUSES, Store, StoredSegment
 from transcription.echo import EchoConfig, EchoGate
 from transcription.model import confidence
 from transcription.offline import UnreadableAudio, read_channels
-from transcription.types import FinalSegment, Progress, Samples, Source, Transcriber, progress_in_turn
+from transcription.types import FinalSegment, PassProgress, Samples, Source, Transcriber, progress_in_turn
 
 
 class CannotRefine(Exception):
@@ -47,7 +47,7 @@ def speaker_names(store: Store, recording_id: str) -> dict[Source, str]:
 
 
 def refine_recording(store: Store, model: Transcriber, recording_id: str,
-                     progress: Progress | None = None) -> list[StoredSegment]:
+                     progress: PassProgress | None = None) -> list[StoredSegment]:
     """Transcribe the saved audio again, store the result as the refined transcript, return it.
     ``progress`` hears the share of the audio transcribed as the pass goes."""
     rec = store.get_recording(recording_id)

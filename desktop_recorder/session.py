@@ -69,7 +69,14 @@ class Notice:
     message: str
 
 
-SessionEvent = FinalLine | Partial | Notice
+@dataclass(frozen=True)
+class StopProgress:
+    """How far a long pass at stop is (what was said after a model failure): a status, not news."""
+
+    message: str
+
+
+SessionEvent = FinalLine | Partial | Notice | StopProgress
 
 
 
@@ -249,7 +256,7 @@ class RecordingSession:
         def progress(done: float) -> None:  # an hour's audio after an early failure takes minutes
             if done < 1 and time.monotonic() - told[0] >= PROGRESS_EVERY_S:
                 told[0] = time.monotonic()
-                self._tell(Notice("info", f"Transcribing the audio since {clock(at_ms)}: {done:.0%} done…"))
+                self._tell(StopProgress(f"Transcribing the audio since {clock(at_ms)}: {done:.0%} done…"))
 
         try:
             added = transcribe_tail(self.store, self.transcriber, self.store.get_recording(rid),

@@ -374,7 +374,7 @@ def test_speech_after_a_transcription_failure_is_transcribed_at_stop(audio_rig, 
     after the last line is transcribed from the audio file, saying how far it is, shown and
     stored; nothing is lost."""
     from desktop_recorder import session
-    from desktop_recorder.session import FinalLine, Notice
+    from desktop_recorder.session import FinalLine, Notice, StopProgress
 
     monkeypatch.setattr(session, "PROGRESS_EVERY_S", 0.0)  # JFK takes a second, not minutes
     failing = FailingModel(model, fail_from=3)
@@ -383,8 +383,9 @@ def test_speech_after_a_transcription_failure_is_transcribed_at_stop(audio_rig, 
     notices = [e.message for e in events if isinstance(e, Notice)]
     assert any(n.startswith("Transcription stopped: CUDA failed") for n in notices), notices
     assert any(n.startswith("Transcribed ") for n in notices), notices
-    done = [int(m[1]) for n in notices if (m := re.fullmatch(r"Transcribing the audio since 00:\d\d: (\d+)% done…", n))]
-    assert done and done == sorted(done) and done[-1] < 100, notices
+    said = [e.message for e in events if isinstance(e, StopProgress)]
+    done = [int(m[1]) for n in said if (m := re.fullmatch(r"Transcribing the audio since 00:\d\d: (\d+)% done…", n))]
+    assert done and done == sorted(done) and done[-1] < 100 and len(done) == len(said), said
     lines = ctx.store.segments(rec.id)
     assert wer(JFK_TEXT, " ".join(s.text for s in lines)) <= 0.1, [s.text for s in lines]
     assert [e.segment for e in events if isinstance(e, FinalLine)] == lines  # each shown once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import signal
 import socket
 import threading
@@ -232,6 +233,39 @@ def test_tray_flow_start_live_lines_stop_synced(audio_rig, server, make_app, qtb
     assert browser.detail.refine_button.text() == "Improve transcript"
     assert all(p.endswith("/desktop_recordings/") for _m, p, _b in server.state.requests[requests_before:])  # lists
     assert next(iter(server.state.recordings.values()))["transcript_segments"] == server_segments
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_a_long_pass_at_stop_says_how_far_it_is_in_the_status_and_not_in_notifications(
+        audio_rig, make_app, qtbot, monkeypatch, playable):
+    """The model failed mid-meeting, so at stop the rest is transcribed from the audio file: the
+    status says how far that is, and no notification pops up for each step."""
+    from desktop_recorder import session
+    from tests.test_e2e_record import FailingModel
+
+    monkeypatch.setattr(session, "PROGRESS_EVERY_S", 0.0)  # JFK takes a second, not minutes
+    def failing(context, progress):
+        return FailingModel(load_transcriber(context, progress), fail_from=3)
+
+    app = make_app(controller_kwargs={"transcriber_factory": failing})
+    app.start()
+    qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
+    notices: list[str] = []
+    app.controller.notice.connect(lambda _level, text: notices.append(text))
+    shown: list[str] = []  # the status as each report left it (queued: run here, after the window's)
+    app.controller.finishing_progress.connect(lambda _message: shown.append(app.window.status_label.text()),
+                                              Qt.ConnectionType.QueuedConnection)
+    app.actions.record.trigger()
+    qtbot.waitUntil(lambda: app.controller.state == "recording", timeout=10_000)
+    play(playable["jfk"], "meet_speakers").wait()
+    with qtbot.waitSignal(app.controller.recording_finished, timeout=60_000):
+        app.actions.record.trigger()
+    assert any(n.startswith("Transcription stopped: CUDA failed") for n in notices), notices
+    status = r"Desktop Recorder — Finishing the recording… Transcribing the audio since 00:\d\d: \d+% done…"
+    assert shown and all(re.match(status, text) for text in shown), shown
+    assert not any("done…" in n for n in notices), notices
+    assert app.window.status_label.text().startswith("Desktop Recorder — Idle")
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from transcription.features import BlockwiseFeatures
-from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, Progress, Samples
+from transcription.types import SAMPLE_RATE_HZ, AsrSegment, AsrWord, Audio, PassProgress, Samples
 from transcription.vad import speech_spans
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class WhisperTranscriber:
                 for i, seg in enumerate(result)]
 
     def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
-                        progress: Progress | None = None) -> list[AsrSegment]:
+                        progress: PassProgress | None = None) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD; ``progress`` hears
         the share of the speech decoded after each segment (decoding time follows it).
 
@@ -267,7 +267,7 @@ class WhisperTranscriber:
         return result
 
 
-def _reporting(segments: Iterable[Any], speech_s: float, progress: Progress) -> Iterator[Any]:
+def _reporting(segments: Iterable[Any], speech_s: float, progress: PassProgress) -> Iterator[Any]:
     """The segments as decoded, telling ``progress`` how far into the speech each ends (its
     times are still on the speech alone here, before the silences are put back)."""
     for s in segments:

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from transcription.formats import TranscriptLine
 from transcription.model import WhisperTranscriber
-from transcription.types import SAMPLE_RATE_HZ, Pcm16, Progress, progress_in_turn
+from transcription.types import SAMPLE_RATE_HZ, PassProgress, Pcm16, progress_in_turn
 
 log = logging.getLogger(__name__)
 SAME_CHANNELS_CORRELATION = 0.98
@@ -136,7 +136,7 @@ def _mix(a: Pcm16, b: Pcm16) -> Pcm16:
 
 
 def transcribe_file(model: WhisperTranscriber, path: Path, speakers: tuple[str, str] = ("Left", "Right"),
-                    progress: Progress | None = None) -> list[TranscriptLine]:
+                    progress: PassProgress | None = None) -> list[TranscriptLine]:
     channels = load_channels(path)
     lines = []
     parts = progress_in_turn(progress, [len(audio) for audio in channels])

@@ -15,7 +15,7 @@ Audio = npt.NDArray[np.float32]
 Pcm16 = npt.NDArray[np.int16]  # samples as a 16-bit WAV holds them: half the memory of Audio
 Samples = Audio | Pcm16
 # How much of a long pass over saved audio is done, from 0 to 1; called on the thread doing it.
-Progress = Callable[[float], None]
+PassProgress = Callable[[float], None]
 
 
 def as_float(samples: Samples, out: Audio | None = None) -> Audio:
@@ -64,7 +64,7 @@ class Transcriber(Protocol):
         ...
 
     def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
-                        progress: Progress | None = None) -> list[AsrSegment]:
+                        progress: PassProgress | None = None) -> list[AsrSegment]:
         """A whole recording in one pass (beam search, silences skipped): the post-meeting pass.
         ``audio`` may be 16-bit, as the recording's file holds it. Segment times come from word
         times unless ``word_timestamps`` is off. ``progress`` hears the share of its speech
@@ -72,14 +72,14 @@ class Transcriber(Protocol):
         ...
 
 
-def progress_in_turn(progress: Progress | None, sizes: Sequence[int]) -> list[Progress | None]:
+def progress_in_turn(progress: PassProgress | None, sizes: Sequence[int]) -> list[PassProgress | None]:
     """One callback per part, for passes over parts of these sizes one after the other: each
     tells ``progress`` the share of the whole done."""
     if progress is None:
         return [None] * len(sizes)
     report, total = progress, max(sum(sizes), 1)
 
-    def part(before: int, size: int) -> Progress:
+    def part(before: int, size: int) -> PassProgress:
         return lambda done: report((before + done * size) / total)
 
     return [part(sum(sizes[:i]), size) for i, size in enumerate(sizes)]

@@ -27,6 +27,7 @@ from desktop_recorder.session import (
     RecordingSession,
     SessionEvent,
     SessionOptions,
+    StopProgress,
 )
 from desktop_recorder.store import LocalRecording, StoredSegment
 from recorder.devices import device_table
@@ -60,6 +61,7 @@ class RecorderController(QObject):
     levels = Signal(dict)  # source -> dBFS
     elapsed = Signal(float)
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
+    finishing_progress = Signal(str)  # how far a long pass at stop is (a status, not a notification)
     refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
     refine_progress = Signal(str, float)  # a post-meeting pass's local id, and its share done (0-1)
     recording_finished = Signal(object)  # LocalRecording
@@ -439,6 +441,8 @@ class RecorderController(QObject):
             self.final_line.emit(event.segment)
         elif isinstance(event, Partial):
             self.partial.emit(event.speaker, event.text)
+        elif isinstance(event, StopProgress):
+            self.finishing_progress.emit(event.message)
         elif isinstance(event, Notice):
             if self._devices is not None and event.level == "info":  # during start (its background thread)
                 self._devices.append(event.message)  # said once, with "Recording started"

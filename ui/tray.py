@@ -35,16 +35,24 @@ class StatusText(QObject):
         self.controller = controller
         self.sync_kind, self.sync_text, self.elapsed_s = "off", "", 0.0
         self.download: tuple[int, int] | None = None
+        self.finishing = ""  # how far a long pass at stop is
         controller.sync_changed.connect(self._on_sync)
         controller.elapsed.connect(self._on_elapsed)
         controller.model_progress.connect(self._on_download)
-        controller.state_changed.connect(lambda _state: setattr(self, "download", None))
+        controller.finishing_progress.connect(self._on_finishing)  # from the stop's thread: queued here
+        controller.state_changed.connect(self._on_state)
+
+    def _on_state(self, _state: str) -> None:
+        self.download, self.finishing = None, ""
 
     def _on_sync(self, kind: str, text: str) -> None:
         self.sync_kind, self.sync_text = kind, text
 
     def _on_elapsed(self, seconds: float) -> None:
         self.elapsed_s = seconds
+
+    def _on_finishing(self, message: str) -> None:
+        self.finishing = message
 
     def _on_download(self, done: int, total: int) -> None:
         self.download = (done, total) if done < total else None
@@ -59,7 +67,8 @@ class StatusText(QObject):
         if self.download:
             done, total = self.download
             loading = f"Downloading the speech model… {100 * done // max(total, 1)} % of {total / 1e6:.0f} MB"
-        head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}", "finishing": "Finishing the recording…",
+        head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}",
+                "finishing": f"Finishing the recording… {self.finishing}".strip(),
                 "starting": "Starting the recording…",
                 "loading": loading, "error": "Cannot record"}.get(state, "Idle")
         return f"Desktop Recorder — {head}\n{self.sync_text}".strip()
@@ -80,7 +89,7 @@ class TrayIcon(QSystemTrayIcon):
         self.activated.connect(lambda reason: reason == QSystemTrayIcon.ActivationReason.Trigger
                                and on_toggle_live())  # type: ignore[operator]
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress):
+        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress, c.finishing_progress):
             signal.connect(self.refresh)
         c.notice.connect(self.notify)
         self.refresh()
@@ -126,7 +135,7 @@ class ControlWindow(QWidget):
             self.buttons[key] = button
             layout.addWidget(button)
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress):
+        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress, c.finishing_progress):
             signal.connect(self.refresh)
         c.notice.connect(self._on_notice)
         c.recording_starting.connect(self.notice_label.clear)
