@@ -186,9 +186,15 @@ class StopSignal:
                 return
             time.sleep(0.1 if remaining is None else min(0.1, remaining))
 
+    @property
+    def signalled(self) -> bool:
+        """Whether a signal came (else the duration ended the wait, or none was waited for)."""
+        return self._signals > 0
+
     def listen_again(self) -> None:
-        """From now on a signal means "stop waiting"; one that came before does not."""
-        self._again_after = max(self._signals, 1)
+        """From now on a signal means "stop waiting"; one that came before does not. After a stop
+        by the duration, that is the first signal."""
+        self._again_after = self._signals
         self.again = threading.Event()
 
 

@@ -142,7 +142,8 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
         return 0
     worker.stop(timeout=0)  # a request it has in flight is waited for by the drain, which Ctrl-C ends
     stop.listen_again()  # a Ctrl-C pressed while the tail was transcribed did not answer this offer
-    say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog (Ctrl-C again to stop waiting)…")
+    say(f"Waiting up to {FINAL_SYNC_WAIT_S:.0f} s for PostHog ({'Ctrl-C again' if stop.signalled else 'Ctrl-C'} "
+        "to stop waiting)…")
     return _final_sync(ctx, worker, recording.id, stop)
 
 
@@ -221,15 +222,19 @@ def cmd_sync(ctx: AppContext, _args: argparse.Namespace) -> int:
     except SyncNotConfigured as exc:
         say(f"error: {exc}")
         return 1 if ctx.store.pending_counts() else 0
-    done = worker.drain(FINAL_SYNC_WAIT_S)
+    stop = StopSignal()  # Ctrl-C ends the wait at once, even mid-request, and says what is left
+    stop.install()
+    stop.listen_again()
+    done = _drain_until_given_up(worker, stop)
     pending = worker.pending()
     if done:
         say("Everything is synced.")
         return 0
-    say(f"Still pending: {len(pending)} recordings "
+    why = "You stopped it." if stop.again.is_set() else worker.status.blocked or worker.status.last_error or ""
+    say(f"Still pending: {len(pending)} recording{'s' if len(pending) != 1 else ''} "
         f"({sum(o for o, _ in pending.values())} operations, {sum(s for _, s in pending.values())} segments). "
-        f"{worker.status.blocked or worker.status.last_error or ''}")
-    return 1
+        f"{why}".strip())
+    return 130 if stop.again.is_set() else 1
 
 
 def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -353,6 +358,9 @@ def cmd_echo(ctx: AppContext, args: argparse.Namespace) -> int:
     for n in gone:  # put back meanwhile (by the app)
         say(f"Line {n} was already put back.")
     say(f"Put {len(wanted) - len(gone)} line(s) back in the transcript.")
+    if ctx.store.has_refined(rec.id):  # what `export` prints
+        say(f"That is the live transcript, which syncs; the improved one predates it: run "
+            f"'desktop-recorder refine {args.recording_id}' to include it.")
     try:
         worker = SyncWorker(ctx.store, ctx.make_client())
     except SyncNotConfigured:
@@ -370,26 +378,30 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
         if args.project:
             settings = replace(settings, project_id=validate_project(args.project))
     except (InvalidHost, ValueError) as exc:
-        say(f"error: {exc} Nothing was saved.")
+        say(f"error: {str(exc).rstrip('.')}. Nothing was saved.")
         return 2
     if args.api_key_stdin and not settings.host:
         say("error: there is no PostHog host to keep the key for; give one with --host. Nothing was saved.")
         return 2
+    key = sys.stdin.readline().strip() if args.api_key_stdin else None
+    if args.api_key_stdin and not key:
+        say("error: no API key on standard input. Nothing was saved.")
+        return 2
     if args.name:
         settings = replace(settings, user_name=args.name)
     save_settings(ctx.paths, settings)
-    if args.api_key_stdin or (settings.host and sys.stdin.isatty()):
-        key = sys.stdin.readline().strip() if args.api_key_stdin else getpass.getpass("Personal API key: ")
-        if key and settings.host:
-            try:
-                set_api_key(validate_host(settings.host), key)  # where sync looks it up
-            except InvalidHost as exc:
-                say(f"error: {exc}")
-                return 2
-            except SecretStoreUnavailable as exc:
-                say(f"error: {exc}")
-                return 1
-            say("API key stored in the OS keyring.")
+    if key is None and settings.host and sys.stdin.isatty():
+        key = getpass.getpass("Personal API key (Enter keeps the current one): ").strip()
+    if key and settings.host:
+        try:
+            set_api_key(validate_host(settings.host), key)  # where sync looks it up
+        except InvalidHost as exc:
+            say(f"error: {exc}")
+            return 2
+        except SecretStoreUnavailable as exc:
+            say(f"error: {exc}")
+            return 1
+        say("API key stored in the OS keyring.")
     say(f"Settings saved to {ctx.paths.settings_file}.")
     return 0
 

@@ -93,6 +93,45 @@ def test_list_and_sync_with_nothing_recorded(app_home, server):
     assert run_cli("sync", env=cli_env(app_home, server)).returncode == 0
 
 
+def test_ctrl_c_ends_a_sync_at_once_even_mid_request_and_says_what_is_left(app_home, server):
+    import signal
+
+    from desktop_recorder.context import AppContext
+
+    ctx = AppContext.open()
+    rid = ctx.store.create_recording(platform="zoom", title="Call", participants=[], audio_path=None).id
+    ctx.store.add_segment(rid, start_ms=0, end_ms=900, source="mic", speaker="Ana", text="hello", confidence=0.9)
+    ctx.store.finish_recording(rid, status="ready", duration_s=10.0, title="Call", participants=[])
+    ctx.close()
+    server.state.faults.hold = lambda *_request: True  # the first answer never comes (until released)
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "sync"], env=cli_env(app_home, server),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.state.faults.held.wait(30)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        server.state.faults.release.set()
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert re.search(r"Still pending: 1 recording \(\d+ operations, 1 segments\)\. You stopped it\.", err), err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+
+
+def test_after_a_stop_by_the_duration_the_first_signal_ends_the_wait_for_the_server():
+    import signal
+
+    from desktop_recorder.cli import StopSignal
+
+    stop = StopSignal()
+    stop.wait(0.01)
+    assert stop.reason == "duration reached" and not stop.signalled
+    stop.listen_again()
+    stop._handler(signal.SIGINT, None)
+    stop.poll()
+    assert stop.again.is_set()
+
+
 def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_home, server):
     from desktop_recorder.context import AppContext
 
@@ -116,6 +155,26 @@ def test_echo_lists_the_lines_left_out_and_restores_one_which_then_syncs(app_hom
     assert run_cli("echo", rid, "--restore", "2", env=env).returncode == 2  # put back already: not twice
     (remote,) = server.state.recordings.values()
     assert [(s["text"], s["speaker"]) for s in remote["transcript_segments"]] == [("actually said by me", "Ana")]
+
+
+def test_putting_an_echo_line_back_in_a_refined_recording_says_how_to_include_it_there(app_home):
+    """`export` prints the improved transcript, made before the line was put back."""
+    from desktop_recorder.context import AppContext
+    from desktop_recorder.store import StoredSegment
+
+    ctx = AppContext.open()
+    rid = ctx.store.create_recording(platform="zoom", title="Call", participants=[], audio_path=None).id
+    ctx.store.add_echo_segment(rid, start_ms=6000, end_ms=6900, text="actually said by me", speaker="Ana",
+                               confidence=0.8, audio_share=0.7, text_share=0.5)
+    ctx.store.finish_recording(rid, status="ready", duration_s=10.0, title="Call", participants=[])
+    ctx.store.replace_refined(rid, [StoredSegment(0, rid, 1000.0, 2000.0, "system", "Others", "Improved.", 0.9,
+                                                  True)])
+    ctx.close()
+    env = cli_env(app_home, None)
+    restored = run_cli("echo", rid, "--restore", "1", env=env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"run 'desktop-recorder refine {rid}' to include it" in restored.stderr, restored.stderr
+    assert "actually said by me" in run_cli("export", rid, "--live", env=env).stdout
 
 
 def test_export_prints_the_transcript_shown_in_the_app(app_home):
@@ -193,6 +252,7 @@ def test_configure_saves_settings_without_the_key(app_home):
 def test_configure_refuses_what_sync_could_not_use_and_saves_nothing(app_home, args, says):
     result = run_cli("configure", *args, "--name", "Ana", env=cli_env(app_home, None))
     assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
+    assert re.search(r"\w'?\. Nothing was saved\.$", result.stderr.strip()), result.stderr  # one sentence each
     assert not (app_home / "config" / "settings.json").exists()
 
 
@@ -202,6 +262,14 @@ def test_configure_saves_the_host_and_project_as_sync_uses_them(app_home):
     assert run_cli("configure", "--host", "https://eu.posthog.com/", "--project", " 42 ", env=env).returncode == 0
     saved = json.loads((app_home / "config" / "settings.json").read_text())
     assert (saved["host"], saved["project_id"]) == ("https://eu.posthog.com", "42")
+
+
+def test_an_empty_key_on_stdin_is_refused_and_nothing_is_saved(app_home):
+    result = subprocess.run([sys.executable, "-m", "desktop_recorder", "configure", "--host", "https://eu.posthog.com",
+                             "--api-key-stdin"], env=cli_env(app_home, None), input="\n", capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "no API key on standard input. Nothing was saved." in result.stderr
+    assert not (app_home / "config" / "settings.json").exists()
 
 
 def test_a_key_with_no_host_to_keep_it_for_is_refused(app_home):
