@@ -247,7 +247,7 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
             "started_at": rec.started_at, "duration_seconds": rec.duration_s,
             "segments": len(ctx.store.segments(rec.id)), "sync_state": rec.remote_state,
             "pending_operations": ops, "pending_segments": segs, "last_error": rec.last_error,
-            "audio_path": rec.audio_path, "error_message": rec.error_message,
+            "audio_path": rec.audio_path, "error_message": rec.error_message, "interrupted": _interrupted(ctx, rec),
         })
     if args.json:
         print_json(rows)
@@ -255,10 +255,21 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     if not rows:
         print("No recordings yet. Start one with: desktop-recorder record")
     for r in rows:
-        print(f"{r['id']}  {r['started_at']}  {r['status']:<10} {r['sync_state']:<17} "
-              f"{r['duration_seconds'] or 0:7.1f} s  {r['segments']:4d} seg  {r['server_id'] or '(not on server)'}  "
-              f"{r['title'] or ''}")
+        print(f"{r['id']}  {r['started_at']}  {'interrupted' if r['interrupted'] else r['status']:<11} "
+              f"{r['sync_state']:<17} {r['duration_seconds'] or 0:7.1f} s  {r['segments']:4d} seg  "
+              f"{r['server_id'] or '(not on server)'}  {r['title'] or ''}")
+    if any(r["interrupted"] for r in rows):
+        say(INTERRUPTED)
     return 0
+
+
+INTERRUPTED = ("An interrupted recording's recorder stopped without finishing it; 'desktop-recorder sync' "
+               "finishes it and transcribes what it had not.")
+
+
+def _interrupted(ctx: AppContext, rec: LocalRecording) -> bool:
+    """Live in the store, but no process records it any more (killed): the app or `sync` finishes it."""
+    return rec.status in LIVE_STATUSES and not is_owned(ctx.paths.data_dir, rec.id)
 
 
 def _refine(ctx: AppContext, model: WhisperTranscriber, recording_id: str) -> list[StoredSegment] | None:
@@ -307,6 +318,8 @@ def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
     sys.stdout.write(render(lines_of(segments), args.format, title=rec.title or rec.id))
     if not segments:
         say(f"The recording has no transcript lines{' yet' if rec.status in LIVE_STATUSES else ''}.")
+    if _interrupted(ctx, rec):
+        say(INTERRUPTED)
     if rec.error_message:
         say(f"note: {rec.error_message}")
     return 0

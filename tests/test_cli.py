@@ -177,6 +177,34 @@ def test_putting_an_echo_line_back_in_a_refined_recording_says_how_to_include_it
     assert "actually said by me" in run_cli("export", rid, "--live", env=env).stdout
 
 
+def test_list_and_export_tell_an_interrupted_recording_from_a_running_one(app_home):
+    """A `record` killed with -9 leaves its recording live in the store; until `sync` or the app
+    finishes it, `list` and `export` say so instead of showing it as still recording."""
+    from desktop_recorder.context import AppContext
+    from desktop_recorder.store import recording_lock
+
+    ctx = AppContext.open()
+    killed = ctx.store.create_recording(platform="zoom", title="Killed", participants=[], audio_path=None).id
+    running = ctx.store.create_recording(platform="zoom", title="Running", participants=[], audio_path=None).id
+    data_dir = ctx.paths.data_dir
+    ctx.close()
+    lock = recording_lock(data_dir, running)  # held as its recorder holds it
+    lock.acquire()
+    try:
+        env = cli_env(app_home, None)
+        listed = {r["id"]: r for r in json.loads(run_cli("list", "--json", env=env).stdout)}
+        assert (listed[killed]["status"], listed[killed]["interrupted"]) == ("recording", True)
+        assert (listed[running]["status"], listed[running]["interrupted"]) == ("recording", False)
+        text = run_cli("list", env=env)
+        shown = {line.split()[0]: line.split()[2] for line in text.stdout.splitlines()}
+        assert shown == {killed: "interrupted", running: "recording"}, text.stdout
+        assert "'desktop-recorder sync' finishes it" in text.stderr
+        assert "'desktop-recorder sync' finishes it" in run_cli("export", killed, env=env).stderr
+        assert "sync" not in run_cli("export", running, env=env).stderr
+    finally:
+        lock.release()
+
+
 def test_export_prints_the_transcript_shown_in_the_app(app_home):
     """The improved transcript once refined (as the app shows and exports it), the live one
     with --live; any format; what went wrong with the recording is said on stderr."""
