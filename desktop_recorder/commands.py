@@ -136,7 +136,7 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")
     if args.refine:
-        _refine(ctx, model, recording.id)
+        _refine(ctx, model, recording.id, stop)
     _recover(ctx, lambda: model)  # after the meeting: transcribing an old tail must not delay this one
     if worker is None:
         return 0
@@ -198,6 +198,8 @@ def cmd_transcribe(ctx: AppContext, args: argparse.Namespace) -> int:
         say(f"error: {exc}")
         return 2
     sys.stdout.write(render(lines, args.format, title=args.file.name))
+    if not lines:
+        say(f"No speech found in {args.file}.")
     return 0
 
 
@@ -272,17 +274,36 @@ def _interrupted(ctx: AppContext, rec: LocalRecording) -> bool:
     return rec.status in LIVE_STATUSES and not is_owned(ctx.paths.data_dir, rec.id)
 
 
-def _refine(ctx: AppContext, model: WhisperTranscriber, recording_id: str) -> list[StoredSegment] | None:
+class _Skipped(Exception):
+    """Ctrl-C during the pass after a recording: the recording is safe, only the pass is left."""
+
+
+def _refine(ctx: AppContext, model: Transcriber, recording_id: str, stop: StopSignal | None = None
+            ) -> list[StoredSegment] | None:
+    """The post-meeting pass with a bar; after `record`, a signal (``stop``) skips it."""
     started = time.perf_counter()
-    say("Refining the transcript from the saved audio…")
+    say(f"Refining the transcript from the saved audio{' (Ctrl-C skips it)' if stop else ''}…")
+    if stop is not None:
+        stop.listen_again()  # a Ctrl-C that stopped the recording does not skip this
+
+    def progress(done: float) -> None:  # after each decoded segment: a skip is answered within seconds
+        bar.update(done)
+        if stop is not None:
+            stop.poll()
+            if stop.again.is_set():
+                raise _Skipped
+
     try:
         with PassBar("Refining") as bar:
-            refined = refine_recording(ctx.store, model, recording_id, progress=bar.update)
+            refined = refine_recording(ctx.store, model, recording_id, progress=progress)
     except CannotRefine as exc:
         say(f"error: {exc}")
         return None
+    except _Skipped:
+        say(f"Refining skipped; the live transcript stays ('desktop-recorder refine {recording_id}' can do it later).")
+        return None
     say(f"Refined transcript: {len(refined)} segments in {time.perf_counter() - started:.1f} s (kept locally; "
-        "the server keeps the live transcript).")
+        f"the server keeps the live transcript; 'desktop-recorder export {recording_id}' prints it).")
     return refined
 
 
@@ -452,7 +473,11 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
                                  f"{model.compute_type}; loaded in {time.perf_counter() - started:.2f} s)")
     except ModelUnavailable as exc:
         check("model", False, str(exc))
-    check("keyring", *keyring_check())
+    kept, holder = keyring_check()
+    if kept or ctx.settings.host:
+        check("keyring", kept, holder)
+    else:  # local only: nothing needs a key until a PostHog host is set
+        print(f"[--] keyring: {holder} (only sync needs it)")
     check("data", True, str(ctx.paths.data_dir))
     try:
         client = ctx.make_client()

@@ -36,6 +36,17 @@ def test_transcribe_bad_file_is_a_clear_error(app_home, tmp_path):
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     result = run_cli("transcribe", str(bad), env=cli_env(app_home, None))
     assert result.returncode == 2 and "Cannot read" in result.stderr and "Traceback" not in result.stderr
+    assert "[Errno" not in result.stderr, result.stderr  # FFmpeg's error number means nothing to a user
+
+
+def test_transcribing_a_file_without_speech_says_so(app_home, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(3 * 16_000, np.float32), 16_000)
+    result = run_cli("transcribe", str(tmp_path / "quiet.wav"), env=cli_env(app_home, None))
+    assert result.returncode == 0 and result.stdout == "", result.stdout
+    assert f"No speech found in {tmp_path / 'quiet.wav'}." in result.stderr, result.stderr
 
 
 @pytest.mark.audio
@@ -74,9 +85,15 @@ def test_doctor_against_the_test_server(audio_rig, server, app_home):
 
 
 def test_doctor_says_when_no_key_can_be_kept(app_home):
-    env = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    """A failure where sync is set up (a host); a remark where nothing needs a key (local only)."""
+    env = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+           "POSTHOG_HOST": "https://eu.posthog.com"}
     result = run_cli("doctor", env=env)
     assert result.returncode == 1 and "[FAIL] keyring: no OS keyring" in result.stdout, result.stdout
+    local = run_cli("doctor", env={k: v for k, v in env.items() if k != "POSTHOG_HOST"})
+    assert "[--] keyring: no OS keyring" in local.stdout and "(only sync needs it)" in local.stdout, local.stdout
+    failed = [line for line in local.stdout.splitlines() if line.startswith("[FAIL]")]  # no rig: the devices
+    assert local.returncode == (1 if failed else 0) and not any("keyring" in line for line in failed), local.stdout
     env["POSTHOG_PERSONAL_API_KEY"] = "phx_x"  # headless use: the key comes from the environment
     assert "[ok] keyring: no OS keyring" in run_cli("doctor", env=env).stdout
 

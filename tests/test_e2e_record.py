@@ -214,9 +214,9 @@ def test_a_second_ctrl_c_ends_the_wait_in_the_middle_of_a_request(audio_rig, ser
 
 
 def test_a_ctrl_c_before_the_wait_is_offered_does_not_skip_the_final_sync(audio_rig, server, app_home, playable):
-    """An impatient second Ctrl-C while the tail is transcribed and the transcript improved comes
-    before "Ctrl-C again to stop waiting" is offered: it does not answer that offer, so the final
-    sync waits for the server (which answers the final PATCH after a second)."""
+    """An impatient second Ctrl-C while the tail is transcribed comes before "Ctrl-C again to
+    stop waiting" is offered: it answers neither that offer nor the skip of the pass after it
+    (--refine), so the final sync waits for the server (which answers the final PATCH after a second)."""
     faults = server.state.faults
     faults.hold = is_the_final_patch
     rec = Recorder(["--mic", "none", "--refine"], cli_env(app_home, server))
@@ -232,6 +232,7 @@ def test_a_ctrl_c_before_the_wait_is_offered_does_not_skip_the_final_sync(audio_
     assert held, err
     assert code == 0, err
     assert "Synced to PostHog" in err and "you stopped waiting" not in err, err
+    assert "Refined transcript:" in err and "Refining skipped" not in err, err
     assert only_recording(server)["status"] == "ready"
 
 

@@ -178,3 +178,37 @@ def test_refine_command_prints_the_refined_transcript(app_home, tmp_path):
     assert missing.returncode == 2 and "no recording 'no-such-id'" in missing.stderr
 
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skipped", [False, True])
+def test_ctrl_c_during_the_pass_after_record_skips_it_and_keeps_the_live_transcript(ctx, tmp_path, model, capsys,
+                                                                                    skipped):
+    """`record --refine`: the Ctrl-C that stopped the recording does not skip the pass; one
+    pressed during it does, within a segment, and stores nothing of it."""
+    import signal
+
+    from desktop_recorder.cli import StopSignal
+    from desktop_recorder.commands import _refine
+
+    rid = recording_with(ctx.store, tmp_path, speech("left"), np.pad(speech("jfk"), (SR * 8, 0)))
+    stop = StopSignal()
+    stop._handler(signal.SIGINT, None)  # what stopped the recording
+    stop.wait(None)
+    passes: list[int] = []
+
+    class PressedDuring:
+        def transcribe_file(self, audio, **options):
+            passes.append(len(audio))
+            if skipped:
+                stop._handler(signal.SIGINT, None)
+            return model.transcribe_file(audio, **options)
+
+    refined = _refine(ctx, PressedDuring(), rid, stop)
+    err = capsys.readouterr().err
+    if skipped:
+        assert refined is None and ctx.store.refined_segments(rid) == [] and len(passes) == 1, err
+        assert f"Refining skipped; the live transcript stays ('desktop-recorder refine {rid}'" in err
+    else:
+        assert refined and wer(JFK_TEXT, " ".join(s.text for s in refined if s.speaker == "Others")) <= 0.05
+        assert len(passes) == 2 and "skipped" not in err, err

@@ -93,7 +93,9 @@ def _decode(path: Path) -> Pcm16:
                     chunks += _rows(resampler.resample(frame), channels)
             chunks += _rows(resampler.resample(None), channels)  # what the resampler still holds
             del resampler
-    except (av.FFmpegError, ValueError) as exc:
+    except av.FFmpegError as exc:  # its str starts "[Errno 1094995529] ", FFmpeg's error number
+        raise UnreadableAudio(f"Cannot read {path} as audio: {exc.strerror or exc}") from exc
+    except ValueError as exc:
         raise UnreadableAudio(f"Cannot read {path} as audio: {exc}") from exc
     gc.collect()  # PyAV's resampler keeps buffers until collected (faster-whisper issue 390)
     if skipped:
