@@ -147,7 +147,8 @@ class StopSignal:
         self.event = threading.Event()
         self.again = threading.Event()
         self.reason = ""
-        self._signals = 0  # written by the handler only
+        self._signals = 0  # Ctrl-C / SIGTERM: written by the handler only
+        self._hung_up = False  # the terminal closed: it stops, but never asks to stop waiting
         self._again_after = 1  # signals past this many mean "stop waiting"
 
     def install(self) -> None:
@@ -157,19 +158,17 @@ class StopSignal:
             signal.signal(signal.SIGHUP, self._handler)
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:
-        hangup = signum == getattr(signal, "SIGHUP", None)
-        if hangup:
+        if not self.signalled:
+            self.reason = signal.Signals(signum).name
+        if signum == getattr(signal, "SIGHUP", None):
             _detach_from_terminal()
-        if self._signals:
-            if not hangup:  # the terminal closing sends more than one; only a person asks twice
-                self._signals += 1
-            return
-        self.reason = signal.Signals(signum).name
-        self._signals = 1
+            self._hung_up = True  # the terminal closing sends more than one; only a person asks twice
+        else:
+            self._signals += 1
 
     def poll(self) -> None:
         """The signals counted so far, as the events (on the main thread, never in the handler)."""
-        if self._signals:
+        if self.signalled:
             self.event.set()
         if self._signals > self._again_after:
             self.again.set()
@@ -189,11 +188,12 @@ class StopSignal:
     @property
     def signalled(self) -> bool:
         """Whether a signal came (else the duration ended the wait, or none was waited for)."""
-        return self._signals > 0
+        return self._signals > 0 or self._hung_up
 
     def listen_again(self) -> None:
-        """From now on a signal means "stop waiting"; one that came before does not. After a stop
-        by the duration, that is the first signal."""
+        """From now on a Ctrl-C or SIGTERM means "stop waiting"; one that came before does not.
+        After a stop by the duration, that is the first one. A hangup never does: the recorder
+        goes on to the end of its wait, as when the terminal is closed during the meeting."""
         self._again_after = self._signals
         self.again = threading.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sqlite3
 import sys
 import threading
@@ -41,6 +42,7 @@ from transcription.offline import UnreadableAudio, transcribe_file
 from transcription.types import Transcriber
 from transcription.vad import silero_scorer
 
+log = logging.getLogger(__name__)
 FINAL_SYNC_WAIT_S = 30.0
 
 
@@ -271,7 +273,11 @@ INTERRUPTED = ("An interrupted recording's recorder stopped without finishing it
 
 def _interrupted(ctx: AppContext, rec: LocalRecording) -> bool:
     """Live in the store, but no process records it any more (killed): the app or `sync` finishes it."""
-    return rec.status in LIVE_STATUSES and not is_owned(ctx.paths.data_dir, rec.id)
+    try:
+        return rec.status in LIVE_STATUSES and not is_owned(ctx.paths.data_dir, rec.id)
+    except OSError as exc:  # its lock file cannot be made (a read-only data folder): cannot tell
+        log.warning("cannot check whether recording %s is still running: %s", rec.id, exc)
+        return False
 
 
 class _Skipped(Exception):
@@ -288,7 +294,7 @@ def _refine(ctx: AppContext, model: Transcriber, recording_id: str, stop: StopSi
 
     def progress(done: float) -> None:  # after each decoded segment: a skip is answered within seconds
         bar.update(done)
-        if stop is not None:
+        if stop is not None and done < 1:  # a pass already done is kept
             stop.poll()
             if stop.again.is_set():
                 raise _Skipped

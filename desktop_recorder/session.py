@@ -25,7 +25,7 @@ from recorder.devices import DeviceTable, InputDevice, NoAudioDevice, device_tab
 from recorder.health import AudioFileWatch, HealthWatch, LagWatch
 from recorder.pipeline import CapturePipeline, SourceHealth
 from transcription.echo import EchoGate, EchoVerdict
-from transcription.formats import clock
+from transcription.formats import clock, percent
 from transcription.stream import StreamingEngine
 from transcription.types import Audio, FinalSegment, PartialText, Source, Transcriber
 from transcription.vad import SpeechScorer, StreamingVad
@@ -256,7 +256,7 @@ class RecordingSession:
         def progress(done: float) -> None:  # an hour's audio after an early failure takes minutes
             if done < 1 and time.monotonic() - told[0] >= PROGRESS_EVERY_S:
                 told[0] = time.monotonic()
-                self._tell(StopProgress(f"Transcribing the audio since {clock(at_ms)}: {done:.0%} done…"))
+                self._tell(StopProgress(f"Transcribing the audio since {clock(at_ms)}: {percent(done)} done…"))
 
         try:
             added = transcribe_tail(self.store, self.transcriber, self.store.get_recording(rid),

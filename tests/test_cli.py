@@ -135,15 +135,20 @@ def test_ctrl_c_ends_a_sync_at_once_even_mid_request_and_says_what_is_left(app_h
     assert "Traceback" not in err and "Exception ignored" not in err, err
 
 
-def test_after_a_stop_by_the_duration_the_first_signal_ends_the_wait_for_the_server():
+def test_after_a_stop_by_the_duration_the_first_signal_ends_the_wait_for_the_server(monkeypatch):
+    """...but not the terminal closing: only a person asks to stop waiting."""
     import signal
 
-    from desktop_recorder.cli import StopSignal
+    from desktop_recorder import cli
 
-    stop = StopSignal()
+    monkeypatch.setattr(cli, "_detach_from_terminal", lambda: None)  # keep pytest's output
+    stop = cli.StopSignal()
     stop.wait(0.01)
     assert stop.reason == "duration reached" and not stop.signalled
     stop.listen_again()
+    stop._handler(signal.SIGHUP, None)
+    stop.poll()
+    assert stop.signalled and not stop.again.is_set()
     stop._handler(signal.SIGINT, None)
     stop.poll()
     assert stop.again.is_set()

@@ -58,3 +58,9 @@ def test_repetition_loops_are_cut_but_ordinary_repeats_kept():
 ])
 def test_hallucination_guard(logprob, no_speech, ratio, text, dropped):
     assert is_hallucination(AsrSegment(0, 1, text, logprob, no_speech, ratio)) is dropped
+
+
+def test_a_share_done_shows_100_percent_only_once_it_is_all_done():
+    from transcription.formats import percent
+
+    assert [percent(x) for x in (-0.1, 0.0, 0.424, 0.995, 1.0, 1.2)] == ["0%", "0%", "42%", "99%", "100%", "100%"]

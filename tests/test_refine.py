@@ -181,11 +181,12 @@ def test_refine_command_prints_the_refined_transcript(app_home, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("skipped", [False, True])
+@pytest.mark.parametrize("pressed", ["never", "during", "as it ends"])
 def test_ctrl_c_during_the_pass_after_record_skips_it_and_keeps_the_live_transcript(ctx, tmp_path, model, capsys,
-                                                                                    skipped):
+                                                                                    pressed):
     """`record --refine`: the Ctrl-C that stopped the recording does not skip the pass; one
-    pressed during it does, within a segment, and stores nothing of it."""
+    pressed during it does, within a segment, and stores nothing of it; one pressed as its last
+    segment is decoded keeps the finished pass."""
     import signal
 
     from desktop_recorder.cli import StopSignal
@@ -197,16 +198,22 @@ def test_ctrl_c_during_the_pass_after_record_skips_it_and_keeps_the_live_transcr
     stop.wait(None)
     passes: list[int] = []
 
-    class PressedDuring:
-        def transcribe_file(self, audio, **options):
+    class Pressed:
+        def transcribe_file(self, audio, *, progress, **options):
             passes.append(len(audio))
-            if skipped:
+            if pressed == "during":
                 stop._handler(signal.SIGINT, None)
-            return model.transcribe_file(audio, **options)
 
-    refined = _refine(ctx, PressedDuring(), rid, stop)
+            def report(done: float) -> None:
+                if pressed == "as it ends" and len(passes) == 2 and done == 1.0:
+                    stop._handler(signal.SIGINT, None)
+                progress(done)
+
+            return model.transcribe_file(audio, progress=report, **options)
+
+    refined = _refine(ctx, Pressed(), rid, stop)
     err = capsys.readouterr().err
-    if skipped:
+    if pressed == "during":
         assert refined is None and ctx.store.refined_segments(rid) == [] and len(passes) == 1, err
         assert f"Refining skipped; the live transcript stays ('desktop-recorder refine {rid}'" in err
     else:

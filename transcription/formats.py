@@ -39,6 +39,11 @@ def clock(ms: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60:02d}:{s % 60:02d}"
 
 
+def percent(share: float) -> str:
+    """A share done as a whole percentage, rounded down: "100%" only once it is all done."""
+    return f"{int(min(max(share, 0.0), 1.0) * 100)}%"
+
+
 def _cue_time(ms: float, sep: str) -> str:
     ms = max(0, round(ms))
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}{sep}{ms % 1000:03d}"

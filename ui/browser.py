@@ -26,7 +26,7 @@ from api.models import RemoteRecording
 from desktop_recorder.config import DEFAULT_MIC_LABEL
 from desktop_recorder.context import AppContext
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, is_owned
-from transcription.formats import render
+from transcription.formats import percent, render
 from ui.background import run_in_background
 from ui.browser_rows import changed_fields, current_fields
 from ui.browser_view import RecordingsView
@@ -96,7 +96,7 @@ class RecordingsBrowser(RecordingsView):
         """The button says whether the shown recording's transcript is being improved."""
         row = self.selected_row()
         done = self.refine_done(row.local.id) if row is not None and row.local is not None else None
-        self.detail.refine_button.setText("Improve transcript" if done is None else f"Improving… {done:.0%}")
+        self.detail.refine_button.setText("Improve transcript" if done is None else f"Improving… {percent(done)}")
         if done is not None:
             self.detail.refine_button.setEnabled(False)
 
