@@ -23,6 +23,7 @@ from api.errors import (
     ProjectNotFound,
     RateLimited,
     ServerUnavailable,
+    Unreachable,
     ValidationFailed,
 )
 from api.models import PLATFORMS, RemoteRecording, WireSegment, clean_patch
@@ -185,6 +186,12 @@ class PostHogClient:
                     return response
                 error = error_from_response(response)
                 unsure = response.status_code in _UNSURE_STATUSES
+            except httpx.ConnectTimeout:
+                error = Unreachable(f"Cannot reach PostHog at {self.host}: the connection timed out")
+                unsure = False
+            except httpx.ConnectError as exc:
+                error = Unreachable(f"Cannot reach PostHog at {self.host}: {exc}")
+                unsure = False
             except httpx.TimeoutException as exc:
                 error = NetworkError(f"PostHog at {self.host} did not answer in time ({exc.__class__.__name__})")
                 unsure = not isinstance(exc, _NEVER_SENT)
@@ -258,9 +265,11 @@ class PostHogClient:
     def create_recording(self, platform: str = "desktop_audio") -> RemoteRecording:
         if platform not in PLATFORMS:
             platform = "desktop_audio"
-        # Not idempotent: retry only a 429 (certainly not created). After a lost answer the caller
-        # looks for the orphan before creating again (see SyncWorker).
-        data = self._request("POST", self._base(), json={"platform": platform}, only_retry=(RateLimited,)).json()
+        # Not idempotent: retry only what certainly created nothing (a 429, a host that never took
+        # the connection). After a lost answer the caller looks for the orphan before creating
+        # again (see SyncWorker).
+        data = self._request("POST", self._base(), json={"platform": platform},
+                             only_retry=(RateLimited, Unreachable)).json()
         return RemoteRecording.from_json(data)
 
     def get_recording(self, recording_id: str) -> RemoteRecording:

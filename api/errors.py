@@ -23,6 +23,12 @@ class NetworkError(ApiError):
     retryable = True
 
 
+class Unreachable(NetworkError):
+    """Nothing answered at the host (connection refused, no route, name not resolved, connect
+    timeout): the request was never sent. It says nothing of one recording: every request to
+    that host would fail alike until the network or the server is back."""
+
+
 class ServerUnavailable(ApiError):
     """5xx (or 408): the server is there but failed; worth retrying later."""
 

@@ -31,6 +31,7 @@ from api.errors import (
     ProjectNotFound,
     RateLimited,
     ServerUnavailable,
+    Unreachable,
     ValidationFailed,
 )
 from api.models import RemoteRecording, WireSegment
@@ -82,6 +83,8 @@ class SyncWorker:
         self._sleep = sleep
         self._on_change = on_change
         self._failures: dict[str, int] = {}
+        self._warned: dict[str, str] = {}  # the failure last logged as a warning, per recording
+        self._met_unreachable = False  # in the latest pass
         self._pinned = False
         self._unlocked = False  # said once: no sending lock could be made
         self._me: int | None = None  # the key's user id (-1: the server did not say)
@@ -159,8 +162,9 @@ class SyncWorker:
 
     def drain(self, timeout_s: float, *, ignore_backoff: bool = True,
               give_up: threading.Event | None = None) -> bool:
-        """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked /
-        ``give_up`` is set (the user stopped waiting: a retry's wait ends then) (False)."""
+        """Sync until nothing is pending (True) or ``timeout_s`` passes / sync is blocked / the
+        host cannot be reached / ``give_up`` is set (the user stopped waiting: a retry's wait
+        ends then) (False)."""
         deadline = self._clock() + timeout_s
         given_up = give_up or threading.Event()
         if ignore_backoff:
@@ -182,8 +186,8 @@ class SyncWorker:
                 self.sync_pass(flush=True)
                 if not self.pending():
                     return True
-                if self.status.blocked or not waiting():
-                    return False
+                if self.status.blocked or self._met_unreachable or not waiting():
+                    return False  # unreachable: the client's retries already gave the network seconds
                 pending = self.pending()
                 if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
                     return False  # nothing can be retried before the deadline (e.g. the instance can't create)
@@ -196,7 +200,9 @@ class SyncWorker:
         """One pass over every recording with work; returns when each has done what it can now."""
         self._load_unanswered()
         checks_due = [rid for rid, at in self._unanswered_at.items() if self._clock() - at >= LATE_WRITE_WINDOW_S]
-        for rid in dict.fromkeys([*self.store.pending_counts(), *checks_due]):
+        self._met_unreachable = False
+        due = list(dict.fromkeys([*self.store.pending_counts(), *checks_due]))
+        for rid in due:
             if self._stop.is_set() and not flush:
                 return
             if self._clock() < self.status.backoff_until.get(rid, 0.0):
@@ -217,10 +223,18 @@ class SyncWorker:
                 except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
                     self._set_blocked(str(exc))
                     return
+                except Unreachable as exc:  # the host, not this recording: the others wait as long
+                    self._back_off(rec.id, exc)
+                    until = self.status.backoff_until.get(rec.id, 0.0)
+                    for other in due:
+                        self.status.backoff_until[other] = max(self.status.backoff_until.get(other, 0.0), until)
+                    self._met_unreachable = True
+                    return
                 except ApiError as exc:
                     self._back_off(rec.id, exc)
                     continue
             self._failures.pop(rid, None)
+            self._warned.pop(rid, None)
             if not self._failures:  # nothing is failing now: an old error would mislead
                 self.status.last_error = None
             if self.status.blocked:
@@ -266,7 +280,12 @@ class SyncWorker:
             created = remote is None
             if remote is None:
                 self.store.mark_attempt(create.id)
-                remote = self.client.create_recording(rec.platform)
+                try:
+                    remote = self.client.create_recording(rec.platform)
+                except Unreachable:  # never sent: no orphan to look for before the next create
+                    if create.attempted_at is None:
+                        self.store.forget_attempt(create.id)
+                    raise
                 log.info("recording %s created on the server as %s", rec.id, remote.id)
             self.status.needs_user = None
             if not self.store.set_server_id(rec.id, remote.id, _project_of(remote, self.client.project), create.id):
@@ -524,7 +543,11 @@ class SyncWorker:
             return
         self.store.set_remote_state(rid, "deleting" if deleting else "error" if not exc.retryable else "pending",
                                     str(exc))
-        log.warning("sync of %s failed (%s); next try in %.0f s", rid, exc, wait)
+        # Once per recording and failure: a server down all meeting must not print a line per retry.
+        repeated = self._warned.get(rid) == str(exc)
+        self._warned[rid] = str(exc)
+        log.log(logging.INFO if repeated else logging.WARNING, "sync of %s failed (%s); next try in %.0f s",
+                rid, exc, wait)
         self._notify()
 
     def _set_blocked(self, message: str | None) -> None:

@@ -680,6 +680,11 @@ class Store:
                 (utc_now(), op_id),
             )
 
+    def forget_attempt(self, op_id: int) -> None:
+        """The request marked by ``mark_attempt`` certainly never reached the server."""
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET attempted_at = NULL WHERE id = ?", (op_id,))
+
     def known_server_ids(self) -> set[str]:
         with self._lock:
             rows = self._db.execute("SELECT server_id FROM recordings WHERE server_id IS NOT NULL").fetchall()

@@ -19,6 +19,7 @@ from api.errors import (
     NotFound,
     RateLimited,
     ServerUnavailable,
+    Unreachable,
     ValidationFailed,
 )
 from api.models import TITLE_MAX, WireSegment, clean_patch
@@ -177,6 +178,20 @@ def test_connection_errors_are_retried_then_raise_network_error():
         client.update_recording("rec-1", {"notes": "n"})
     assert "us.posthog.com" in str(err.value)
     assert len(failing.requests) == 2
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError("connection refused"), httpx.ConnectTimeout("no route"),
+                                     httpx.ConnectError("[Errno -2] Name or service not known")],
+                         ids=["refused", "connect-timeout", "no-name"])
+def test_a_host_nothing_answers_at_is_told_apart_from_a_failed_request(failure):
+    """The sync waits for the host as a whole then, not for each recording in turn."""
+    with Wire(failure).client(max_attempts=2) as client, pytest.raises(Unreachable) as err:
+        client.update_recording("rec-1", {"notes": "n"})
+    assert str(err.value).startswith("Cannot reach PostHog at https://us.posthog.com")
+    for other in (httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("dropped"), reply(502, "Bad Gateway")):
+        with Wire(other).client(max_attempts=1) as client, pytest.raises(ApiError) as err:
+            client.update_recording("rec-1", {"notes": "n"})
+        assert not isinstance(err.value, Unreachable)
 
 
 @pytest.mark.parametrize(("failure", "unsure"), [

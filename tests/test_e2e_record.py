@@ -96,7 +96,8 @@ def test_unreachable_server_exits_in_bounded_time_with_recording_safe(audio_rig,
     code, _out, err = rec.finish(timeout=120)
     assert code == 0, err
     assert time.monotonic() - started < 60
-    assert "Not synced yet" in err and "desktop-recorder sync" in err
+    assert "Not synced yet (Cannot reach PostHog at http://127.0.0.1:9" in err and "desktop-recorder sync" in err
+    assert err.count("failed (Cannot reach PostHog") == 1, err  # said once, not at every retry
     listed = json.loads(run_cli("list", "--json", env=env).stdout)
     assert listed[0]["status"] == "ready" and listed[0]["server_id"] is None
     assert listed[0]["pending_operations"] >= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -18,7 +19,7 @@ import pytest
 from api.client import DEFAULT_TIMEOUT, PostHogClient
 from api.ratelimit import RateBudget
 from api.retry import RetryPolicy
-from api.sync import BATCH_MAX_AGE_S, LATE_WRITE_WINDOW_S, PAUSE_MIN_GAP_S, SyncWorker
+from api.sync import BATCH_MAX_AGE_S, LATE_WRITE_WINDOW_S, PAUSE_MIN_GAP_S, RETRY_CAP_S, SyncWorker
 from desktop_recorder.store import Store
 from tests.conftest import READ_KEY, WRITE_KEY
 from tests.posthog_server import PostHogState
@@ -689,6 +690,64 @@ def test_recording_deleted_on_the_server_is_kept_locally_and_not_recreated(serve
     assert kinds(server).count("create") == 1
     assert server.state.recordings == {}
     assert store.pending_counts() == {}  # no stale work queued for a recording the server no longer has
+
+
+class Outage(httpx.HTTPTransport):
+    """Sends every request to a port nothing listens on (the kernel refuses it) until ``over``,
+    then to the test server."""
+
+    def __init__(self, server_port: int) -> None:
+        super().__init__()
+        self._closed = socket.socket()
+        self._closed.bind(("127.0.0.1", 0))  # bound, never listening: nobody else can take it
+        self._ports = (self._closed.getsockname()[1], server_port)
+        self.over = False
+        self.tried: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.tried.append(request.method)
+        request.url = request.url.copy_with(port=self._ports[self.over])
+        return super().handle_request(request)
+
+    def close(self) -> None:
+        self._closed.close()
+        super().close()
+
+
+def test_a_host_nothing_answers_at_is_tried_once_a_pass_and_said_once(server, store, caplog):
+    """Offline with three recordings: one request a pass, not one per recording, and a user who
+    stopped a meeting is not held for the whole final wait."""
+    rids = [new_recording(store) for _ in range(3)]
+    for rid in rids:
+        add_segments(store, rid, 2)
+        finish(store, rid)
+    clock = FakeClock()
+    wire = Outage(int(server.url.rsplit(":", 1)[1]))
+    client = PostHogClient(server.url, WRITE_KEY, 1, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
+                           budget=RateBudget(10_000), sleep=lambda s: None, transport=wire)
+    worker = SyncWorker(store, client, clock=clock, sleep=lambda s: setattr(clock, "now", clock.now + s))
+    with client, caplog.at_level(logging.INFO, logger="api.sync"):
+        assert worker.drain(30) is False  # at once: the client's own retries gave the network its chance
+        assert wire.tried == ["POST", "POST"] and clock.now == 1000.0
+        assert "Cannot reach PostHog" in (worker.status.last_error or "")
+        held = {worker.status.backoff_until[rid] for rid in rids}
+        assert len(held) == 1 and held.pop() > clock.now  # all wait for the host, as long as the one tried
+        worker.sync_pass()
+        assert len(wire.tried) == 2
+        for _ in range(3):
+            clock.now += RETRY_CAP_S
+            worker.sync_pass()
+        assert len(wire.tried) == 8  # one recording tried a pass
+        said = [(r.levelno, r.message) for r in caplog.records if r.message.startswith("sync of")]
+        assert [level for level, _ in said] == [logging.WARNING, logging.INFO, logging.INFO, logging.INFO]
+        assert store.get_recording(rids[0]).remote_state == "pending"
+
+        wire.over = True
+        clock.now += RETRY_CAP_S
+        assert worker.drain(30) is True
+        assert {r["id"] for r in server.state.recordings.values()} == {store.get_recording(r).server_id for r in rids}
+        assert all(r["status"] == "ready" for r in server.state.recordings.values())
+        assert kinds(server).count("create") == 3 and "get" not in kinds(server)  # no lost create looked for
 
 
 @pytest.mark.parametrize(("key", "words"), [("phx_revoked", ["rejected", "invalid"]),
