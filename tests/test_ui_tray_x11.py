@@ -34,3 +34,47 @@ def test_tray_icon_is_embedded_in_a_real_tray_and_sigterm_quits_cleanly(audio_ri
     result = subprocess.run(["bash", str(RIG), "--", sys.executable, "-c", CHECK], env=cli_env(app_home, None),
                             capture_output=True, text=True, timeout=120)
     assert "embedded=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
+
+
+LATE = r"""
+import os, signal, subprocess, sys, time
+
+
+def embedded():
+    tree = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True).stdout
+    panel = tree.split('("panel" "trayer")', 1)
+    return len(panel) == 2 and '"Desktop Recorder")' in panel[1]  # WM_CLASS class name
+
+
+def window_viewable():  # the control window (no window manager here: nothing else has that name)
+    found = subprocess.run(["xwininfo", "-name", "Desktop Recorder"], capture_output=True, text=True).stdout
+    return "Map State: IsViewable" in found
+
+
+def within(seconds, condition):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+app = subprocess.Popen([sys.executable, "-m", "desktop_recorder"])
+shown = within(30, window_viewable)
+tray = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0
+moved = within(30, lambda: embedded() and not window_viewable())
+alive = app.poll() is None
+app.send_signal(signal.SIGTERM)
+code = app.wait(30)
+print(f"shown={shown} tray={tray} moved={moved} alive={alive} exit={code}")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_a_tray_that_appears_after_the_app_gets_its_controls(audio_rig, app_home):
+    """Started at login before the panel: the control window first, then the tray icon in its place."""
+    result = subprocess.run(["bash", str(RIG), "--late-tray", "--", sys.executable, "-c", LATE],
+                            env=cli_env(app_home, None), capture_output=True, text=True, timeout=150)
+    assert "shown=True tray=True moved=True alive=True exit=0" in result.stdout, result.stdout + result.stderr

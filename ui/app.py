@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+TRAY_POLL_MS = 2000
+
 
 def ask_quit_while_recording(parent: QWidget | None) -> bool:
     answer = QMessageBox.question(
@@ -56,27 +58,47 @@ class DesktopApp:
         self._quitting = False
         self.tray: TrayIcon | None = None
         self.window: ControlWindow | None = None
+        # Started at login, the app can come up before the panel's tray does: it keeps looking,
+        # and moves the controls to the tray once there is one.
+        self._tray_watch = QTimer(interval=TRAY_POLL_MS)
+        self._tray_watch.timeout.connect(self._adopt_tray)
         if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
-            self.tray = TrayIcon(self.actions, self.toggle_live)
-            self.tray.show()
+            self._show_tray()
         else:
             log.warning("no system tray here: showing the control window instead")
             self.window = ControlWindow(self.actions)
+            self.window.addAction(self.actions.record)
+            self.window.addAction(self.actions.quit)
             self.window.show()
+            if not force_no_tray:
+                self._tray_watch.start()
         a = self.actions
         a.record.triggered.connect(self.live.toggle_recording)
         a.show_live.triggered.connect(self.show_live)
         a.recordings.triggered.connect(self.show_recordings)
         a.settings.triggered.connect(self.show_settings)
         a.quit.triggered.connect(self.request_quit)
-        for window in (self.live, self.window):  # the menu shows Ctrl+R and Ctrl+Q: they work in the windows
-            if window is not None:
-                window.addActions([a.record, a.quit])
+        self.live.addActions([a.record, a.quit])  # the menu shows Ctrl+R and Ctrl+Q: they work in the windows
         self.controller.recording_finished.connect(self._after_recording)
         self.controller.stop_failed.connect(self._after_recording)  # quitting: quit anyway (logout waits)
         self.controller.recording_finished.connect(self._refresh_browser)
         self.controller.sync_changed.connect(self._refresh_browser)
         self.controller.final_line.connect(self._refresh_browser)  # a running recording shown there
+
+    def _show_tray(self) -> None:
+        self.tray = TrayIcon(self.actions, self.toggle_live)
+        self.tray.show()
+
+    def _adopt_tray(self) -> None:
+        if not QSystemTrayIcon.isSystemTrayAvailable():
+            return
+        self._tray_watch.stop()
+        log.info("a system tray appeared: the controls move there from the control window")
+        self._show_tray()
+        if self.window is not None:
+            self.window.hide()  # not close(): closing it means quitting
+            self.window.deleteLater()
+            self.window = None
 
     def start(self) -> None:
         """Everything visible first; the model then loads in the background."""
@@ -159,6 +181,7 @@ class DesktopApp:
             self._quit_now()
 
     def _quit_now(self) -> None:
+        self._tray_watch.stop()
         self.controller.shutdown()
         if self.tray:
             self.tray.hide()
