@@ -57,9 +57,11 @@ def validate_project(project: str) -> str:
     """Return the project (a numeric id, or ``@current``: the key's current project) stripped, or
     raise ``ValueError``."""
     project = project.strip() or "@current"
-    if project != "@current" and not (project.isascii() and project.isdigit()):
+    if project == "@current":
+        return project
+    if not (project.isascii() and project.isdigit() and int(project) > 0):  # ids count from 1
         raise ValueError(f"The project must be a number (its id in PostHog's URLs) or @current, not {project!r}.")
-    return project
+    return str(int(project))
 
 
 def _retry_after(response: httpx.Response, detail: str) -> float | None:

@@ -21,6 +21,8 @@ from desktop_recorder.context import AppContext, CannotStart, setup_logging, unr
 from desktop_recorder.terminal import to_devnull
 from transcription.formats import FORMATS
 
+RECORDING_ID_HELP = "the local id or the server id, as 'list' shows (or their first characters, 4 or more)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="desktop-recorder", description="Record, transcribe locally, sync to PostHog.")
@@ -52,25 +54,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("doctor", help="check audio, devices, model, keyring, server and scopes")
     rf = sub.add_parser("refine", help="transcribe a recording's saved audio again for a better local transcript "
                                        "(the server keeps the live one)")
-    rf.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    rf.add_argument("recording_id", help=RECORDING_ID_HELP)
     rf.add_argument("--model", default=None, help="auto (embedded tiny.en) | PATH | NAME")
     rf.add_argument("--format", choices=FORMATS, default="txt")
     ex = sub.add_parser("export", help="print a recording's transcript (the improved one, if it was refined)")
-    ex.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    ex.add_argument("recording_id", help=RECORDING_ID_HELP)
     ex.add_argument("--format", choices=FORMATS, default="txt")
     ex.add_argument("--live", action="store_true", help="the live transcript (the one on the server), even if refined")
     rm = sub.add_parser("delete", help="delete a recording here and on the server (its audio file too)")
-    rm.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    rm.add_argument("recording_id", help=RECORDING_ID_HELP)
     ec = sub.add_parser("echo", help="lines the echo check left out of 'Me' (heard from the speakers); "
                                      "put wrongly left-out ones back")
-    ec.add_argument("recording_id", help="the local id or the server id, as 'list' shows")
+    ec.add_argument("recording_id", help=RECORDING_ID_HELP)
     ec.add_argument("--restore", type=int, nargs="+", default=[], metavar="N",
                     help="put these lines (numbers as listed, which never change) back in the transcript; "
                          "they then sync")
     cfg = sub.add_parser("configure", help="set the PostHog host and project; store the API key in the keyring")
     cfg.add_argument("--host", help="https://us.posthog.com, https://eu.posthog.com or your instance's URL")
     cfg.add_argument("--project", help="numeric project id or @current")
-    cfg.add_argument("--name", help="your name, the speaker label of the microphone")
+    cfg.add_argument("--name", help="your name, the speaker label of the microphone ('' for \"Me\")")
     cfg.add_argument("--api-key-stdin", action="store_true", help="read the personal API key from stdin")
     return p
 

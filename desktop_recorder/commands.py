@@ -267,6 +267,7 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+MIN_ID_PREFIX = 4
 INTERRUPTED = ("An interrupted recording's recorder stopped without finishing it; 'desktop-recorder sync' "
                "finishes it and transcribes what it had not.")
 
@@ -314,7 +315,16 @@ def _refine(ctx: AppContext, model: Transcriber, recording_id: str, stop: StopSi
 
 
 def _find(ctx: AppContext, recording_id: str) -> LocalRecording | None:
-    match = [r for r in ctx.store.list_recordings() if recording_id in (r.id, r.server_id)]
+    """The recording with this local or server id, or the only one whose id starts with it (at
+    least ``MIN_ID_PREFIX`` characters, as git and docker take short ids)."""
+    recordings = ctx.store.list_recordings()
+    match = [r for r in recordings if recording_id in (r.id, r.server_id)]
+    wanted = recording_id.strip().lower()
+    if not match and len(wanted) >= MIN_ID_PREFIX:
+        match = [r for r in recordings if any(i and i.lower().startswith(wanted) for i in (r.id, r.server_id))]
+        if len(match) > 1:
+            say(f"error: {len(match)} recordings have ids starting with {recording_id!r}; give more of the id")
+            return None
     if not match:
         say(f"error: no recording {recording_id!r}; see 'desktop-recorder list'")
     return match[0] if match else None
@@ -427,8 +437,8 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     if args.api_key_stdin and not key:
         say("error: no API key on standard input. Nothing was saved.")
         return 2
-    if args.name:
-        settings = replace(settings, user_name=args.name)
+    if args.name is not None:  # '' clears it: the microphone is "Me" again
+        settings = replace(settings, user_name=args.name.strip() or None)
     save_settings(ctx.paths, settings)
     if key is None and settings.host and sys.stdin.isatty():
         key = getpass.getpass("Personal API key (Enter keeps the current one): ").strip()

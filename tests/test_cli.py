@@ -265,6 +265,28 @@ def test_export_prints_the_transcript_shown_in_the_app(app_home):
     assert missing.returncode == 2 and "no recording 'nope'" in missing.stderr
 
 
+def test_a_recording_is_found_by_the_start_of_its_id_when_only_one_has_it(app_home):
+    from desktop_recorder.context import AppContext
+
+    ctx = AppContext.open()
+    for rid, text in (("5e1a0c1d-0000-4000-8000-000000000001", "First."),
+                      ("5e1a0c1d-0000-4000-8000-000000000002", "Second."),
+                      ("77aa0000-0000-4000-8000-000000000003", "Third.")):
+        ctx.store.create_recording(platform="zoom", title=None, participants=[], audio_path=None, recording_id=rid)
+        ctx.store.add_segment(rid, start_ms=1000, end_ms=2000, source="mic", speaker="Ana", text=text,
+                              confidence=0.9)
+    ctx.close()
+    env = cli_env(app_home, None)
+    assert run_cli("export", "77aa", env=env).stdout == "[00:01] Ana: Third.\n"
+    assert run_cli("export", "5E1A0C1D-0000-4000-8000-000000000002", env=env).stdout == "[00:01] Ana: Second.\n"
+    both = run_cli("export", "5e1a0c1d", env=env)
+    assert both.returncode == 2 and both.stdout == ""
+    assert "2 recordings have ids starting with '5e1a0c1d'" in both.stderr
+    short = run_cli("delete", "77a", env=env)  # too short to pick one: nothing is deleted
+    assert short.returncode == 2 and "no recording '77a'" in short.stderr
+    assert run_cli("export", "77aa", env=env).stdout == "[00:01] Ana: Third.\n"
+
+
 def test_delete_of_a_recording_whose_create_answer_was_lost_deletes_the_server_copy(app_home, server):
     """`record` was killed after sending the create, before storing its answer: the server holds
     an empty copy nobody here knows the id of. `delete` finds it and deletes it too."""
@@ -298,6 +320,7 @@ def test_configure_saves_settings_without_the_key(app_home):
     (["--host", "garbage"], "must be an https:// URL"),
     (["--host", "http://example.com"], "must be an https:// URL"),
     (["--project", "abc"], "must be a number"),
+    (["--project", "0"], "must be a number"),
 ])
 def test_configure_refuses_what_sync_could_not_use_and_saves_nothing(app_home, args, says):
     result = run_cli("configure", *args, "--name", "Ana", env=cli_env(app_home, None))
@@ -309,9 +332,20 @@ def test_configure_refuses_what_sync_could_not_use_and_saves_nothing(app_home, a
 def test_configure_saves_the_host_and_project_as_sync_uses_them(app_home):
     """A key stored under "https://eu.posthog.com/" was never found again (looked up without the slash)."""
     env = cli_env(app_home, None)
-    assert run_cli("configure", "--host", "https://eu.posthog.com/", "--project", " 42 ", env=env).returncode == 0
+    assert run_cli("configure", "--host", "https://eu.posthog.com/", "--project", " 042 ", env=env).returncode == 0
     saved = json.loads((app_home / "config" / "settings.json").read_text())
     assert (saved["host"], saved["project_id"]) == ("https://eu.posthog.com", "42")
+
+
+def test_configure_sets_and_clears_the_name(app_home):
+    env = cli_env(app_home, None)
+    settings = app_home / "config" / "settings.json"
+    assert run_cli("configure", "--name", " Ana ", env=env).returncode == 0
+    assert json.loads(settings.read_text())["user_name"] == "Ana"
+    assert run_cli("configure", "--project", "7", env=env).returncode == 0  # other settings keep it
+    assert json.loads(settings.read_text())["user_name"] == "Ana"
+    assert run_cli("configure", "--name", "", env=env).returncode == 0
+    assert json.loads(settings.read_text())["user_name"] is None  # the microphone is "Me" again
 
 
 def test_an_empty_key_on_stdin_is_refused_and_nothing_is_saved(app_home):
