@@ -32,7 +32,7 @@ from desktop_recorder.session import (
     StopProgress,
 )
 from desktop_recorder.store import LIVE_STATUSES, LocalRecording, StoredSegment, is_owned
-from desktop_recorder.terminal import DownloadBar, LiveTranscript, PassBar
+from desktop_recorder.terminal import DownloadBar, LiveTranscript, PassBar, TailBars
 from recorder.capture import CaptureError
 from recorder.devices import NoAudioDevice, device_table, load_sounddevice, loaded_library, resolve
 from transcription.download import cached_model
@@ -77,7 +77,12 @@ def _printer(live: LiveTranscript) -> Callable[[SessionEvent], None]:
 
 
 def _recover(ctx: AppContext, model: Callable[[], Transcriber | None]) -> None:
-    for rec in recover_interrupted(ctx.store, ctx.paths.data_dir, model):
+    bars = TailBars()
+    try:
+        recovered = recover_interrupted(ctx.store, ctx.paths.data_dir, model, progress=bars.update)
+    finally:
+        bars.close()
+    for rec in recovered:
         say(f"Recovered an interrupted recording ({rec.id}, {rec.duration_s or 0:.0f} s).")
 
 

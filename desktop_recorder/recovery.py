@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -31,15 +32,16 @@ log = logging.getLogger(__name__)
 MIN_TAIL_S = 0.5  # less audio after the last line than this holds no words
 
 
-def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], Transcriber | None] | None = None
-                        ) -> list[LocalRecording]:
+def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], Transcriber | None] | None = None,
+                        *, progress: Callable[[str, float], None] | None = None) -> list[LocalRecording]:
     """Every live recording no process owns any more becomes ``ready`` (or ``error``).
 
     With a ``transcriber`` (asked for once, and only if there is such a recording), the speech
     saved after each source's last line, which the process died before decoding, is transcribed
     first and added as final lines (and so synced). The recording's lock is held meanwhile, so
     two processes recovering at once do not both add them; killed during that, the recording
-    stays live and the next recovery resumes from the last line stored."""
+    stays live and the next recovery resumes from the last line stored. ``progress`` hears, per
+    recording id, the share of that tail transcribed (minutes of audio for a long meeting)."""
     recovered = []
     models: list[Transcriber | None] = []  # the transcriber's answer, once asked
 
@@ -59,7 +61,7 @@ def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], 
         try:
             rec = store.get_recording(listed.id)  # as it is now that no one else can finish it
             if rec.status in LIVE_STATUSES:
-                recovered.append(_recover(store, rec, model))
+                recovered.append(_recover(store, rec, model, functools.partial(progress, rec.id) if progress else None))
         except (KeyError, sqlite3.IntegrityError) as exc:  # deleted meanwhile: nothing to finish
             log.warning("recording %s went away while it was recovered (%s)", listed.id, exc)
         finally:
@@ -67,12 +69,13 @@ def recover_interrupted(store: Store, data_dir: Path, transcriber: Callable[[], 
     return recovered
 
 
-def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber | None]) -> LocalRecording:
+def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber | None],
+             progress: PassProgress | None) -> LocalRecording:
     duration = _audio_seconds(rec.audio_path)
     tail_model = model() if duration is not None else None
     if tail_model is not None:
         try:
-            added = transcribe_tail(store, tail_model, rec)
+            added = transcribe_tail(store, tail_model, rec, progress=progress)
         except CannotRefine as exc:
             log.error("recording %s: cannot read its audio for the unfinished tail: %s", rec.id, exc)
             added = 0

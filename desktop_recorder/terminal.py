@@ -143,6 +143,25 @@ class PassBar:
         self._bar.close()
 
 
+class TailBars:
+    """A ``PassBar`` per interrupted recording whose unfinished tail is transcribed, in turn."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._shown: tuple[str, PassBar] | None = None
+
+    def update(self, recording_id: str, done: float) -> None:
+        if self._shown is None or self._shown[0] != recording_id:
+            self.close()
+            self._shown = (recording_id, PassBar(f"Transcribing the end of {recording_id[:8]}", self._stream))
+        self._shown[1].update(done)
+
+    def close(self) -> None:
+        if self._shown is not None:
+            self._shown[1].__exit__()
+            self._shown = None
+
+
 def to_devnull(*streams: TextIO) -> None:
     """What is still buffered is written if it can be; everything after goes to /dev/null."""
     devnull = os.open(os.devnull, os.O_WRONLY)

@@ -47,9 +47,13 @@ def test_speech_after_the_last_line_becomes_final_lines_once(tmp_path, store, mo
     store.add_segment(rid, start_ms=300, end_ms=cut.end_s * 1000, source="system", speaker="Others",
                       text="And so my fellow Americans,", confidence=0.9)
 
-    recovered = recover_interrupted(store, tmp_path / "data", lambda: model)
+    heard: list[tuple[str, float]] = []
+    recovered = recover_interrupted(store, tmp_path / "data", lambda: model,
+                                    progress=lambda r, done: heard.append((r, done)))
 
     assert [r.id for r in recovered] == [rid] and recovered[0].status == "ready"
+    assert {r for r, _ in heard} == {rid} and heard[-1][1] == 1.0  # minutes for a long meeting: it says how far
+    assert [done for _, done in heard] == sorted(done for _, done in heard) and heard[0][1] < 1.0
     lines = store.segments(rid)
     assert len(lines) > 1
     assert all(s.timestamp_ms >= cut.end_s * 1000 and s.speaker == "Others" for s in lines[1:])

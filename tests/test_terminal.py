@@ -11,10 +11,12 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
+from typing import TextIO
 
 import pytest
 
-from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript, PassBar
+from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript, PassBar, TailBars
 from tests.conftest import JFK_TEXT, cli_env, wer
 from tests.recording import play
 
@@ -58,12 +60,12 @@ def test_output_whose_reader_left_is_dropped_not_raised():
     out.close()
 
 
-def test_a_pass_shows_its_share_done_on_a_terminal_and_nothing_elsewhere():
+def on_a_terminal(write: Callable[[TextIO], None]) -> str:
+    """What ``write`` shows on an 80-column pty."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty is 0 wide
-    with os.fdopen(slave, "w") as terminal, PassBar("Refining", terminal) as bar:
-        bar.update(0.25)
-        bar.update(1.0)
+    with os.fdopen(slave, "w") as terminal:
+        write(terminal)
     screen = b""
     while True:  # all of it: the slave end is closed, so the read ends with EIO (Linux) or EOF
         try:
@@ -74,12 +76,33 @@ def test_a_pass_shows_its_share_done_on_a_terminal_and_nothing_elsewhere():
             break
         screen += chunk
     os.close(master)
-    shown = screen.decode()
+    return screen.decode()
+
+
+def test_a_pass_shows_its_share_done_on_a_terminal_and_nothing_elsewhere():
+    def refine(terminal: TextIO) -> None:
+        with PassBar("Refining", terminal) as bar:
+            bar.update(0.25)
+            bar.update(1.0)
+
+    shown = on_a_terminal(refine)
     assert "Refining:  25%" in shown and "Refining: 100%" in shown, shown
     piped = io.StringIO()
     with PassBar("Refining", piped) as bar:
         bar.update(0.5)
     assert piped.getvalue() == ""  # a log or a script gets no bar lines
+
+
+def test_each_interrupted_recordings_tail_gets_its_own_bar():
+    def recover(terminal: TextIO) -> None:
+        bars = TailBars(terminal)
+        for rid, done in (("aaaa1111-x", 0.5), ("aaaa1111-x", 1.0), ("bbbb2222-y", 0.25)):
+            bars.update(rid, done)
+        bars.close()
+
+    lines = [[part for part in line.split("\r") if part] for line in on_a_terminal(recover).split("\n")]
+    assert [line[-1].split("|")[0] for line in lines if line] == [  # each line as it was left
+        "Transcribing the end of aaaa1111: 100%", "Transcribing the end of bbbb2222:  25%"]
 
 
 @pytest.mark.slow
