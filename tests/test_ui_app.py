@@ -12,7 +12,7 @@ from dataclasses import replace
 import httpx
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QSystemTrayIcon
 
 from api.client import PostHogClient
 from desktop_recorder.secrets import SERVICE
@@ -170,6 +170,31 @@ def test_tray_icon_is_handed_to_the_tray_only_when_its_state_changes(make_app):
     assert offline != idle and "PostHog is unreachable" in tray.toolTip()
     app.controller.elapsed.emit(3.0)
     assert tray.icon().cacheKey() == offline
+
+
+def test_a_tray_that_comes_later_takes_the_controls_and_what_they_showed(make_app, monkeypatch):
+    """Started before the panel: once a tray is there the window goes, and the tray says what it said."""
+    app = make_app()
+    window = app.window
+    assert window is not None and app.tray is None
+    app.controller.sync_changed.emit("blocked", "The personal API key was rejected")
+    app.controller.notice.emit("error", "The microphone was unplugged")
+    told: list[tuple[str, str]] = []
+    monkeypatch.setattr(TrayIcon, "notify", lambda _tray, level, message: told.append((level, message)))
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: True))
+    box = QMessageBox(QMessageBox.Icon.Question, "Quit", "A recording is running. Stop it?", parent=window)
+    box.setWindowModality(Qt.WindowModality.ApplicationModal)
+    box.show()  # the window's quit question: deleting the window under it crashed the app
+    app._adopt_tray()
+    assert app.tray is None and window.isVisible()
+    box.close()
+    app._adopt_tray()
+    assert app.tray is not None and app.window is None and not window.isVisible()
+    assert "The personal API key was rejected" in app.tray.toolTip()
+    assert app.tray.status.icon_state == tray_state(app.controller.state, "blocked")
+    assert told == [("warning", "The microphone was unplugged")]
+    app.controller.state_changed.emit("loading")  # the hidden window's connections still work
+    app.tray.hide()
 
 
 @pytest.mark.slow

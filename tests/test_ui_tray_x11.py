@@ -78,3 +78,4 @@ def test_a_tray_that_appears_after_the_app_gets_its_controls(audio_rig, app_home
     result = subprocess.run(["bash", str(RIG), "--late-tray", "--", sys.executable, "-c", LATE],
                             env=cli_env(app_home, None), capture_output=True, text=True, timeout=150)
     assert "shown=True tray=True moved=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr

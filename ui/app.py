@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
 from desktop_recorder.config import Settings
@@ -59,7 +60,9 @@ class DesktopApp:
         self.tray: TrayIcon | None = None
         self.window: ControlWindow | None = None
         # Started at login, the app can come up before the panel's tray does: it keeps looking,
-        # and moves the controls to the tray once there is one.
+        # and moves the controls to the tray once there is one. X11 only: Qt asks once per
+        # process whether a D-Bus (StatusNotifier) tray exists, so elsewhere the answer never changes.
+        self._retired_window: ControlWindow | None = None
         self._tray_watch = QTimer(interval=TRAY_POLL_MS)
         self._tray_watch.timeout.connect(self._adopt_tray)
         if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
@@ -70,7 +73,7 @@ class DesktopApp:
             self.window.addAction(self.actions.record)
             self.window.addAction(self.actions.quit)
             self.window.show()
-            if not force_no_tray:
+            if not force_no_tray and QGuiApplication.platformName() == "xcb":
                 self._tray_watch.start()
         a = self.actions
         a.record.triggered.connect(self.live.toggle_recording)
@@ -90,15 +93,20 @@ class DesktopApp:
         self.tray.show()
 
     def _adopt_tray(self) -> None:
-        if not QSystemTrayIcon.isSystemTrayAvailable():
+        # A modal box (quit while recording?) may be the window's child: asked again after it.
+        if not QSystemTrayIcon.isSystemTrayAvailable() or QApplication.activeModalWidget() is not None:
             return
         self._tray_watch.stop()
         log.info("a system tray appeared: the controls move there from the control window")
         self._show_tray()
-        if self.window is not None:
-            self.window.hide()  # not close(): closing it means quitting
-            self.window.deleteLater()
-            self.window = None
+        window, self.window = self.window, None
+        if window is not None and self.tray is not None:
+            self.tray.status.take_over(window.status)  # sync state and progress are told on change only
+            self.tray.refresh()
+            if window.notice_label.text():  # a problem it was showing is not dropped
+                self.tray.notify("warning", window.notice_label.text())
+            window.hide()  # not closed (that means quitting) nor deleted (its connections stay harmless)
+            self._retired_window = window
 
     def start(self) -> None:
         """Everything visible first; the model then loads in the background."""

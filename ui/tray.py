@@ -42,6 +42,11 @@ class StatusText(QObject):
         controller.finishing_progress.connect(self._on_finishing)  # from the stop's thread: queued here
         controller.state_changed.connect(self._on_state)
 
+    def take_over(self, other: StatusText) -> None:
+        """What ``other`` (the control window's) was told, for a tray that came later."""
+        self.sync_kind, self.sync_text, self.elapsed_s = other.sync_kind, other.sync_text, other.elapsed_s
+        self.download, self.finishing = other.download, other.finishing
+
     def _on_state(self, _state: str) -> None:
         self.download, self.finishing = None, ""
 
