@@ -54,6 +54,7 @@ ORPHAN_WINDOW_S = 120.0
 # such an append, every answer is checked for every line sent, and the recording is read once at
 # the end; a lost line is sent again (once).
 LATE_WRITE_WINDOW_S = 120.0
+UNREACHABLE_PASSES = 2
 
 
 @dataclass
@@ -84,7 +85,9 @@ class SyncWorker:
         self._on_change = on_change
         self._failures: dict[str, int] = {}
         self._warned: dict[str, str] = {}  # the failure last logged as a warning, per recording
-        self._met_unreachable = False  # in the latest pass
+        # Passes in a row that could reach no one: the host's back-off grows with them, and a
+        # drain gives up after UNREACHABLE_PASSES (a blip at the end of a meeting gets a second try).
+        self._unreachable_passes = 0
         self._pinned = False
         self._unlocked = False  # said once: no sending lock could be made
         self._me: int | None = None  # the key's user id (-1: the server did not say)
@@ -186,8 +189,8 @@ class SyncWorker:
                 self.sync_pass(flush=True)
                 if not self.pending():
                     return True
-                if self.status.blocked or self._met_unreachable or not waiting():
-                    return False  # unreachable: the client's retries already gave the network seconds
+                if self.status.blocked or self._unreachable_passes >= UNREACHABLE_PASSES or not waiting():
+                    return False
                 pending = self.pending()
                 if all(self.status.backoff_until.get(rid, 0.0) >= deadline for rid in pending):
                     return False  # nothing can be retried before the deadline (e.g. the instance can't create)
@@ -200,8 +203,9 @@ class SyncWorker:
         """One pass over every recording with work; returns when each has done what it can now."""
         self._load_unanswered()
         checks_due = [rid for rid, at in self._unanswered_at.items() if self._clock() - at >= LATE_WRITE_WINDOW_S]
-        self._met_unreachable = False
         due = list(dict.fromkeys([*self.store.pending_counts(), *checks_due]))
+        done: set[str] = set()
+        reached = False  # the host answered something in this pass (an error too)
         for rid in due:
             if self._stop.is_set() and not flush:
                 return
@@ -224,15 +228,23 @@ class SyncWorker:
                     self._set_blocked(str(exc))
                     return
                 except Unreachable as exc:  # the host, not this recording: the others wait as long
-                    self._back_off(rec.id, exc)
-                    until = self.status.backoff_until.get(rec.id, 0.0)
-                    for other in due:
-                        self.status.backoff_until[other] = max(self.status.backoff_until.get(other, 0.0), until)
-                    self._met_unreachable = True
+                    self._unreachable_passes += 1
+                    wait = min(RETRY_CAP_S, 2.0 ** min(self._unreachable_passes, 7))
+                    self._back_off(rec.id, exc, wait=wait)
+                    for other in set(due) - done:
+                        self.status.backoff_until[other] = max(self.status.backoff_until.get(other, 0.0),
+                                                               self._clock() + wait)
+                    if reached:  # a blip, not an outage
+                        self._unreachable_passes = 0
                     return
                 except ApiError as exc:
+                    reached = True
+                    self._unreachable_passes = 0
                     self._back_off(rec.id, exc)
                     continue
+            done.add(rid)
+            reached = True
+            self._unreachable_passes = 0
             self._failures.pop(rid, None)
             self._warned.pop(rid, None)
             if not self._failures:  # nothing is failing now: an old error would mislead
@@ -279,12 +291,12 @@ class SyncWorker:
                 log.warning("recording %s: adopting %s as its server copy", rec.id, remote.id)
             created = remote is None
             if remote is None:
-                self.store.mark_attempt(create.id)
+                marked = self.store.mark_attempt(create.id)
                 try:
                     remote = self.client.create_recording(rec.platform)
                 except Unreachable:  # never sent: no orphan to look for before the next create
-                    if create.attempted_at is None:
-                        self.store.forget_attempt(create.id)
+                    if marked:
+                        self.store.forget_attempt(rec.id, create.id, marked)
                     raise
                 log.info("recording %s created on the server as %s", rec.id, remote.id)
             self.status.needs_user = None
@@ -526,14 +538,15 @@ class SyncWorker:
 
     # -- failure bookkeeping -----------------------------------------------------------------
 
-    def _back_off(self, rid: str, exc: ApiError) -> None:
+    def _back_off(self, rid: str, exc: ApiError, *, wait: float | None = None) -> None:
+        """``wait``: the host's back-off (unreachable), else this recording's is used."""
         n = self._failures[rid] = self._failures.get(rid, 0) + 1
         if isinstance(exc, CannotCreateRecordings):
             wait = CANNOT_CREATE_RETRY_S
             self.status.needs_user = str(exc)
         elif isinstance(exc, RateLimited | ServerUnavailable) and exc.retry_after_s is not None:
             wait = exc.retry_after_s
-        else:
+        elif wait is None:
             wait = min(RETRY_CAP_S, 2.0 ** min(n, 7))
         self.status.backoff_until[rid] = self._clock() + wait
         self.status.last_error = str(exc)

@@ -330,6 +330,8 @@ def _find(ctx: AppContext, recording_id: str) -> LocalRecording | None:
         if len(match) > 1:
             say(f"error: {len(match)} recordings have ids starting with {recording_id!r}; give more of the id")
             return None
+        if match:  # which one it took, before anything is done to it
+            say(f"Recording {match[0].id} ({match[0].title or 'no title'}, started {match[0].started_at}).")
     if not match:
         say(f"error: no recording {recording_id!r}; see 'desktop-recorder list'")
     return match[0] if match else None

@@ -672,18 +672,29 @@ class Store:
             for r in rows
         ]
 
-    def mark_attempt(self, op_id: int) -> None:
-        """Committed *before* a non-idempotent request is sent, so a crash leaves a trace of it."""
+    def mark_attempt(self, op_id: int) -> str | None:
+        """Committed *before* a non-idempotent request is sent, so a crash leaves a trace of it.
+        Returns the time marked, or None if an earlier attempt's mark stays."""
+        stamp = utc_now()
         with self._tx() as db:
             db.execute(
                 "UPDATE outbox SET attempts = attempts + 1, attempted_at = COALESCE(attempted_at, ?) WHERE id = ?",
-                (utc_now(), op_id),
+                (stamp, op_id),
             )
+            row = db.execute("SELECT attempted_at FROM outbox WHERE id = ?", (op_id,)).fetchone()
+        return stamp if row and row[0] == stamp else None
 
-    def forget_attempt(self, op_id: int) -> None:
-        """The request marked by ``mark_attempt`` certainly never reached the server."""
+    def forget_attempt(self, recording_id: str, op_id: int, stamp: str) -> None:
+        """The request ``mark_attempt`` marked at ``stamp`` certainly never reached the server.
+        Only that mark goes (not one another process made since), also from a delete requested
+        meanwhile, which would otherwise look for a server copy that cannot exist."""
         with self._tx() as db:
-            db.execute("UPDATE outbox SET attempted_at = NULL WHERE id = ?", (op_id,))
+            db.execute("UPDATE outbox SET attempted_at = NULL WHERE id = ? AND attempted_at = ?", (op_id, stamp))
+            for row_id, payload in db.execute("SELECT id, payload FROM outbox WHERE recording_id = ? AND op = 'delete'",
+                                              (recording_id,)).fetchall():
+                data = json.loads(payload or "{}")
+                if data.pop("create_attempted_at", None) == stamp:
+                    db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (json.dumps(data), row_id))
 
     def known_server_ids(self) -> set[str]:
         with self._lock:

@@ -277,7 +277,9 @@ def test_a_recording_is_found_by_the_start_of_its_id_when_only_one_has_it(app_ho
                               confidence=0.9)
     ctx.close()
     env = cli_env(app_home, None)
-    assert run_cli("export", "77aa", env=env).stdout == "[00:01] Ana: Third.\n"
+    third = run_cli("export", "77aa", env=env)
+    assert third.stdout == "[00:01] Ana: Third.\n"
+    assert "Recording 77aa0000-0000-4000-8000-000000000003 (" in third.stderr  # which one it took
     assert run_cli("export", "5E1A0C1D-0000-4000-8000-000000000002", env=env).stdout == "[00:01] Ana: Second.\n"
     both = run_cli("export", "5e1a0c1d", env=env)
     assert both.returncode == 2 and both.stdout == ""

@@ -727,19 +727,21 @@ def test_a_host_nothing_answers_at_is_tried_once_a_pass_and_said_once(server, st
                            budget=RateBudget(10_000), sleep=lambda s: None, transport=wire)
     worker = SyncWorker(store, client, clock=clock, sleep=lambda s: setattr(clock, "now", clock.now + s))
     with client, caplog.at_level(logging.INFO, logger="api.sync"):
-        assert worker.drain(30) is False  # at once: the client's own retries gave the network its chance
-        assert wire.tried == ["POST", "POST"] and clock.now == 1000.0
+        worker.sync_pass()
+        assert wire.tried == ["POST", "POST"]  # the client's two attempts, for one recording only
         assert "Cannot reach PostHog" in (worker.status.last_error or "")
-        held = {worker.status.backoff_until[rid] for rid in rids}
-        assert len(held) == 1 and held.pop() > clock.now  # all wait for the host, as long as the one tried
+        assert {worker.status.backoff_until[rid] for rid in rids} == {clock.now + 2}  # all wait for the host
         worker.sync_pass()
         assert len(wire.tried) == 2
+        clock.now += 2
+        assert worker.drain(30) is False  # a second pass that reaches no one: not the whole 30 s
+        assert len(wire.tried) == 4 and clock.now == 1002
         for _ in range(3):
             clock.now += RETRY_CAP_S
             worker.sync_pass()
-        assert len(wire.tried) == 8  # one recording tried a pass
+        assert len(wire.tried) == 10  # one recording tried a pass
         said = [(r.levelno, r.message) for r in caplog.records if r.message.startswith("sync of")]
-        assert [level for level, _ in said] == [logging.WARNING, logging.INFO, logging.INFO, logging.INFO]
+        assert [level for level, _ in said] == [logging.WARNING] + [logging.INFO] * 4
         assert store.get_recording(rids[0]).remote_state == "pending"
 
         wire.over = True
@@ -970,6 +972,43 @@ def test_with_current_project_a_lost_create_asks_who_the_user_is_once(server, st
     assert worker_for(project="@current").drain(5)
     assert len(server.state.recordings) == 1
     assert [p for _m, p, _b in server.state.requests].count("/api/users/@me/") == 1
+
+
+def outage_worker(server, store: Store) -> tuple[SyncWorker, Outage]:
+    wire = Outage(int(server.url.rsplit(":", 1)[1]))
+    client = PostHogClient(server.url, WRITE_KEY, 1, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
+                           budget=RateBudget(10_000), sleep=lambda s: None, transport=wire)
+    return SyncWorker(store, client), wire
+
+
+def test_a_create_lost_before_an_outage_is_still_looked_for_after_it(server, store, worker_for):
+    """A create that never left clears only its own mark: the earlier one, whose answer was lost,
+    still has its server copy adopted rather than a second one made."""
+    rid = new_recording(store)
+    add_segments(store, rid, 3)
+    finish(store, rid)
+    store.mark_attempt(store.pending_ops(rid)[0].id)
+    lost = worker_for().client.create_recording("zoom")  # the answer never arrived
+    worker, wire = outage_worker(server, store)
+    with worker.client:
+        assert worker.drain(30) is False  # two passes reach no one
+        assert wire.tried.count("POST") == 0  # each looked for the lost create first (and could not)
+        assert store.pending_ops(rid)[0].attempted_at is not None
+        wire.over = True
+        assert worker.drain(30)
+    assert list(server.state.recordings) == [lost.id] and store.get_recording(rid).server_id == lost.id
+
+
+def test_a_create_that_never_left_leaves_nothing_to_look_for(server, store):
+    rid = new_recording(store)
+    finish(store, rid)
+    worker, wire = outage_worker(server, store)
+    with worker.client:
+        assert worker.drain(30) is False
+        assert wire.tried == ["POST"] * 4  # two passes of the client's two attempts
+        assert store.pending_ops(rid)[0].attempted_at is None
+        assert store.request_delete(rid) is False  # nothing can be on the server: gone at once
+    assert store.list_recordings() == []
 
 
 def test_a_colleagues_untouched_recording_is_never_adopted_as_our_lost_one(server, store, worker_for):
