@@ -11,32 +11,8 @@ import pytest
 from tests.conftest import cli_env
 
 RIG = Path(__file__).parent / "rig" / "xvfb_tray.sh"
-CHECK = r"""
-import re, signal, subprocess, sys, time
-app = subprocess.Popen([sys.executable, "-m", "desktop_recorder"])
-deadline, embedded = time.monotonic() + 30, False
-while time.monotonic() < deadline and not embedded:
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True).stdout
-    panel = tree.split('("panel" "trayer")', 1)
-    embedded = len(panel) == 2 and '"Desktop Recorder")' in panel[1]  # WM_CLASS class name
-    time.sleep(0.2)
-time.sleep(3)
-alive = app.poll() is None
-app.send_signal(signal.SIGTERM)
-code = app.wait(30)
-print(f"embedded={embedded} alive={alive} exit={code}")
-"""
-
-
-@pytest.mark.slow
-@pytest.mark.audio
-def test_tray_icon_is_embedded_in_a_real_tray_and_sigterm_quits_cleanly(audio_rig, app_home):
-    result = subprocess.run(["bash", str(RIG), "--", sys.executable, "-c", CHECK], env=cli_env(app_home, None),
-                            capture_output=True, text=True, timeout=120)
-    assert "embedded=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
-
-
-LATE = r"""
+# Run on the rig's screen: starts the app, and (last) ends it with SIGTERM, printing what it saw.
+SCRIPT = r"""
 import os, signal, subprocess, sys, time
 
 
@@ -61,21 +37,34 @@ def within(seconds, condition):
 
 
 app = subprocess.Popen([sys.executable, "-m", "desktop_recorder"])
-shown = within(30, window_viewable)
-tray = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0
-moved = within(30, lambda: embedded() and not window_viewable())
+seen = {}
+%s
 alive = app.poll() is None
 app.send_signal(signal.SIGTERM)
-code = app.wait(30)
-print(f"shown={shown} tray={tray} moved={moved} alive={alive} exit={code}")
+print(" ".join(f"{k}={v}" for k, v in seen.items()), f"alive={alive} exit={app.wait(30)}")
 """
+
+
+def on_the_rig(app_home, steps: str, *rig_args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(RIG), *rig_args, "--", sys.executable, "-c", SCRIPT % steps],
+                          env=cli_env(app_home, None), capture_output=True, text=True, timeout=150)
+
+
+@pytest.mark.slow
+@pytest.mark.audio
+def test_tray_icon_is_embedded_in_a_real_tray_and_sigterm_quits_cleanly(audio_rig, app_home):
+    result = on_the_rig(app_home, 'seen["embedded"] = within(30, embedded)\ntime.sleep(3)')
+    assert "embedded=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
 
 
 @pytest.mark.slow
 @pytest.mark.audio
 def test_a_tray_that_appears_after_the_app_gets_its_controls(audio_rig, app_home):
     """Started at login before the panel: the control window first, then the tray icon in its place."""
-    result = subprocess.run(["bash", str(RIG), "--late-tray", "--", sys.executable, "-c", LATE],
-                            env=cli_env(app_home, None), capture_output=True, text=True, timeout=150)
+    result = on_the_rig(app_home, "\n".join([
+        'seen["shown"] = within(30, window_viewable)',
+        'seen["tray"] = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0',
+        'seen["moved"] = within(30, lambda: embedded() and not window_viewable())',
+    ]), "--late-tray")
     assert "shown=True tray=True moved=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
