@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import re
 import signal
 import socket
@@ -44,6 +45,10 @@ def make_app(qtbot, qapp, ctx):
     yield make
     for app in apps:
         app.controller.shutdown()
+    # An app and its Qt objects refer to each other: collected here, on the GUI thread, not by
+    # whichever thread the collector next runs on (a worker's log call crashed there once).
+    apps.clear()
+    gc.collect()
 
 
 def test_window_appears_before_the_model_is_loaded(make_app, qtbot):

@@ -63,7 +63,7 @@ class DesktopApp:
         # and moves the controls to the tray once there is one. X11 only: Qt asks once per
         # process whether a D-Bus (StatusNotifier) tray exists, so elsewhere the answer never changes.
         self._retired_window: ControlWindow | None = None
-        self._tray_watch = QTimer(interval=TRAY_POLL_MS)
+        self._tray_watch = QTimer(self.live, interval=TRAY_POLL_MS)  # owned by a window: ends on the GUI thread
         self._tray_watch.timeout.connect(self._adopt_tray)
         if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
             self._show_tray()
