@@ -136,11 +136,14 @@ class PassBar:
         self._bar.n = round(100 * min(max(done, 0.0), 1.0), 1)
         self._bar.refresh()
 
+    def close(self) -> None:
+        self._bar.close()
+
     def __enter__(self) -> PassBar:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._bar.close()
+        self.close()
 
 
 class TailBars:
@@ -158,7 +161,7 @@ class TailBars:
 
     def close(self) -> None:
         if self._shown is not None:
-            self._shown[1].__exit__()
+            self._shown[1].close()
             self._shown = None
 
 

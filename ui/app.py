@@ -70,8 +70,7 @@ class DesktopApp:
         else:
             log.warning("no system tray here: showing the control window instead")
             self.window = ControlWindow(self.actions)
-            self.window.addAction(self.actions.record)
-            self.window.addAction(self.actions.quit)
+            self.window.addActions([self.actions.record, self.actions.quit])  # Ctrl+R, Ctrl+Q work there
             self.window.show()
             if not force_no_tray and QGuiApplication.platformName() == "xcb":
                 self._tray_watch.start()
