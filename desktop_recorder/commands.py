@@ -21,7 +21,7 @@ from desktop_recorder.config import DEFAULT_MIC_LABEL, save_settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.refine import CannotRefine, refine_recording
-from desktop_recorder.secrets import SecretStoreUnavailable, keyring_check, set_api_key
+from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, get_api_key, keyring_check, set_api_key
 from desktop_recorder.session import (
     FinalLine,
     Notice,
@@ -447,19 +447,34 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     if args.name is not None:  # '' clears it: the microphone is "Me" again
         settings = replace(settings, user_name=args.name.strip() or None)
     save_settings(ctx.paths, settings)
-    if key is None and settings.host and sys.stdin.isatty():
-        key = getpass.getpass("Personal API key (Enter keeps the current one): ").strip()
-    if key and settings.host:
+    if settings.host:
         try:
-            set_api_key(validate_host(settings.host), key)  # where sync looks it up
+            outcome = _keep_api_key(validate_host(settings.host), key)
         except InvalidHost as exc:
             say(f"error: {exc}")
             return 2
-        except SecretStoreUnavailable as exc:
-            say(f"error: {exc}")
-            return 1
-        say("API key stored in the OS keyring.")
+        if outcome:
+            return outcome
     say(f"Settings saved to {ctx.paths.settings_file}.")
+    return 0
+
+
+def _keep_api_key(host: str, key: str | None) -> int:
+    """Store ``key`` for ``host``, asking for it on a terminal when none was given; 0 or an exit code."""
+    if key is None and sys.stdin.isatty():
+        held = get_api_key(host) is not None
+        key = getpass.getpass(f"Personal API key (Enter {'keeps the current one' if held else 'skips'}): ").strip()
+        if not key and not held:
+            say(f"No API key is kept for {host}: sync stays off until you give one to "
+                f"'desktop-recorder configure' or set {ENV_KEY}.")
+    if not key:
+        return 0
+    try:
+        set_api_key(host, key)  # where sync looks it up
+    except SecretStoreUnavailable as exc:
+        say(f"error: {exc}")
+        return 1
+    say("API key stored in the OS keyring.")
     return 0
 
 

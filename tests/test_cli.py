@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -348,6 +349,39 @@ def test_configure_sets_and_clears_the_name(app_home):
     assert json.loads(settings.read_text())["user_name"] == "Ana"
     assert run_cli("configure", "--name", "", env=env).returncode == 0
     assert json.loads(settings.read_text())["user_name"] is None  # the microphone is "Me" again
+
+
+def _configure_on_a_terminal(env: dict[str, str], answer: str) -> tuple[str, str]:
+    """Run ``configure --host …`` with a terminal as its input; returns the prompt and what came after
+    ``answer`` was typed. No controlling terminal: getpass asks on stderr and reads that terminal."""
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "configure", "--host", "https://eu.posthog.com"],
+                            env=env, stdin=slave, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    os.close(slave)
+    assert proc.stderr is not None
+    prompt = ""
+    while not prompt.endswith("): "):
+        char = proc.stderr.read(1)
+        assert char, prompt
+        prompt += char
+    os.write(master, answer.encode() + b"\n")  # only now: getpass drops what was typed before it asked
+    rest = proc.stderr.read()
+    assert proc.wait(60) == 0, rest
+    proc.stderr.close()
+    os.close(master)
+    return prompt.splitlines()[-1], rest
+
+
+def test_the_key_prompt_says_what_enter_does(app_home):
+    """It said "Enter keeps the current one" with no key kept, and Enter then left sync off unsaid."""
+    no_keyring = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    prompt, after = _configure_on_a_terminal(no_keyring, "")
+    assert prompt == "Personal API key (Enter skips): "
+    assert "No API key is kept for https://eu.posthog.com: sync stays off" in after
+
+    prompt, after = _configure_on_a_terminal({**no_keyring, "POSTHOG_PERSONAL_API_KEY": "phx_env"}, "")
+    assert prompt == "Personal API key (Enter keeps the current one): "
+    assert "No API key" not in after and "Settings saved" in after
 
 
 def test_an_empty_key_on_stdin_is_refused_and_nothing_is_saved(app_home):
