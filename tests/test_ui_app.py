@@ -190,16 +190,45 @@ def test_a_tray_that_comes_later_takes_the_controls_and_what_they_showed(make_ap
     box = QMessageBox(QMessageBox.Icon.Question, "Quit", "A recording is running. Stop it?", parent=window)
     box.setWindowModality(Qt.WindowModality.ApplicationModal)
     box.show()  # the window's quit question: deleting the window under it crashed the app
-    app._adopt_tray()
+    app._follow_tray()
     assert app.tray is None and window.isVisible()
     box.close()
-    app._adopt_tray()
+    app._follow_tray()
     assert app.tray is not None and app.window is None and not window.isVisible()
     assert "The personal API key was rejected" in app.tray.toolTip()
     assert app.tray.status.icon_state == tray_state(app.controller.state, "blocked")
     assert told == [("warning", "The microphone was unplugged")]
     app.controller.state_changed.emit("loading")  # the hidden window's connections still work
     app.tray.hide()
+
+
+def test_a_tray_that_goes_away_gives_the_controls_back_to_the_window(make_app, monkeypatch):
+    """A panel that quits or restarts took the only way to stop a recording with it."""
+    app = make_app()
+    window = app.window
+    tray_here = [True]
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: tray_here[0]))
+    told: list[tuple[str, str]] = []
+    monkeypatch.setattr(TrayIcon, "notify", lambda _tray, level, message: told.append((level, message)))
+    app._follow_tray()
+    tray = app.tray
+    assert tray is not None and app.window is None and not window.isVisible()
+    app.controller.sync_changed.emit("offline", "PostHog is unreachable")  # told to both while hidden
+
+    tray_here[0] = False
+    app._follow_tray()
+    assert app.window is window and window.isVisible() and app.tray is tray  # Qt docks it again later
+    assert "PostHog is unreachable" in window.status_label.text()
+    app.controller.notice.emit("error", "The microphone was unplugged")  # its balloon went nowhere
+    app._follow_tray()
+    assert app.window is window and window.isVisible()  # nothing moves while there is no tray
+
+    tray_here[0] = True
+    told.clear()
+    app._follow_tray()
+    assert app.window is None and not window.isVisible() and app.tray is tray
+    assert told == [("warning", "The microphone was unplugged")]
+    tray.hide()
 
 
 @pytest.mark.slow

@@ -59,21 +59,19 @@ class DesktopApp:
         self._quitting = False
         self.tray: TrayIcon | None = None
         self.window: ControlWindow | None = None
-        # Started at login, the app can come up before the panel's tray does: it keeps looking,
-        # and moves the controls to the tray once there is one. X11 only: Qt asks once per
-        # process whether a D-Bus (StatusNotifier) tray exists, so elsewhere the answer never changes.
-        self._retired_window: ControlWindow | None = None
+        # Started at login, the app can come up before the panel's tray does, and a panel can quit or
+        # restart: the app keeps looking, and the controls follow the tray (X11 only: Qt asks once per
+        # process whether a D-Bus (StatusNotifier) tray exists, so elsewhere the answer never changes).
+        self._retired_window: ControlWindow | None = None  # hidden, not deleted: back if the tray goes
         self._tray_watch = QTimer(self.live, interval=TRAY_POLL_MS)  # owned by a window: ends on the GUI thread
-        self._tray_watch.timeout.connect(self._adopt_tray)
+        self._tray_watch.timeout.connect(self._follow_tray)
         if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
             self._show_tray()
         else:
             log.warning("no system tray here: showing the control window instead")
-            self.window = ControlWindow(self.actions)
-            self.window.addActions([self.actions.record, self.actions.quit])  # Ctrl+R, Ctrl+Q work there
-            self.window.show()
-            if not force_no_tray and QGuiApplication.platformName() == "xcb":
-                self._tray_watch.start()
+            self._show_window()
+        if not force_no_tray and QGuiApplication.platformName() == "xcb":
+            self._tray_watch.start()
         a = self.actions
         a.record.triggered.connect(self.live.toggle_recording)
         a.show_live.triggered.connect(self.show_live)
@@ -87,25 +85,44 @@ class DesktopApp:
         self.controller.sync_changed.connect(self._refresh_browser)
         self.controller.final_line.connect(self._refresh_browser)  # a running recording shown there
 
-    def _show_tray(self) -> None:
+    def _show_tray(self) -> TrayIcon:
         self.tray = TrayIcon(self.actions, self.toggle_live)
         self.tray.show()
+        return self.tray
 
-    def _adopt_tray(self) -> None:
+    def _show_window(self) -> None:
+        window, self._retired_window = self._retired_window, None
+        if window is None:
+            window = ControlWindow(self.actions)
+            window.addActions([self.actions.record, self.actions.quit])  # Ctrl+R, Ctrl+Q work there
+            if self.tray is not None:
+                window.status.take_over(self.tray.status)  # sync state and progress are told on change only
+                window.refresh()
+        window.show()
+        self.window = window
+
+    def _follow_tray(self) -> None:
         # A modal box (quit while recording?) may be the window's child: asked again after it.
-        if not QSystemTrayIcon.isSystemTrayAvailable() or QApplication.activeModalWidget() is not None:
+        if QApplication.activeModalWidget() is not None:
             return
-        self._tray_watch.stop()
-        log.info("a system tray appeared: the controls move there from the control window")
-        self._show_tray()
-        window, self.window = self.window, None
-        if window is not None and self.tray is not None:
-            self.tray.status.take_over(window.status)  # sync state and progress are told on change only
-            self.tray.refresh()
-            if window.notice_label.text():  # a problem it was showing is not dropped
-                self.tray.notify("warning", window.notice_label.text())
-            window.hide()  # not closed (that means quitting) nor deleted (its connections stay harmless)
-            self._retired_window = window
+        available = QSystemTrayIcon.isSystemTrayAvailable()
+        if available and self.window is not None:
+            log.info("a system tray is here: the controls move there from the control window")
+            self._adopt_tray(self.window)
+        elif not available and self.window is None:
+            log.warning("the system tray went away: showing the control window until it is back")
+            self._show_window()  # the tray icon stays: Qt docks it again when a tray comes back
+
+    def _adopt_tray(self, window: ControlWindow) -> None:
+        tray = self.tray
+        if tray is None:
+            tray = self._show_tray()
+            tray.status.take_over(window.status)
+            tray.refresh()
+        if window.notice_label.text():  # a problem it was showing (maybe told while no tray was there)
+            tray.notify("warning", window.notice_label.text())
+        window.hide()  # not closed (that means quitting) nor deleted (its connections stay harmless)
+        self.window, self._retired_window = None, window
 
     def start(self) -> None:
         """Everything visible first; the model then loads in the background."""
