@@ -484,11 +484,17 @@ def test_an_interrupted_recording_is_recovered_with_its_unfinished_speech_once_t
     app = make_app()
     notices: list[str] = []
     app.controller.notice.connect(lambda _level, text: notices.append(text))
+    shown: list[str] = []  # the window's status after each step of the recovery (connected after it)
+    app.controller.recovery_progress.connect(lambda _share: shown.append(app.window.status_label.text()))
     app.start()
     qtbot.waitUntil(lambda: ctx.store.get_recording(rid).status == "ready", timeout=60_000)
     assert wer(JFK_TEXT, " ".join(s.text for s in ctx.store.segments(rid))) <= 0.1
     qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
     assert any("Transcribing the end of an interrupted recording" in n for n in notices)  # said while it worked
+    how_far = [re.search(r"interrupted recording… (\d+) %", text) for text in shown]
+    assert len(shown) >= 2 and all(how_far[:-1]) and how_far[-1] is None, shown  # how far, then gone
+    done = [int(m[1]) for m in how_far[:-1]]
+    assert done == sorted(done) and done[-1] < 100, shown  # never "100 %" while it still works
 
 
 def test_settings_open_once_and_the_default_platform_applies_at_once(make_app, qtbot):

@@ -62,6 +62,7 @@ class RecorderController(QObject):
     elapsed = Signal(float)
     model_progress = Signal(int, int)  # bytes downloaded, total (a named model's first use)
     finishing_progress = Signal(str)  # how far a long pass at stop is (a status, not a notification)
+    recovery_progress = Signal(float)  # share of an interrupted recording's untranscribed end done (1: over)
     refined = Signal(str)  # a recording's post-meeting pass ended (local id), well or not
     refine_progress = Signal(str, float)  # a post-meeting pass's local id, and its share done (0-1)
     recording_finished = Signal(object)  # LocalRecording
@@ -128,6 +129,7 @@ class RecorderController(QObject):
 
         def done(recovered: list[LocalRecording]) -> None:
             self._recovering = False
+            self.recovery_progress.emit(1.0)
             for rec in recovered:
                 self.notice.emit("warning", f"Recovered an interrupted recording ({rec.duration_s or 0:.0f} s).")
             if recovered:
@@ -135,6 +137,7 @@ class RecorderController(QObject):
 
         def failed(exc: Exception) -> None:
             self._recovering = False
+            self.recovery_progress.emit(1.0)
             self.notice.emit("error", f"An interrupted recording could not be recovered: {exc}")
 
         def model() -> Transcriber | None:  # asked only when there is a recording to recover
@@ -143,8 +146,11 @@ class RecorderController(QObject):
                                          "started meanwhile may show its lines a little later.")
             return transcriber
 
-        run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, model),
-                          done, failed, name="recovery")
+        def progress(_recording_id: str, share: float) -> None:  # on the recovery's thread: queued
+            self.recovery_progress.emit(min(share, 0.999))  # 1 means over, said by done() or failed()
+
+        run_in_background(lambda: recover_interrupted(self.ctx.store, self.ctx.paths.data_dir, model,
+                                                      progress=progress), done, failed, name="recovery")
 
     def _recover_again(self) -> None:
         if self.transcriber is not None:  # without one their ends would stay untranscribed: a later

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, SignalInstance
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSystemTrayIcon, QVBoxLayout, QWidget
 
@@ -27,8 +27,14 @@ def tray_state(app_state: str, sync_kind: str) -> str:
     return "idle"
 
 
+def status_inputs(controller: RecorderController) -> tuple[SignalInstance, ...]:
+    """What the status text is made of: a front end refreshes when one of them is told."""
+    c = controller
+    return (c.state_changed, c.sync_changed, c.elapsed, c.model_progress, c.finishing_progress, c.recovery_progress)
+
+
 class StatusText(QObject):
-    """The one-line status both front ends show (tooltip, or the fallback window's label)."""
+    """The status both front ends show (tooltip, or the fallback window's label)."""
 
     def __init__(self, controller: RecorderController, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -36,16 +42,18 @@ class StatusText(QObject):
         self.sync_kind, self.sync_text, self.elapsed_s = "off", "", 0.0
         self.download: tuple[int, int] | None = None
         self.finishing = ""  # how far a long pass at stop is
+        self.recovering: float | None = None  # how far an interrupted recording's end is transcribed
         controller.sync_changed.connect(self._on_sync)
         controller.elapsed.connect(self._on_elapsed)
         controller.model_progress.connect(self._on_download)
         controller.finishing_progress.connect(self._on_finishing)  # from the stop's thread: queued here
         controller.state_changed.connect(self._on_state)
+        controller.recovery_progress.connect(self._on_recovery)
 
     def take_over(self, other: StatusText) -> None:
         """What ``other`` (the control window's) was told, for a tray that came later."""
         self.sync_kind, self.sync_text, self.elapsed_s = other.sync_kind, other.sync_text, other.elapsed_s
-        self.download, self.finishing = other.download, other.finishing
+        self.download, self.finishing, self.recovering = other.download, other.finishing, other.recovering
 
     def _on_state(self, _state: str) -> None:
         self.download, self.finishing = None, ""
@@ -58,6 +66,9 @@ class StatusText(QObject):
 
     def _on_finishing(self, message: str) -> None:
         self.finishing = message
+
+    def _on_recovery(self, share: float) -> None:
+        self.recovering = share if share < 1 else None
 
     def _on_download(self, done: int, total: int) -> None:
         self.download = (done, total) if done < total else None
@@ -76,7 +87,9 @@ class StatusText(QObject):
                 "finishing": f"Finishing the recording… {self.finishing}".strip(),
                 "starting": "Starting the recording…",
                 "loading": loading, "error": "Cannot record"}.get(state, "Idle")
-        return f"Desktop Recorder — {head}\n{self.sync_text}".strip()
+        recovering = (f"Transcribing the end of an interrupted recording… {int(100 * self.recovering)} %"
+                      if self.recovering is not None else "")
+        return "\n".join(line for line in (f"Desktop Recorder — {head}", recovering, self.sync_text) if line)
 
 
 class TrayIcon(QSystemTrayIcon):
@@ -94,7 +107,7 @@ class TrayIcon(QSystemTrayIcon):
         self.activated.connect(lambda reason: reason == QSystemTrayIcon.ActivationReason.Trigger
                                and on_toggle_live())  # type: ignore[operator]
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress, c.finishing_progress):
+        for signal in status_inputs(c):
             signal.connect(self.refresh)
         c.notice.connect(self.notify)
         self.refresh()
@@ -140,7 +153,7 @@ class ControlWindow(QWidget):
             self.buttons[key] = button
             layout.addWidget(button)
         c = actions.controller
-        for signal in (c.state_changed, c.sync_changed, c.elapsed, c.model_progress, c.finishing_progress):
+        for signal in status_inputs(c):
             signal.connect(self.refresh)
         c.notice.connect(self._on_notice)
         c.recording_starting.connect(self.notice_label.clear)
