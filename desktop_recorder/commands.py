@@ -80,6 +80,11 @@ def _recover(ctx: AppContext, model: Callable[[], Transcriber | None]) -> None:
     bars = TailBars()
     try:
         recovered = recover_interrupted(ctx.store, ctx.paths.data_dir, model, progress=bars.update)
+    except KeyboardInterrupt:
+        bars.close()
+        say("Stopped: the interrupted recording stays as it was, audio and all; the next "
+            "'desktop-recorder sync' (or the app) finishes it.")
+        raise
     finally:
         bars.close()
     for rec in recovered:

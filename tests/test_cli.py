@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
-from tests.conftest import DATA, JFK_TEXT, READ_KEY, cli_env, damaged_database, run_cli, wer
+from tests.conftest import DATA, JFK_TEXT, LEFT_TEXT, READ_KEY, RIGHT_TEXT, cli_env, damaged_database, run_cli, wer
 
 
 @pytest.mark.slow
@@ -530,3 +532,47 @@ def test_a_signal_at_any_point_of_the_main_threads_wait_is_answered(when):
     assert done.wait(5), "the handler waited for a lock its own thread holds"
     assert stop.event.is_set() and stop.again.is_set() == (when == "while it sets the event")
     assert stop._signals == (1 if when == "while it waits" else 3)  # the one run inside was counted
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_sync_transcribes_an_interrupted_recording_says_what_happens_next(app_home):
+    """It ended with exit 130 and not a word; the next sync goes on, with nothing lost or twice."""
+    import numpy as np
+    from faster_whisper.audio import decode_audio
+
+    from desktop_recorder.store import Store
+    from tests.test_recovery import interrupted
+    from tests.test_refine import speech
+
+    (app_home / "data" / "audio").mkdir(parents=True)
+    store = Store(app_home / "data" / "recordings.sqlite3")
+    left, right = decode_audio(str(DATA / "stereo_diarization.wav"), split_stereo=True)
+    pause = np.zeros(16_000, np.float32)
+    # Not one sentence again and again: said three times in 30 s, it is dropped as a decoding loop.
+    turns = np.concatenate([speech("jfk"), pause, left, pause, right, pause]).astype(np.float32)
+    meeting = np.tile(turns, 8)  # 3.2 minutes that no line covers: seconds to transcribe
+    rid = interrupted(store, app_home / "data" / "audio", 0 * meeting, meeting)
+    store.close()
+    env = cli_env(app_home, None)
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "sync"], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("Loading the model to transcribe"):
+            break
+    time.sleep(2.0)  # into the transcription
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(60) == 130, err
+    proc.stderr.close()
+    assert "Stopped: the interrupted recording stays as it was, audio and all; the next 'desktop-recorder sync'" in (
+        err), err
+    assert "Traceback" not in err, err
+    (listed,) = json.loads(run_cli("list", "--json", env=env).stdout)
+    assert listed["id"] == rid and listed["interrupted"]
+
+    again = run_cli("sync", env=env)
+    assert "Recovered an interrupted recording" in again.stderr and "Traceback" not in again.stderr, again.stderr
+    exported = json.loads(run_cli("export", rid, "--format", "json", env=env).stdout)
+    text = " ".join(segment["text"] for segment in exported["segments"])
+    assert wer(" ".join([f"{JFK_TEXT} {LEFT_TEXT} {RIGHT_TEXT}"] * 8), text) <= 0.1, text
