@@ -135,6 +135,12 @@ class RecordingSession:
                 devices[role] = dev  # type: ignore[index]
         if not devices:
             raise NoAudioDevice("Nothing to record: no microphone and no system-audio source.")
+        mic, system = devices.get("mic"), devices.get("system")
+        if mic is not None and system is not None and mic.name == system.name:  # chosen twice: heard twice
+            as_system = mic.kind == "system"  # a loopback source: what the others say
+            del devices["mic" if as_system else "system"]
+            self._tell(Notice("warning", f"The microphone and the system audio are the same input ({mic.label}): "
+                                         f"recorded once, as the {'system audio' if as_system else 'microphone'}."))
         return devices
 
     def _current_device(self, source: Source) -> InputDevice | None:

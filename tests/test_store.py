@@ -359,3 +359,29 @@ def test_a_full_database_says_it_is_full_and_takes_writes_again_once_there_is_ro
     store.edit_recording(rid, {"notes": "room again"})
     assert store.get_recording(rid).details["notes"] == "room again"
     store.close()
+
+
+@pytest.mark.parametrize(("mic", "system", "kept"), [
+    ("meet_speakers.monitor", "auto", "system"),  # the loopback picked as the microphone too
+    ("auto", "meet_mic", "mic"),  # the microphone picked as the system audio too
+])
+def test_one_input_chosen_for_both_sources_is_recorded_once(tmp_path, mic, system, kept):
+    """Recorded twice, every line of it was heard twice (and the mic's copy taken for echo)."""
+    from desktop_recorder.session import Notice, RecordingSession, SessionOptions
+    from recorder.devices import DeviceTable, InputDevice
+
+    inputs = (InputDevice("meet_mic", "Meeting mic", "mic", "pulse", 48000, is_default=True),
+              InputDevice("meet_speakers.monitor", "Monitor of Meeting speakers", "system", "pulse", 48000))
+    told: list[object] = []
+    session = RecordingSession(store=None, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
+                               options=SessionOptions(mic=mic, system=system), on_event=told.append,
+                               table_factory=lambda: DeviceTable(inputs, "meet_mic", "meet_speakers.monitor", "test"))
+    devices = session.resolve_devices()
+    assert list(devices) == [kept]
+    assert [n.message for n in told if isinstance(n, Notice) and n.level == "warning"] == [
+        f"The microphone and the system audio are the same input ({devices[kept].label}): recorded once, as the "
+        f"{'system audio' if kept == 'system' else 'microphone'}."]
+    session = RecordingSession(store=None, data_dir=tmp_path, transcriber=None, scorer_factory=None,  # type: ignore[arg-type]
+                               options=SessionOptions(), on_event=told.append,
+                               table_factory=lambda: DeviceTable(inputs, "meet_mic", "meet_speakers.monitor", "test"))
+    assert list(session.resolve_devices()) == ["mic", "system"]  # two inputs: both
