@@ -21,7 +21,7 @@ from desktop_recorder.config import DEFAULT_MIC_LABEL, save_settings
 from desktop_recorder.context import AppContext, SyncNotConfigured
 from desktop_recorder.recovery import recover_interrupted
 from desktop_recorder.refine import CannotRefine, refine_recording
-from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, get_api_key, keyring_check, set_api_key
+from desktop_recorder.secrets import ENV_KEY, SecretStoreUnavailable, has_api_key, keyring_check, set_api_key
 from desktop_recorder.session import (
     FinalLine,
     Notice,
@@ -81,8 +81,8 @@ def _recover(ctx: AppContext, model: Callable[[], Transcriber | None]) -> None:
     try:
         recovered = recover_interrupted(ctx.store, ctx.paths.data_dir, model, progress=bars.update)
     except KeyboardInterrupt:
-        bars.close()
-        say("Stopped: the interrupted recording stays as it was, audio and all; the next "
+        bars.close()  # before the words below
+        say("Stopped: an interrupted recording not finished yet stays as it was, audio and all; the next "
             "'desktop-recorder sync' (or the app) finishes it.")
         raise
     finally:
@@ -467,9 +467,9 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
 def _keep_api_key(host: str, key: str | None) -> int:
     """Store ``key`` for ``host``, asking for it on a terminal when none was given; 0 or an exit code."""
     if key is None and sys.stdin.isatty():
-        held = get_api_key(host) is not None
+        held = has_api_key(host)  # None: the keyring cannot tell
         key = getpass.getpass(f"Personal API key (Enter {'keeps the current one' if held else 'skips'}): ").strip()
-        if not key and not held:
+        if not key and held is False:
             say(f"No API key is kept for {host}: sync stays off until you give one to "
                 f"'desktop-recorder configure' or set {ENV_KEY}.")
     if not key:

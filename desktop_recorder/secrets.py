@@ -27,17 +27,34 @@ class SecretStoreUnavailable(Exception):
 
 
 def get_api_key(host: str) -> str | None:
+    try:
+        return _find_api_key(host)
+    except KeyringError as exc:
+        _unavailable(exc)
+        return None
+
+
+def has_api_key(host: str) -> bool | None:
+    """Whether a key is kept for ``host``; None: the keyring cannot tell (none, or a locked one)."""
+    try:
+        return _find_api_key(host) is not None
+    except KeyringError as exc:
+        _unavailable(exc)
+        return None
+
+
+def _find_api_key(host: str) -> str | None:
     env = os.environ.get(ENV_KEY)
     if env:
         return env.strip()
     if host in _session_keys:
         return _session_keys[host]
-    try:
-        value: str | None = keyring.get_password(SERVICE, host)
-    except KeyringError as exc:
-        log.warning("OS keyring unavailable (%s); set %s instead", exc.__class__.__name__, ENV_KEY)
-        return None
+    value: str | None = keyring.get_password(SERVICE, host)
     return value
+
+
+def _unavailable(exc: KeyringError) -> None:
+    log.warning("OS keyring unavailable (%s); set %s instead", exc.__class__.__name__, ENV_KEY)
 
 
 def set_api_key(host: str, key: str) -> str | None:

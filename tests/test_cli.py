@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
-import time
+import termios
 
 import pytest
 
@@ -354,8 +357,8 @@ def test_configure_sets_and_clears_the_name(app_home):
 
 
 def _configure_on_a_terminal(env: dict[str, str], answer: str) -> tuple[str, str]:
-    """Run ``configure --host …`` with a terminal as its input; returns the prompt and what came after
-    ``answer`` was typed. No controlling terminal: getpass asks on stderr and reads that terminal."""
+    """Run ``configure --host …`` with a terminal as its input; returns what it said up to its prompt
+    and after ``answer`` was typed. No controlling terminal: getpass asks on stderr and reads that terminal."""
     master, slave = os.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "configure", "--host", "https://eu.posthog.com"],
                             env=env, stdin=slave, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -371,19 +374,24 @@ def _configure_on_a_terminal(env: dict[str, str], answer: str) -> tuple[str, str
     assert proc.wait(60) == 0, rest
     proc.stderr.close()
     os.close(master)
-    return prompt.splitlines()[-1], rest
+    return prompt, rest
 
 
 def test_the_key_prompt_says_what_enter_does(app_home):
     """It said "Enter keeps the current one" with no key kept, and Enter then left sync off unsaid."""
-    no_keyring = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    prompt, after = _configure_on_a_terminal(no_keyring, "")
-    assert prompt == "Personal API key (Enter skips): "
+    empty_keyring = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
+    prompt, after = _configure_on_a_terminal(empty_keyring, "")
+    assert prompt == "Personal API key (Enter skips): "  # nothing before it
     assert "No API key is kept for https://eu.posthog.com: sync stays off" in after
 
-    prompt, after = _configure_on_a_terminal({**no_keyring, "POSTHOG_PERSONAL_API_KEY": "phx_env"}, "")
+    prompt, after = _configure_on_a_terminal({**empty_keyring, "POSTHOG_PERSONAL_API_KEY": "phx_env"}, "")
     assert prompt == "Personal API key (Enter keeps the current one): "
     assert "No API key" not in after and "Settings saved" in after
+
+    unreadable = {**empty_keyring, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}  # or a locked one
+    said, after = _configure_on_a_terminal(unreadable, "")
+    assert said.startswith("WARNING: OS keyring unavailable") and said.endswith("\nPersonal API key (Enter skips): ")
+    assert "No API key" not in after  # it cannot tell: it said why, and claims no more
 
 
 def test_an_empty_key_on_stdin_is_refused_and_nothing_is_saved(app_home):
@@ -554,19 +562,23 @@ def test_ctrl_c_while_sync_transcribes_an_interrupted_recording_says_what_happen
     rid = interrupted(store, app_home / "data" / "audio", 0 * meeting, meeting)
     store.close()
     env = cli_env(app_home, None)
-    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "sync"], env=env, stderr=subprocess.PIPE,
-                            text=True)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("Loading the model to transcribe"):
-            break
-    time.sleep(2.0)  # into the transcription
+    master, slave = os.openpty()  # a terminal: the progress bar shows, so the stop lands in the transcription
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 wide
+    proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "sync"], env=env, stderr=slave)
+    os.close(slave)
+    screen = b""
+    while b"Transcribing the end of" not in screen:
+        chunk = os.read(master, 4096)
+        assert chunk, screen
+        screen += chunk
     proc.send_signal(signal.SIGINT)
-    err = proc.stderr.read()
-    assert proc.wait(60) == 130, err
-    proc.stderr.close()
-    assert "Stopped: the interrupted recording stays as it was, audio and all; the next 'desktop-recorder sync'" in (
-        err), err
+    assert proc.wait(60) == 130
+    with contextlib.suppress(OSError):  # the terminal is closed once the process is gone
+        while chunk := os.read(master, 4096):
+            screen += chunk
+    os.close(master)
+    err = screen.decode()
+    assert "Stopped: an interrupted recording not finished yet stays as it was, audio and all; the next " in err, err
     assert "Traceback" not in err, err
     (listed,) = json.loads(run_cli("list", "--json", env=env).stdout)
     assert listed["id"] == rid and listed["interrupted"]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -214,11 +218,15 @@ def test_a_tray_that_goes_away_gives_the_controls_back_to_the_window(make_app, m
     tray = app.tray
     assert tray is not None and app.window is None and not window.isVisible()
     app.controller.sync_changed.emit("offline", "PostHog is unreachable")  # told to both while hidden
+    app.controller.notice.emit("warning", "Recovered an interrupted recording (30 s).")  # a balloon
 
     tray_here[0] = False
     app._follow_tray()
+    assert app.window is None  # one check: a panel's quick restart shows nothing
+    app._follow_tray()
     assert app.window is window and window.isVisible() and app.tray is tray  # Qt docks it again later
     assert "PostHog is unreachable" in window.status_label.text()
+    assert window.notice_label.text() == ""  # the balloon's words are not shown again
     app.controller.notice.emit("error", "The microphone was unplugged")  # its balloon went nowhere
     app._follow_tray()
     assert app.window is window and window.isVisible()  # nothing moves while there is no tray
@@ -228,7 +236,50 @@ def test_a_tray_that_goes_away_gives_the_controls_back_to_the_window(make_app, m
     app._follow_tray()
     assert app.window is None and not window.isVisible() and app.tray is tray
     assert told == [("warning", "The microphone was unplugged")]
+    tray_here[0] = False  # the panel restarts again: what was told is not told a third time
+    app._follow_tray()
+    app._follow_tray()
+    tray_here[0] = True
+    app._follow_tray()
+    assert app.window is None and told == [("warning", "The microphone was unplugged")]
+
+    app._quitting = True  # a logout ends the panel too: no window while the recording finishes
+    tray_here[0] = False
+    app._follow_tray()
+    app._follow_tray()
+    assert app.window is None
     tray.hide()
+
+
+HOLD_WATCHER = ("from PySide6.QtCore import QCoreApplication; from PySide6.QtDBus import QDBusConnection; import sys; "
+                "app = QCoreApplication([]); "
+                "print(QDBusConnection.sessionBus().registerService(sys.argv[1]), flush=True); sys.stdin.read()")
+ASK = """
+import subprocess, sys
+from PySide6.QtCore import QCoreApplication
+from ui.app import STATUS_NOTIFIER_WATCHER, dbus_tray
+app = QCoreApplication([])
+before = dbus_tray()
+holder = subprocess.Popen([sys.executable, "-c", sys.argv[1], STATUS_NOTIFIER_WATCHER], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True)
+registered = holder.stdout.readline().strip()
+print(f"before={before} registered={registered} after={dbus_tray()}")
+holder.stdin.close()
+holder.wait(10)
+"""
+
+
+def test_a_dbus_tray_is_told_apart_from_an_xembed_one():
+    """Asking Qt whether a D-Bus tray exists opens a bus connection each time: only an XEmbed
+    tray is watched. On a private session bus, without and with a StatusNotifier watcher."""
+    root = Path(__file__).parent.parent
+    result = subprocess.run(["dbus-run-session", "--", sys.executable, "-c", ASK, HOLD_WATCHER], capture_output=True,
+                            text=True, timeout=60, cwd=root)
+    assert "before=False registered=True after=True" in result.stdout, result.stdout + result.stderr
+    no_bus = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    outside = subprocess.run([sys.executable, "-c", "from ui.app import dbus_tray; print(dbus_tray())"],
+                             capture_output=True, text=True, timeout=60, cwd=root, env=no_bus)
+    assert outside.stdout.strip() == "False", outside.stderr
 
 
 @pytest.mark.slow

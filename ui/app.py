@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QTimer
+from PySide6.QtDBus import QDBusConnection
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QSystemTrayIcon, QWidget
 
@@ -26,6 +27,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAY_POLL_MS = 2000
+TRAY_MISSED_CHECKS = 2
+STATUS_NOTIFIER_WATCHER = "org.kde.StatusNotifierWatcher"
+
+
+def dbus_tray() -> bool:
+    """Whether Qt shows the tray icon over D-Bus (StatusNotifier): it does when a watcher is there
+    at start. Qt then registers the icon again itself when a panel restarts, and each question
+    whether a tray exists would open a new bus connection."""
+    bus = QDBusConnection.sessionBus()
+    return bus.isConnected() and bool(bus.interface().isServiceRegistered(STATUS_NOTIFIER_WATCHER).value())
 
 
 def ask_quit_while_recording(parent: QWidget | None) -> bool:
@@ -65,13 +76,15 @@ class DesktopApp:
         self._retired_window: ControlWindow | None = None  # hidden, not deleted: back if the tray goes
         self._tray_watch = QTimer(self.live, interval=TRAY_POLL_MS)  # owned by a window: ends on the GUI thread
         self._tray_watch.timeout.connect(self._follow_tray)
-        if QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray:
+        tray_at_start = QSystemTrayIcon.isSystemTrayAvailable() and not force_no_tray
+        if tray_at_start:
             self._show_tray()
         else:
             log.warning("no system tray here: showing the control window instead")
             self._show_window()
-        if not force_no_tray and QGuiApplication.platformName() == "xcb":
-            self._tray_watch.start()
+        self._tray_missed = 0  # checks in a row that found no tray while it showed the icon
+        if not force_no_tray and QGuiApplication.platformName() == "xcb" and not (tray_at_start and dbus_tray()):
+            self._tray_watch.start()  # an XEmbed tray: asking costs an X round trip
         a = self.actions
         a.record.triggered.connect(self.live.toggle_recording)
         a.show_live.triggered.connect(self.show_live)
@@ -103,13 +116,15 @@ class DesktopApp:
 
     def _follow_tray(self) -> None:
         # A modal box (quit while recording?) may be the window's child: asked again after it.
-        if QApplication.activeModalWidget() is not None:
+        # Quitting (a logout ends the panel too): no window pops up while the recording finishes.
+        if QApplication.activeModalWidget() is not None or self._quitting:
             return
         available = QSystemTrayIcon.isSystemTrayAvailable()
+        self._tray_missed = 0 if available else self._tray_missed + 1
         if available and self.window is not None:
             log.info("a system tray is here: the controls move there from the control window")
             self._adopt_tray(self.window)
-        elif not available and self.window is None:
+        elif self._tray_missed >= TRAY_MISSED_CHECKS and self.window is None:  # not a panel's quick restart
             log.warning("the system tray went away: showing the control window until it is back")
             self._show_window()  # the tray icon stays: Qt docks it again when a tray comes back
 
@@ -121,6 +136,7 @@ class DesktopApp:
             tray.refresh()
         if window.notice_label.text():  # a problem it was showing (maybe told while no tray was there)
             tray.notify("warning", window.notice_label.text())
+            window.notice_label.clear()  # told: not again at the next panel restart
         window.hide()  # not closed (that means quitting) nor deleted (its connections stay harmless)
         self.window, self._retired_window = None, window
 

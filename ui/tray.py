@@ -161,7 +161,7 @@ class ControlWindow(QWidget):
         self.refresh()
 
     def _on_notice(self, level: str, message: str) -> None:
-        if level != "info":
+        if level != "info" and self.isVisible():  # hidden, the tray told it
             self.notice_label.setText(message)
 
     def refresh(self, *_: object) -> None:

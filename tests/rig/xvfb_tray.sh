@@ -2,7 +2,7 @@
 # Run a command on a virtual X screen with a real XEmbed system tray (trayer).
 #   bash tests/rig/xvfb_tray.sh -- CMD ARGS...      (DISPLAY and QT_QPA_PLATFORM=xcb are set for CMD)
 #   bash tests/rig/xvfb_tray.sh --late-tray -- CMD  (no tray yet: CMD starts one with $XVFB_TRAY_START)
-# CMD can end the first tray (a panel that quits) with $XVFB_TRAY_STOP.
+# CMD can end the tray started before it (a panel that quits) with $XVFB_TRAY_STOP (not with --late-tray).
 # Needs: xvfb trayer x11-utils, and Qt's xcb dependencies (scripts/_setup.sh installs them).
 set -euo pipefail
 MODE=now
@@ -59,6 +59,6 @@ cleanup() { [ -z "$TRAYER" ] || kill "$TRAYER" 2>/dev/null || true; kill "$XVFB"
 trap cleanup EXIT
 for _ in $(seq 1 50); do xdpyinfo >/dev/null 2>&1 && break; sleep 0.1; done
 [ $MODE = late ] || start_tray
-export XVFB_TRAY_STOP="kill ${TRAYER:-0}"
+[ -z "$TRAYER" ] || export XVFB_TRAY_STOP="kill $TRAYER"  # the first tray only
 export QT_QPA_PLATFORM=xcb XVFB_TRAY_START="bash $(cd "$(dirname "$0")" && pwd)/$(basename "$0") --start-tray"
 "$@"
