@@ -51,7 +51,7 @@ class StatusText(QObject):
         controller.recovery_progress.connect(self._on_recovery)
 
     def take_over(self, other: StatusText) -> None:
-        """What ``other`` (the control window's) was told, for a tray that came later."""
+        """What ``other`` (the other front end's) was told, for a tray or window that came later."""
         self.sync_kind, self.sync_text, self.elapsed_s = other.sync_kind, other.sync_text, other.elapsed_s
         self.download, self.finishing, self.recovering = other.download, other.finishing, other.recovering
 
