@@ -52,6 +52,17 @@ def on_the_rig(app_home, steps: str, *rig_args: str) -> subprocess.CompletedProc
                           env=cli_env(app_home, None), capture_output=True, text=True, timeout=150)
 
 
+def a_tray_comes(*, seen_as: str) -> list[str]:
+    """Steps: a tray starts, then the icon is in it and the control window hidden (seen as ``seen_as``)."""
+    return ['seen["tray"] = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0',
+            f'seen["{seen_as}"] = within(30, lambda: embedded() and not window_viewable())']
+
+
+def saw(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert expected in result.stdout, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 @pytest.mark.slow
 @pytest.mark.audio
 def test_tray_icon_is_embedded_in_a_real_tray_and_sigterm_quits_cleanly(audio_rig, app_home):
@@ -61,12 +72,9 @@ def test_tray_icon_is_embedded_in_a_real_tray_and_sigterm_quits_cleanly(audio_ri
         'seen["window"] = window_viewable()',
         'subprocess.run(os.environ["XVFB_TRAY_STOP"], shell=True)',
         'seen["gone"] = within(30, window_viewable)',
-        'seen["tray"] = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0',
-        'seen["back"] = within(30, lambda: embedded() and not window_viewable())',
+        *a_tray_comes(seen_as="back"),
     ]))
-    assert "embedded=True window=False gone=True tray=True back=True alive=True exit=0" in result.stdout, (
-        result.stdout + result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
+    saw(result, "embedded=True window=False gone=True tray=True back=True alive=True exit=0")
 
 
 @pytest.mark.slow
@@ -75,8 +83,6 @@ def test_a_tray_that_appears_after_the_app_gets_its_controls(audio_rig, app_home
     """Started at login before the panel: the control window first, then the tray icon in its place."""
     result = on_the_rig(app_home, "\n".join([
         'seen["shown"] = within(30, window_viewable)',
-        'seen["tray"] = subprocess.run(os.environ["XVFB_TRAY_START"], shell=True).returncode == 0',
-        'seen["moved"] = within(30, lambda: embedded() and not window_viewable())',
+        *a_tray_comes(seen_as="moved"),
     ]), "--late-tray")
-    assert "shown=True tray=True moved=True alive=True exit=0" in result.stdout, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
+    saw(result, "shown=True tray=True moved=True alive=True exit=0")
