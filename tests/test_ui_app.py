@@ -91,7 +91,7 @@ def test_changing_the_model_settings_reloads_the_model_and_shows_download_progre
     assert app.controller.state == "loading" and not app.actions.record.isEnabled()
     qtbot.waitUntil(lambda: app.controller.state == "idle", timeout=30_000)
     assert loads == ["en", "auto"]
-    assert any("Downloading the speech model… 25 %" in t for t in texts), texts
+    assert any("Downloading the speech model… 25%" in t for t in texts), texts
 
 
 def test_saving_the_same_settings_after_a_failed_model_load_tries_again(make_app, qtbot):
@@ -542,10 +542,10 @@ def test_an_interrupted_recording_is_recovered_with_its_unfinished_speech_once_t
     assert wer(JFK_TEXT, " ".join(s.text for s in ctx.store.segments(rid))) <= 0.1
     qtbot.waitUntil(lambda: any("Recovered an interrupted recording" in n for n in notices), timeout=5_000)
     assert any("Transcribing the end of an interrupted recording" in n for n in notices)  # said while it worked
-    how_far = [re.search(r"interrupted recording… (\d+) %", text) for text in shown]
+    how_far = [re.search(r"interrupted recording… (\d+)%", text) for text in shown]
     assert len(shown) >= 2 and all(how_far[:-1]) and how_far[-1] is None, shown  # how far, then gone
     done = [int(m[1]) for m in how_far[:-1]]
-    assert done == sorted(done) and done[-1] < 100, shown  # never "100 %" while it still works
+    assert done == sorted(done) and done[-1] < 100, shown  # never "100%" while it still works
 
 
 def test_settings_open_once_and_the_default_platform_applies_at_once(make_app, qtbot):

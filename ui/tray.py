@@ -6,7 +6,7 @@ from PySide6.QtCore import QObject, SignalInstance
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QMenu, QPushButton, QSystemTrayIcon, QVBoxLayout, QWidget
 
-from transcription.formats import clock
+from transcription.formats import clock, percent
 from ui.actions import AppActions
 from ui.controller import RecorderController
 from ui.icons import app_icon, tray_icon
@@ -82,12 +82,12 @@ class StatusText(QObject):
         loading = "Loading the speech model…"
         if self.download:
             done, total = self.download
-            loading = f"Downloading the speech model… {100 * done // max(total, 1)} % of {total / 1e6:.0f} MB"
+            loading = f"Downloading the speech model… {percent(done / max(total, 1))} of {total / 1e6:.0f} MB"
         head = {"recording": f"Recording {clock(self.elapsed_s * 1000)}",
                 "finishing": f"Finishing the recording… {self.finishing}".strip(),
                 "starting": "Starting the recording…",
                 "loading": loading, "error": "Cannot record"}.get(state, "Idle")
-        recovering = (f"Transcribing the end of an interrupted recording… {int(100 * self.recovering)} %"
+        recovering = (f"Transcribing the end of an interrupted recording… {percent(self.recovering)}"
                       if self.recovering is not None else "")
         return "\n".join(line for line in (f"Desktop Recorder — {head}", recovering, self.sync_text) if line)
 
