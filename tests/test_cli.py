@@ -224,7 +224,9 @@ def test_list_and_export_tell_an_interrupted_recording_from_a_running_one(app_ho
         assert (listed[killed]["status"], listed[killed]["interrupted"]) == ("recording", True)
         assert (listed[running]["status"], listed[running]["interrupted"]) == ("recording", False)
         text = run_cli("list", env=env)
-        shown = {line.split()[0]: line.split()[2] for line in text.stdout.splitlines()}
+        header, *lines = text.stdout.splitlines()
+        assert header.split()[:3] == ["ID", "STARTED", "(UTC)"], text.stdout
+        shown = {line.split()[0]: line.split()[2] for line in lines}
         assert shown == {killed: "interrupted", running: "recording"}, text.stdout
         assert "'desktop-recorder sync' finishes it" in text.stderr
         assert "'desktop-recorder sync' finishes it" in run_cli("export", killed, env=env).stderr
