@@ -82,8 +82,8 @@ def _recover(ctx: AppContext, model: Callable[[], Transcriber | None]) -> None:
         recovered = recover_interrupted(ctx.store, ctx.paths.data_dir, model, progress=bars.update)
     except KeyboardInterrupt:
         bars.close()  # before the words below
-        say("Stopped: an interrupted recording not finished yet stays as it was, audio and all; the next "
-            "'desktop-recorder sync' (or the app) finishes it.")
+        say("Stopped: an interrupted recording is not finished yet. Its audio and the lines transcribed so far "
+            "are kept; the next 'desktop-recorder sync' (or the app) goes on from there.")
         raise
     finally:
         bars.close()

@@ -20,6 +20,7 @@ from transcription.guards import is_hallucination
 from transcription.model import confidence
 from transcription.types import (
     SAMPLE_RATE_HZ,
+    AsrSegment,
     FinalSegment,
     PassProgress,
     Samples,
@@ -98,43 +99,46 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
 def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording,
                     names: dict[Source, str] | None = None, progress: PassProgress | None = None) -> int:
     """Add the lines of each source's speech after its last line (the mic's echo of the system
-    audio left out, as live); returns how many were added. ``names``: each source's speaker (else
-    as its lines name it); ``progress``: hears the share of that audio transcribed. Raises
-    CannotRefine when the audio cannot be read."""
+    audio left out, as live); returns how many were added. Each line is stored as soon as it is
+    decoded, so a pass stopped or killed halfway keeps what it did: the next one starts after
+    it. ``names``: each source's speaker (else as its lines name it); ``progress``: hears the
+    share of that audio transcribed. Raises CannotRefine when the audio cannot be read."""
     tracks = read_tracks(Path(str(rec.audio_path)))
     names = names or speaker_names(store, rec.id)
     rests: dict[Source, tuple[float, Samples]] = {}
-    for source, audio in tracks.items():
+    for source in ("system", "mic"):  # the system side first: a mic line is judged against it
         # Before the settled time every line is stored (speech dropped there was dropped live, and
         # a line from there would be appended after later ones already on the server).
         after_ms = max(store.decided_until_ms(rec.id, source), rec.settled_ms or 0.0)
-        rest = audio[int(after_ms * SAMPLE_RATE_HZ / 1000):]
+        rest = tracks[source][int(after_ms * SAMPLE_RATE_HZ / 1000):]
         if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest):
             rests[source] = after_ms, rest
-    tail: dict[Source, list[FinalSegment]] = {source: [] for source in tracks}
-    parts = progress_in_turn(progress, [len(rest) for _after, rest in rests.values()])
-    for (source, (after_ms, rest)), part in zip(rests.items(), parts, strict=True):
-        # the live guards too: the fading end of the last line's word came out as "Thank you."
-        tail[source] = [FinalSegment(source, round(after_ms + seg.start_s * 1000, 1),
-                                     round(after_ms + seg.end_s * 1000, 1), seg.text, confidence(seg.avg_logprob))
-                        for seg in model.transcribe_file(rest, progress=part) if not is_hallucination(seg)]
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in store.segments(rec.id):
         if seg.source == "system":
             gate.add_system(FinalSegment("system", seg.timestamp_ms, seg.end_ms, seg.text, seg.confidence))
-    for line in tail["system"]:
-        gate.add_system(line)
     added = 0
-    for line in sorted(tail["system"] + tail["mic"], key=lambda s: s.start_ms):
-        verdict = gate.judge(line) if line.source == "mic" else None
-        if verdict is not None and verdict.echo:
+
+    def keep(source: Source, after_ms: float, seg: AsrSegment) -> None:
+        nonlocal added
+        if is_hallucination(seg):  # the live guards too: a last word's fading end came out as "Thank you."
+            return
+        line = FinalSegment(source, round(after_ms + seg.start_s * 1000, 1), round(after_ms + seg.end_s * 1000, 1),
+                            seg.text, confidence(seg.avg_logprob))
+        if source == "system":
+            gate.add_system(line)
+        elif (verdict := gate.judge(line)).echo:
             store.add_echo_segment(rec.id, start_ms=line.start_ms, end_ms=line.end_ms, text=line.text,
                                    speaker=names["mic"], confidence=line.confidence,
                                    audio_share=verdict.audio_share, text_share=verdict.text_share)
-            continue
-        store.add_segment(rec.id, start_ms=line.start_ms, end_ms=line.end_ms, source=line.source,
-                          speaker=names[line.source], text=line.text, confidence=line.confidence)
+            return
+        store.add_segment(rec.id, start_ms=line.start_ms, end_ms=line.end_ms, source=source,
+                          speaker=names[source], text=line.text, confidence=line.confidence)
         added += 1
+
+    parts = progress_in_turn(progress, [len(rest) for _after, rest in rests.values()])
+    for (source, (after_ms, rest)), part in zip(rests.items(), parts, strict=True):
+        model.transcribe_file(rest, progress=part, on_segment=functools.partial(keep, source, after_ms))
     return added
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -546,7 +547,8 @@ def test_a_signal_at_any_point_of_the_main_threads_wait_is_answered(when):
 
 @pytest.mark.slow
 def test_ctrl_c_while_sync_transcribes_an_interrupted_recording_says_what_happens_next(app_home):
-    """It ended with exit 130 and not a word; the next sync goes on, with nothing lost or twice."""
+    """It ended with exit 130 and not a word; the lines transcribed before it are kept, and the
+    next sync goes on after them, with nothing lost or twice."""
     import numpy as np
     from faster_whisper.audio import decode_audio
 
@@ -569,7 +571,8 @@ def test_ctrl_c_while_sync_transcribes_an_interrupted_recording_says_what_happen
     proc = subprocess.Popen([sys.executable, "-m", "desktop_recorder", "sync"], env=env, stderr=slave)
     os.close(slave)
     screen = b""
-    while b"Transcribing the end of" not in screen:
+    # 10 % shown: the first lines are decoded (JFK, 6 % of it, ends before the first pause).
+    while not any(int(done) >= 10 for done in re.findall(rb"Transcribing the end of \w+: +(\d+)%", screen)):
         chunk = os.read(master, 4096)
         assert chunk, screen
         screen += chunk
@@ -580,13 +583,18 @@ def test_ctrl_c_while_sync_transcribes_an_interrupted_recording_says_what_happen
             screen += chunk
     os.close(master)
     err = screen.decode()
-    assert "Stopped: an interrupted recording not finished yet stays as it was, audio and all; the next " in err, err
+    assert "Stopped: an interrupted recording is not finished yet. Its audio and the lines transcribed so far are " \
+           "kept; the next 'desktop-recorder sync' (or the app) goes on from there." in err, err
     assert "Traceback" not in err, err
     (listed,) = json.loads(run_cli("list", "--json", env=env).stdout)
     assert listed["id"] == rid and listed["interrupted"]
+    kept = json.loads(run_cli("export", rid, "--format", "json", env=env).stdout)["segments"]
+    assert kept, screen.decode()  # what was decoded before the stop
 
     again = run_cli("sync", env=env)
     assert "Recovered an interrupted recording" in again.stderr and "Traceback" not in again.stderr, again.stderr
-    exported = json.loads(run_cli("export", rid, "--format", "json", env=env).stdout)
-    text = " ".join(segment["text"] for segment in exported["segments"])
+    segments = json.loads(run_cli("export", rid, "--format", "json", env=env).stdout)["segments"]
+    assert segments[:len(kept)] == kept  # as they were, and the rest after them, none twice:
+    assert all(later["start_ms"] >= earlier["end_ms"] for earlier, later in itertools.pairwise(segments)), segments
+    text = " ".join(segment["text"] for segment in segments)
     assert wer(" ".join([f"{JFK_TEXT} {LEFT_TEXT} {RIGHT_TEXT}"] * 8), text) <= 0.1, text

@@ -9,7 +9,7 @@ import os
 import platform
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -225,8 +225,8 @@ class WhisperTranscriber:
         return [replace(seg, avg_logprob=seg.avg_logprob * scale) if i in window else seg
                 for i, seg in enumerate(result)]
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
-                        progress: PassProgress | None = None) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True, progress: PassProgress | None = None,
+                        on_segment: Callable[[AsrSegment], None] | None = None) -> list[AsrSegment]:
         """Offline: the whole recording at once, skipping silences with VAD; ``progress`` hears
         the share of the speech decoded after each segment (decoding time follows it).
 
@@ -261,7 +261,11 @@ class WhisperTranscriber:
         if progress is not None:
             segments = _reporting(segments, at / SAMPLE_RATE_HZ, progress)
         chunks = [{"start": start, "end": end} for start, end in spans]
-        result = [_segment(s) for s in restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ)]
+        result = []
+        for decoded in restore_speech_timestamps(segments, chunks, SAMPLE_RATE_HZ):
+            result.append(_segment(decoded))
+            if on_segment is not None:
+                on_segment(result[-1])
         if progress is not None:
             progress(1.0)
         return result

@@ -63,12 +63,13 @@ class Transcriber(Protocol):
         already known to say); the segments returned include it."""
         ...
 
-    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True,
-                        progress: PassProgress | None = None) -> list[AsrSegment]:
+    def transcribe_file(self, audio: Samples, *, word_timestamps: bool = True, progress: PassProgress | None = None,
+                        on_segment: Callable[[AsrSegment], None] | None = None) -> list[AsrSegment]:
         """A whole recording in one pass (beam search, silences skipped): the post-meeting pass.
         ``audio`` may be 16-bit, as the recording's file holds it. Segment times come from word
         times unless ``word_timestamps`` is off. ``progress`` hears the share of its speech
-        decoded as the pass goes (an hour takes minutes), and 1 at the end."""
+        decoded as the pass goes (an hour takes minutes), and 1 at the end; ``on_segment`` each
+        segment as soon as it is decoded (to keep it before the pass ends, or is killed)."""
         ...
 
 
