@@ -13,7 +13,7 @@ import soundfile as sf
 from filelock import Timeout
 
 from desktop_recorder.refine import CannotRefine, read_tracks, speaker_names
-from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store, recording_lock
+from desktop_recorder.store import LIVE_STATUSES, LocalRecording, Store, recording_lock, time_after
 from recorder.wavfile import repair_wav
 from transcription.echo import EchoConfig, EchoGate
 from transcription.guards import is_hallucination
@@ -87,11 +87,15 @@ def _recover(store: Store, rec: LocalRecording, model: Callable[[], Transcriber 
         duration = max(s.end_ms for s in segments) / 1000
     rec = store.get_recording(rec.id)  # a title or participants edited meanwhile are kept
     names = rec.participants or list(dict.fromkeys(s.speaker for s in segments if s.speaker))
+    # It ended when its audio did (not now: `sync` may run days later).
+    ended = time_after(rec.started_at, duration or 0)
     if duration is None:
         store.finish_recording(rec.id, status="error", duration_s=0, title=rec.title, participants=names,
-                               error_message="The recorder stopped unexpectedly and no audio was saved.")
+                               error_message="The recorder stopped unexpectedly and no audio was saved.",
+                               completed_at=ended)
     else:
-        store.finish_recording(rec.id, status="ready", duration_s=duration, title=rec.title, participants=names)
+        store.finish_recording(rec.id, status="ready", duration_s=duration, title=rec.title, participants=names,
+                               completed_at=ended)
     log.warning("recovered interrupted recording %s (%.1f s of audio)", rec.id, duration or 0)
     return store.get_recording(rec.id)
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from pathlib import Path
@@ -110,7 +110,17 @@ TIMESTAMP_NUDGE_MS = 0.001
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _iso(datetime.now(UTC))
+
+
+def time_after(moment: str, seconds: float) -> str | None:
+    """``seconds`` after the stored time ``moment`` (None if it cannot be read)."""
+    parsed = _parse_time(moment)
+    return None if parsed is None else _iso(parsed + timedelta(seconds=seconds))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -289,14 +299,17 @@ class Store:
         (see ``set_settled``); None sends lines as they are stored. ``recording_id``: one chosen
         (and locked) by the caller, else a new one."""
         rid = recording_id or new_recording_id()
+        started = utc_now()
         with self._tx() as db:
             db.execute(
                 "INSERT INTO recordings (id, platform, title, status, started_at, participants, audio_path,"
                 " owner_pid, settled_ms) VALUES (?, ?, ?, 'recording', ?, ?, ?, ?, ?)",
-                (rid, platform, title, utc_now(), json.dumps(participants), audio_path, os.getpid(), settled_ms),
+                (rid, platform, title, started, json.dumps(participants), audio_path, os.getpid(), settled_ms),
             )
             db.execute("INSERT INTO outbox (recording_id, op) VALUES (?, 'create')", (rid,))
-            first_patch: dict[str, Any] = {"participants": participants}
+            # The create takes only the platform, and the server starts it when the create arrives:
+            # for a recording made offline and synced later, that is the time of the sync.
+            first_patch: dict[str, Any] = {"participants": participants, "started_at": started}
             if title:
                 first_patch["meeting_title"] = title
             self._enqueue_patch(db, rid, first_patch)
@@ -323,9 +336,11 @@ class Store:
         title: str | None,
         participants: list[str],
         error_message: str | None = None,
+        completed_at: str | None = None,
     ) -> None:
-        """Mark the recording done locally and enqueue the finalising PATCH (after every segment)."""
-        completed = utc_now()
+        """Mark the recording done locally and enqueue the finalising PATCH (after every segment).
+        ``completed_at``: when it ended, if not now (a recording finished after its recorder died)."""
+        completed = completed_at or utc_now()
         with self._tx() as db:
             db.execute(
                 "UPDATE recordings SET status = ?, duration_s = ?, completed_at = ?, title = ?,"

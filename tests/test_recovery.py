@@ -4,6 +4,7 @@ model, real speech, real SQLite), the mic's echo of the system audio left out as
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,9 @@ def test_without_a_model_the_recording_is_still_finalised(tmp_path, store):
     recovered = recover_interrupted(store, tmp_path / "data", lambda: None)
     assert recovered[0].status == "ready" and round(recovered[0].duration_s or 0) == 11
     assert store.segments(rid) == []
+    # it ended when its audio did, not when it was recovered (`sync` may run days later)
+    started, ended = (datetime.fromisoformat(t) for t in (recovered[0].started_at, recovered[0].completed_at))
+    assert abs((ended - started).total_seconds() - recovered[0].duration_s) < 0.002
 
 
 def test_two_recoveries_at_once_add_the_tail_once(tmp_path, store, model):

@@ -41,7 +41,8 @@ def test_create_enqueues_create_then_title_patch_and_finish_patch_waits_for_segm
     store.finish_recording(rid, status="ready", duration_s=61.6, title="Standup", participants=["A", "B"])
     ops = store.pending_ops(rid)
     assert [o.op for o in ops] == ["create", "patch", "patch"]
-    assert ops[1].payload == {"participants": ["A"], "meeting_title": "Standup"}
+    started = store.get_recording(rid).started_at  # the server's own start is when the create arrives
+    assert ops[1].payload == {"participants": ["A"], "meeting_title": "Standup", "started_at": started}
     final = ops[2]
     assert final.payload["status"] == "ready" and final.payload["duration_seconds"] == 62
     assert final.payload["participants"] == ["A", "B"] and final.payload["completed_at"].endswith("Z")

@@ -619,6 +619,19 @@ def test_finished_recording_is_created_appended_in_batches_then_finalised(server
     assert store.pending_ops(rid) == [] and store.unsynced_segments(rid, 100) == []
 
 
+def test_a_recording_synced_after_the_meeting_keeps_when_it_started_and_ended(server, store, worker_for):
+    """The create takes only the platform, and the server starts a recording when the create
+    arrives: made offline and synced later, it started after it ended."""
+    rid = new_recording(store)
+    add_segments(store, rid, 3)
+    finish(store, rid)
+    time.sleep(0.05)  # the sync comes later (days, for a laptop offline all week)
+    assert worker_for().drain(5)
+    local, remote = store.get_recording(rid), only_recording(server)
+    assert (remote["started_at"], remote["completed_at"]) == (local.started_at, local.completed_at)
+    assert local.started_at < local.completed_at
+
+
 def test_mic_and_system_segments_starting_together_all_reach_the_server(server, store, worker_for):
     rid = new_recording(store)
     for source in ("mic", "system", "mic"):
