@@ -270,11 +270,11 @@ def cmd_list(ctx: AppContext, args: argparse.Namespace) -> int:
         print("No recordings yet. Start one with: desktop-recorder record")
     else:
         print(f"{'ID':<36}  {'STARTED (UTC)':<24}  {'STATUS':<11} {'SYNC':<17} {'DURATION':>9}  {'SEGMENTS':>8}  "
-              "SERVER ID  TITLE")
+              f"{'SERVER ID':<36}  TITLE")
     for r in rows:
         print(f"{r['id']}  {r['started_at']}  {'interrupted' if r['interrupted'] else r['status']:<11} "
               f"{r['sync_state']:<17} {r['duration_seconds'] or 0:7.1f} s  {r['segments']:4d} seg  "
-              f"{r['server_id'] or '(not on server)'}  {r['title'] or ''}")
+              f"{r['server_id'] or '(not on server)':<36}  {r['title'] or ''}")
     if any(r["interrupted"] for r in rows):
         say(INTERRUPTED)
     return 0

@@ -8,6 +8,7 @@ filled with demo recordings; the live window is fed demo lines through the contr
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -124,4 +125,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", type=Path, default=Path("docs/screenshots"), help="folder for the PNGs")
+    main(parser.parse_args().out)
