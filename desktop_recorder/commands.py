@@ -528,7 +528,10 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
     try:
         client = ctx.make_client()
     except SyncNotConfigured as exc:
-        print(f"[off] sync: {exc}")
+        if ctx.settings.host:  # asked for, and it cannot work (a bad host or project, no key)
+            check("sync", False, str(exc))
+        else:
+            print(f"[off] sync: {exc}")
         return 0 if ok else 1
     check("server", *_server_check(client))
     return 0 if ok else 1

@@ -110,6 +110,9 @@ def test_plain_http_hosts_are_refused_except_localhost(app_home):
     env.update(POSTHOG_HOST="http://posthog.example.com", POSTHOG_PERSONAL_API_KEY="phx_x")
     result = run_cli("sync", env=env)
     assert "must be an https:// URL" in result.stderr
+    doctor = run_cli("doctor", env=env)  # sync is asked for and cannot work: a failure, not "off"
+    assert doctor.returncode == 1 and "[FAIL] sync: PostHog sync is off: " in doctor.stdout, doctor.stdout
+    assert "must be an https:// URL" in doctor.stdout
 
 
 def test_list_and_sync_with_nothing_recorded(app_home, server):
