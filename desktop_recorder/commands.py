@@ -457,7 +457,7 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     save_settings(ctx.paths, settings)
     if settings.host:
         try:
-            outcome = _keep_api_key(validate_host(settings.host), key)
+            outcome = _keep_api_key(validate_host(settings.host), key, ctx.paths.settings_file)
         except InvalidHost as exc:
             say(f"error: {exc}")
             return 2
@@ -467,8 +467,9 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def _keep_api_key(host: str, key: str | None) -> int:
-    """Store ``key`` for ``host``, asking for it on a terminal when none was given; 0 or an exit code."""
+def _keep_api_key(host: str, key: str | None, settings_file: Path) -> int:
+    """Store ``key`` for ``host``, asking for it on a terminal when none was given; 0 or an exit
+    code. The other settings are in ``settings_file`` by then."""
     if key is None and sys.stdin.isatty():
         held = has_api_key(host)  # None: the keyring cannot tell
         key = getpass.getpass(f"Personal API key (Enter {'keeps the current one' if held else 'skips'}): ").strip()
@@ -480,7 +481,7 @@ def _keep_api_key(host: str, key: str | None) -> int:
     try:
         set_api_key(host, key)  # where sync looks it up
     except SecretStoreUnavailable as exc:
-        say(f"error: {exc}")
+        say(f"error: {exc} The other settings were saved to {settings_file}; the key was not.")
         return 1
     say("API key stored in the OS keyring.")
     return 0

@@ -408,6 +408,18 @@ def test_an_empty_key_on_stdin_is_refused_and_nothing_is_saved(app_home):
     assert not (app_home / "config" / "settings.json").exists()
 
 
+def test_a_key_that_no_keyring_can_keep_says_what_was_saved_and_what_was_not(app_home):
+    env = {**cli_env(app_home, None), "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    result = subprocess.run([sys.executable, "-m", "desktop_recorder", "configure", "--host", "https://eu.posthog.com",
+                             "--project", "2", "--api-key-stdin"], env=env, input="phx_key\n", capture_output=True,
+                            text=True, timeout=60)
+    settings = app_home / "config" / "settings.json"
+    assert result.returncode == 1 and "No OS keyring is available" in result.stderr, result.stderr
+    assert f"The other settings were saved to {settings}; the key was not." in result.stderr, result.stderr
+    saved = json.loads(settings.read_text())
+    assert (saved["host"], saved["project_id"]) == ("https://eu.posthog.com", "2") and "phx_key" not in str(saved)
+
+
 def test_a_key_with_no_host_to_keep_it_for_is_refused(app_home):
     result = subprocess.run([sys.executable, "-m", "desktop_recorder", "configure", "--api-key-stdin"],
                             env=cli_env(app_home, None), input="phx_key\n", capture_output=True, text=True, timeout=60)
