@@ -124,27 +124,28 @@ def cmd_record(ctx: AppContext, args: argparse.Namespace) -> int:
     )
     stop = StopSignal()
     stop.install()
-    try:
-        recording = session.start()
-    except (NoAudioDevice, CaptureError) as exc:
-        say(f"error: {exc}")
-        return 2
-    except (OSError, sqlite3.Error) as exc:  # a full disk: the audio file or the recording cannot be made
-        say(f"error: cannot start the recording: {exc}")
-        return 2
-    if worker:
-        worker.start()
-    say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")
-    stop.wait(args.duration)
-    live.message(f"Stopping ({stop.reason}); transcribing the rest…")
-    try:
-        recording = session.stop()
-    except sqlite3.OperationalError as exc:  # a disk still full: what was saved is kept
+    with live.logging_here():  # a warning meanwhile must not land on the partial text
+        try:
+            recording = session.start()
+        except (NoAudioDevice, CaptureError) as exc:
+            say(f"error: {exc}")
+            return 2
+        except (OSError, sqlite3.Error) as exc:  # a full disk: the audio file or the recording cannot be made
+            say(f"error: cannot start the recording: {exc}")
+            return 2
+        if worker:
+            worker.start()
+        say(f"Recording {recording.id}{f' ({args.duration:g} s)' if args.duration else ''}. Ctrl-C to stop.")
+        stop.wait(args.duration)
+        live.message(f"Stopping ({stop.reason}); transcribing the rest…")
+        try:
+            recording = session.stop()
+        except sqlite3.OperationalError as exc:  # a disk still full: what was saved is kept
+            live.close()
+            say(f"error: cannot finish the recording ({exc}). Free some disk space and run "
+                "'desktop-recorder sync': it finishes the recording from what was saved.")
+            return 1
         live.close()
-        say(f"error: cannot finish the recording ({exc}). Free some disk space and run "
-            "'desktop-recorder sync': it finishes the recording from what was saved.")
-        return 1
-    live.close()
     say(f"Recorded {recording.duration_s or 0:.1f} s, {len(ctx.store.segments(recording.id))} segments; "
         f"audio in {recording.audio_path}.")
     if args.refine:

@@ -14,6 +14,7 @@ from api.errors import InvalidHost
 from desktop_recorder.config import AppPaths, Settings, load_settings
 from desktop_recorder.secrets import ENV_KEY, get_api_key
 from desktop_recorder.store import Store
+from desktop_recorder.terminal import CONSOLE_LOG
 from transcription.download import Progress, prepare_model
 from transcription.model import WhisperTranscriber
 
@@ -121,6 +122,7 @@ def setup_logging(paths: AppPaths, *, verbose: bool = False) -> None:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
     console = logging.StreamHandler(sys.stderr)
+    console.set_name(CONSOLE_LOG)  # the live transcript says its lines while it shows partial text
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.addHandler(console)

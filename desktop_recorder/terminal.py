@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
+CONSOLE_LOG = "console"  # the name of the log handler writing to the terminal (``setup_logging``)
 CLEAR_LINE = "\r\x1b[2K"
 DIM, RESET = "\x1b[2m", "\x1b[0m"
 
@@ -81,6 +82,24 @@ class LiveTranscript:
             self.interactive = False
             self._partials.clear()
             self._shown = False
+
+    @contextlib.contextmanager
+    def logging_here(self) -> Iterator[None]:
+        """While it runs, the log lines meant for the terminal go through ``message``: a warning
+        from the sync thread landed on the dimmed partial text, which then stayed on screen."""
+        root = logging.getLogger()
+        console = next((h for h in root.handlers if h.get_name() == CONSOLE_LOG), None)
+        if console is None:  # logging not set up (tests): nothing goes to the terminal
+            yield
+            return
+        here = _ThroughTranscript(self, console)
+        root.removeHandler(console)
+        root.addHandler(here)
+        try:
+            yield
+        finally:
+            root.removeHandler(here)
+            root.addHandler(console)
 
     def _erase(self) -> None:
         if self._shown:
@@ -144,6 +163,24 @@ class PassBar:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+class _ThroughTranscript(logging.Handler):
+    """The console log handler's lines, said by the live transcript."""
+
+    def __init__(self, live: LiveTranscript, console: logging.Handler) -> None:
+        super().__init__(console.level)
+        self.setFormatter(console.formatter)
+        self._live, self._console = live, console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == log.name:  # logged inside the transcript's own lock: it cannot write any more
+            self._console.handle(record)
+            return
+        try:
+            self._live.message(self.format(record))
+        except Exception:  # noqa: BLE001 - logging's own report, as any handler's
+            self.handleError(record)
 
 
 class TailBars:

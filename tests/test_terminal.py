@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import logging
 import os
 import struct
 import subprocess
@@ -16,7 +17,7 @@ from typing import TextIO
 
 import pytest
 
-from desktop_recorder.terminal import CLEAR_LINE, DIM, LiveTranscript, PassBar, TailBars
+from desktop_recorder.terminal import CLEAR_LINE, CONSOLE_LOG, DIM, RESET, LiveTranscript, PassBar, TailBars
 from tests.conftest import JFK_TEXT, cli_env, wer
 from tests.recording import play
 
@@ -33,6 +34,30 @@ def test_partials_are_replaced_and_erased_before_finals_and_messages():
     assert text.endswith("[00:01] Others: Ask not what your country can do for you.\n")  # no partial left
     assert f"{DIM}Others: ask not what your" in text
     assert err.getvalue() == "warning: something\n"
+
+
+def test_a_log_line_while_partial_text_shows_erases_it_and_draws_it_again(capsys):
+    """A sync warning from another thread was written after the dimmed partial text, which then
+    stayed on screen glued to it."""
+    out = io.StringIO()
+    live = LiveTranscript(out, interactive=True)
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)  # as setup_logging makes it
+    console.set_name(CONSOLE_LOG)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    try:
+        live.partial("Zoë", "He recognizes")
+        with live.logging_here():
+            logging.getLogger("api.sync").warning("sync failed; next try in 2 s")
+            live.final("Zoë", "[00:03] Zoë: He recognizes a few things.")
+        logging.getLogger("api.sync").warning("afterwards")
+        assert root.handlers.count(console) == 1
+    finally:
+        root.removeHandler(console)
+    partial = f"{DIM}Zoë: He recognizes{RESET}"
+    assert out.getvalue() == f"{partial}{CLEAR_LINE}{partial}{CLEAR_LINE}[00:03] Zoë: He recognizes a few things.\n"
+    assert capsys.readouterr().err == "WARNING: sync failed; next try in 2 s\nWARNING: afterwards\n"
 
 
 def test_piped_output_gets_finals_only():
@@ -58,6 +83,27 @@ def test_output_whose_reader_left_is_dropped_not_raised():
     assert not live.interactive
     assert os.readlink(f"/proc/self/fd/{out.fileno()}") == os.devnull
     out.close()
+
+
+def test_the_transcript_saying_its_output_is_gone_while_it_says_the_log_does_not_hang(capsys):
+    """Its own warning is logged inside its lock: through it again, that would wait forever."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    out = os.fdopen(write_end, "w", buffering=1)
+    live = LiveTranscript(out, interactive=True)
+    console = logging.StreamHandler(sys.stderr)
+    console.set_name(CONSOLE_LOG)
+    logging.getLogger().addHandler(console)
+    try:
+        with live.logging_here():
+            writer = threading.Thread(target=live.final, args=("Others", "[00:01] Others: Ask not."), daemon=True)
+            writer.start()
+            writer.join(10)
+            assert not writer.is_alive()
+    finally:
+        logging.getLogger().removeHandler(console)
+        out.close()
+    assert "the live transcript cannot be written any more" in capsys.readouterr().err
 
 
 def on_a_terminal(write: Callable[[TextIO], None]) -> str:
