@@ -27,6 +27,7 @@ from api.errors import (
     CannotCreateRecordings,
     CredentialsRejected,
     MissingScope,
+    NetworkError,
     NotFound,
     ProjectNotFound,
     RateLimited,
@@ -227,7 +228,9 @@ class SyncWorker:
                 except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
                     self._set_blocked(str(exc))
                     return
-                except Unreachable as exc:  # the host, not this recording: the others wait as long
+                except NetworkError as exc:  # the host (nothing answers, or not in time), not this
+                    # recording: the others wait as long. Tried one after the other, a host that takes
+                    # connections and never answers held `sync` a read timeout per recording.
                     self._unreachable_passes += 1
                     wait = min(RETRY_CAP_S, 2.0 ** min(self._unreachable_passes, 7))
                     self._back_off(rec.id, exc, wait=wait)

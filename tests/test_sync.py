@@ -765,6 +765,29 @@ def test_a_host_nothing_answers_at_is_tried_once_a_pass_and_said_once(server, st
         assert kinds(server).count("create") == 3 and "get" not in kinds(server)  # no lost create looked for
 
 
+def test_a_host_that_takes_connections_and_never_answers_holds_one_request_a_pass_not_one_per_recording(store):
+    """A hung proxy: `sync` with four recordings was silent for 81 s and took 221 s, a read
+    timeout (and its retry) per recording."""
+    rids = [new_recording(store) for _ in range(3)]
+    for rid in rids:
+        finish(store, rid)
+    clock = FakeClock()
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)  # the kernel takes the connections; nobody reads or answers
+        client = PostHogClient(f"http://127.0.0.1:{hung.getsockname()[1]}", WRITE_KEY, 1,
+                               timeout=httpx.Timeout(0.3), retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
+                               budget=RateBudget(10_000), sleep=lambda s: None)
+        worker = SyncWorker(store, client, clock=clock, sleep=lambda s: setattr(clock, "now", clock.now + s))
+        with client:
+            worker.sync_pass()
+            assert "did not answer in time" in (worker.status.last_error or "")
+            assert {worker.status.backoff_until[rid] for rid in rids} == {clock.now + 2}  # all wait for the host
+            tried = [rid for rid in rids if store.pending_ops(rid)[0].attempted_at is not None]
+            assert len(tried) == 1  # its create may have been made: looked for before the next one
+    assert all(store.get_recording(rid).remote_state == "pending" for rid in rids)
+
+
 @pytest.mark.parametrize(("key", "words"), [("phx_revoked", ["rejected", "invalid"]),
                                             (READ_KEY, ["scope", "desktop_recording:write"])])
 def test_bad_key_blocks_sync_without_losing_anything(server, store, worker_for, key, words, caplog):
