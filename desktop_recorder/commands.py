@@ -240,6 +240,8 @@ def cmd_sync(ctx: AppContext, _args: argparse.Namespace) -> int:
     stop = StopSignal()  # Ctrl-C ends the wait at once, even mid-request, and says what is left
     stop.install()
     stop.listen_again()
+    if waiting := len(worker.pending()):  # a slow host is not taken for a hung command
+        say(f"Syncing {waiting} recording{'s' if waiting != 1 else ''} with {worker.client.host} (Ctrl-C stops)…")
     done = _drain_until_given_up(worker, stop)
     pending = worker.pending()
     if done:
