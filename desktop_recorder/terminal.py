@@ -93,13 +93,12 @@ class LiveTranscript:
             yield
             return
         here = _ThroughTranscript(self, console)
-        root.removeHandler(console)
-        root.addHandler(here)
+        # One assignment each way: a line logged meanwhile by another thread meets one of the two
+        root.handlers = [here if h is console else h for h in root.handlers]
         try:
             yield
         finally:
-            root.removeHandler(here)
-            root.addHandler(console)
+            root.handlers = [console if h is here else h for h in root.handlers]
 
     def _erase(self) -> None:
         if self._shown:
@@ -172,6 +171,15 @@ class _ThroughTranscript(logging.Handler):
         super().__init__(console.level)
         self.setFormatter(console.formatter)
         self._live, self._console = live, console
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As ``Handler.handle`` without the handler's lock: the transcript's lock orders the
+        lines, and both would deadlock (a thread waiting in ``message`` holding the handler's lock
+        while the one in the transcript's lock logs that its output is gone)."""
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == log.name:  # logged inside the transcript's own lock: it cannot write any more

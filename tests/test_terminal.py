@@ -106,6 +106,37 @@ def test_the_transcript_saying_its_output_is_gone_while_it_says_the_log_does_not
     assert "the live transcript cannot be written any more" in capsys.readouterr().err
 
 
+def test_a_warning_from_another_thread_while_the_transcript_finds_its_output_gone_does_not_deadlock(capsys):
+    """The sync thread logs, and waits for the transcript's lock; the thread holding it finds its
+    output gone and logs that too. With a handler lock as well, each held what the other needed."""
+
+    others: list[threading.Thread] = []
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:  # in the transcript's lock
+            others.append(threading.Thread(target=logging.getLogger("api.sync").warning, args=("sync failed",),
+                                           daemon=True))
+            others[-1].start()
+            others[-1].join(0.3)  # it waits for the transcript's lock, which this write holds
+            raise OSError(28, "No space left on device")
+
+    console = logging.StreamHandler(sys.stderr)
+    console.set_name(CONSOLE_LOG)
+    logging.getLogger().addHandler(console)
+    live = LiveTranscript(Full(), interactive=True)
+    try:
+        with live.logging_here():
+            writer = threading.Thread(target=live.final, args=("Others", "[00:01] Others: Ask not."), daemon=True)
+            writer.start()
+            writer.join(10)
+            others[0].join(10)
+            assert not writer.is_alive() and not others[0].is_alive()
+    finally:
+        logging.getLogger().removeHandler(console)
+    err = capsys.readouterr().err
+    assert "the live transcript cannot be written any more" in err and "sync failed" in err, err
+
+
 def on_a_terminal(write: Callable[[TextIO], None]) -> str:
     """What ``write`` shows on an 80-column pty."""
     master, slave = os.openpty()
