@@ -85,6 +85,7 @@ class SyncWorker:
         self._sleep = sleep
         self._on_change = on_change
         self._failures: dict[str, int] = {}
+        self._timed_out: set[str] = set()  # recordings whose last request got no answer in time
         self._warned: dict[str, str] = {}  # the failure last logged as a warning, per recording
         # Passes in a row that could reach no one: the host's back-off grows with them, and a
         # drain gives up after UNREACHABLE_PASSES (a blip at the end of a meeting gets a second try).
@@ -205,6 +206,9 @@ class SyncWorker:
         self._load_unanswered()
         checks_due = [rid for rid, at in self._unanswered_at.items() if self._clock() - at >= LATE_WRITE_WINDOW_S]
         due = list(dict.fromkeys([*self.store.pending_counts(), *checks_due]))
+        # One whose requests time out (a long append) last: it must not end every pass before
+        # the others are tried (see NetworkError below).
+        due.sort(key=lambda rid: rid in self._timed_out)
         done: set[str] = set()
         reached = False  # the host answered something in this pass (an error too)
         for rid in due:
@@ -228,9 +232,15 @@ class SyncWorker:
                 except (CredentialsRejected, MissingScope, ProjectNotFound) as exc:
                     self._set_blocked(str(exc))
                     return
-                except NetworkError as exc:  # the host (nothing answers, or not in time), not this
-                    # recording: the others wait as long. Tried one after the other, a host that takes
-                    # connections and never answers held `sync` a read timeout per recording.
+                except NetworkError as exc:
+                    if not isinstance(exc, Unreachable):
+                        self._timed_out.add(rec.id)
+                    if reached and not isinstance(exc, Unreachable):  # the host answers: this request's
+                        self._back_off(rec.id, exc)  # trouble (a timeout, a dropped connection)
+                        continue
+                    # The host (nothing answers, or not in time), not this recording: the others wait
+                    # as long. Tried one after the other, a host that takes connections and never
+                    # answers held `sync` a read timeout per recording.
                     self._unreachable_passes += 1
                     wait = min(RETRY_CAP_S, 2.0 ** min(self._unreachable_passes, 7))
                     self._back_off(rec.id, exc, wait=wait)
@@ -248,6 +258,7 @@ class SyncWorker:
             done.add(rid)
             reached = True
             self._unreachable_passes = 0
+            self._timed_out.discard(rid)
             self._failures.pop(rid, None)
             self._warned.pop(rid, None)
             if not self._failures:  # nothing is failing now: an old error would mislead

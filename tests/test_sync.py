@@ -788,6 +788,46 @@ def test_a_host_that_takes_connections_and_never_answers_holds_one_request_a_pas
     assert all(store.get_recording(rid).remote_state == "pending" for rid in rids)
 
 
+class SlowFor(httpx.HTTPTransport):
+    """Requests to one recording's path time out (a long append the server is slow to do); the
+    rest reach the test server."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_path: str | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.slow_path and self.slow_path in request.url.path:
+            raise httpx.ReadTimeout("timed out", request=request)
+        return super().handle_request(request)
+
+
+def test_a_recording_whose_requests_time_out_does_not_hold_the_others(server, store):
+    """A read timeout is taken for the host's only while nothing else answers: then it is that
+    recording's, and one failing already is tried after the others."""
+    slow = new_recording(store)
+    clock = FakeClock()
+    wire = SlowFor()
+    client = PostHogClient(server.url, WRITE_KEY, 1, retry=RetryPolicy(max_attempts=2, base_delay_s=0.0),
+                           budget=RateBudget(10_000), sleep=lambda s: None, transport=wire)
+    worker = SyncWorker(store, client, clock=clock, sleep=lambda s: setattr(clock, "now", clock.now + s))
+    with client:
+        worker.sync_pass()  # created
+        wire.slow_path = f"/{store.get_recording(slow).server_id}/"
+        add_segments(store, slow, 3)
+        finish(store, slow)
+        worker.sync_pass()  # it times out, and nothing else answered: the host's back-off
+        assert "did not answer in time" in (worker.status.last_error or "")
+        other = new_recording(store)
+        add_segments(store, other, 3)
+        finish(store, other)
+        clock.now += RETRY_CAP_S
+        worker.sync_pass()
+        assert store.get_recording(other).remote_state == "synced"  # tried first, and not held after it
+        assert store.get_recording(slow).remote_state != "synced"
+        assert worker.status.backoff_until.get(other, 0.0) <= clock.now  # no host back-off given to it
+
+
 @pytest.mark.parametrize(("key", "words"), [("phx_revoked", ["rejected", "invalid"]),
                                             (READ_KEY, ["scope", "desktop_recording:write"])])
 def test_bad_key_blocks_sync_without_losing_anything(server, store, worker_for, key, words, caplog):
