@@ -117,6 +117,10 @@ def transcribe_tail(store: Store, model: Transcriber, rec: LocalRecording,
         rest = tracks[source][int(after_ms * SAMPLE_RATE_HZ / 1000):]
         if len(rest) >= MIN_TAIL_S * SAMPLE_RATE_HZ and np.any(rest):
             rests[source] = after_ms, rest
+    if len(rests) > 1 and rec.settled_ms is None:  # its recorder had said "send them all" (at stop)
+        # The system side is stored first: its lines must not go before earlier mic lines. Held
+        # until the recording is finished, they then go in time order.
+        store.set_settled(rec.id, min(after_ms for after_ms, _rest in rests.values()))
     gate = EchoGate(EchoConfig(), whole=tracks)
     for seg in store.segments(rec.id):
         if seg.source == "system":

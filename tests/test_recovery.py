@@ -92,6 +92,31 @@ def test_the_mics_echo_in_the_tail_is_left_out_as_live(tmp_path, store, model):
     assert store.echo_segments(rid)  # kept where `echo` can put them back
 
 
+def test_while_both_tails_are_stored_none_of_their_lines_can_be_sent(tmp_path, store, model):
+    """The system side is stored first: a sync meanwhile (the app's, beside a CLI `sync`) must
+    not append its lines before earlier mic lines, even when the recorder had already said that
+    every line may go (it died after that, at stop)."""
+    jfk, left = speech("jfk"), speech("left")
+    system = np.concatenate([np.zeros(len(left), np.float32), jfk])
+    mic = np.concatenate([left, np.zeros(len(jfk), np.float32)])  # the mic spoke first
+    rid = interrupted(store, tmp_path, mic, system)
+    assert store.get_recording(rid).settled_ms is None
+    sendable: list[int] = []
+
+    class Watched:
+        def transcribe_file(self, audio, *, on_segment, **options):
+            def stored(seg):
+                on_segment(seg)
+                sendable.append(store.pending_counts(sendable=True).get(rid, (0, 0))[1])
+            return model.transcribe_file(audio, on_segment=stored, **options)
+
+    recover_interrupted(store, tmp_path / "data", lambda: Watched())
+    lines = store.segments(rid)
+    assert {s.source for s in lines} == {"mic", "system"} and len(sendable) >= len(lines)
+    assert not any(sendable)  # held until the recording is finished
+    assert store.pending_counts(sendable=True)[rid][1] == len(lines)  # then all of them, in time order
+
+
 def test_without_a_model_the_recording_is_still_finalised(tmp_path, store):
     jfk = speech("jfk")
     rid = interrupted(store, tmp_path, np.zeros_like(jfk), jfk)
