@@ -624,6 +624,7 @@ def test_a_recording_synced_after_the_meeting_keeps_when_it_started_and_ended(se
     arrives: made offline and synced later, it started after it ended."""
     rid = new_recording(store)
     add_segments(store, rid, 3)
+    time.sleep(0.05)  # a meeting takes time (not within one millisecond)
     finish(store, rid)
     time.sleep(0.05)  # the sync comes later (days, for a laptop offline all week)
     assert worker_for().drain(5)
