@@ -64,3 +64,4 @@ def test_a_share_done_shows_100_percent_only_once_it_is_all_done():
     from transcription.formats import percent
 
     assert [percent(x) for x in (-0.1, 0.0, 0.424, 0.995, 1.0, 1.2)] == ["0%", "0%", "42%", "99%", "100%", "100%"]
+    assert [percent(n / 100) for n in range(101)] == [f"{n}%" for n in range(101)]  # 0.29 is 29%, not 28%

@@ -41,7 +41,7 @@ def clock(ms: float) -> str:
 
 def percent(share: float) -> str:
     """A share done as a whole percentage, rounded down: "100%" only once it is all done."""
-    return f"{int(min(max(share, 0.0), 1.0) * 100)}%"
+    return f"{int(min(max(share, 0.0), 1.0) * 100 + 1e-9)}%"  # 0.29 * 100 is 28.999999999999996
 
 
 def _cue_time(ms: float, sep: str) -> str:
