@@ -445,10 +445,11 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
             settings = replace(settings, host=validate_host(args.host))
         if args.project:
             settings = replace(settings, project_id=validate_project(args.project))
+        host = validate_host(settings.host) if settings.host else None  # also one from a hand-edited file
     except (InvalidHost, ValueError) as exc:
         say(f"error: {str(exc).rstrip('.')}. Nothing was saved.")
         return 2
-    if args.api_key_stdin and not settings.host:
+    if args.api_key_stdin and not host:
         say("error: there is no PostHog host to keep the key for; give one with --host. Nothing was saved.")
         return 2
     key = sys.stdin.readline().strip() if args.api_key_stdin else None
@@ -458,14 +459,8 @@ def cmd_configure(ctx: AppContext, args: argparse.Namespace) -> int:
     if args.name is not None:  # '' clears it: the microphone is "Me" again
         settings = replace(settings, user_name=args.name.strip() or None)
     save_settings(ctx.paths, settings)
-    if settings.host:
-        try:
-            outcome = _keep_api_key(validate_host(settings.host), key, ctx.paths.settings_file)
-        except InvalidHost as exc:
-            say(f"error: {exc}")
-            return 2
-        if outcome:
-            return outcome
+    if host and (outcome := _keep_api_key(host, key, ctx.paths.settings_file)):
+        return outcome
     say(f"Settings saved to {ctx.paths.settings_file}.")
     return 0
 
@@ -533,7 +528,7 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
         client = ctx.make_client()
     except SyncNotConfigured as exc:
         if ctx.settings.host:  # asked for, and it cannot work (a bad host or project, no key)
-            check("sync", False, str(exc))
+            check("sync", False, f"{exc.reason}{f' ({exc.how})' if exc.how else ''}")
         else:
             print(f"[off] sync: {exc}")
         return 0 if ok else 1

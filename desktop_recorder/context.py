@@ -36,7 +36,7 @@ class SyncNotConfigured(Exception):
 
     def __init__(self, reason: str, how: str = "") -> None:
         super().__init__(f"PostHog sync is off: {reason}{f' ({how})' if how else ''}.")
-        self.reason = reason
+        self.reason, self.how = reason, how
 
 
 @dataclass

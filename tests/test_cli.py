@@ -111,8 +111,8 @@ def test_plain_http_hosts_are_refused_except_localhost(app_home):
     result = run_cli("sync", env=env)
     assert "must be an https:// URL" in result.stderr
     doctor = run_cli("doctor", env=env)  # sync is asked for and cannot work: a failure, not "off"
-    assert doctor.returncode == 1 and "[FAIL] sync: PostHog sync is off: " in doctor.stdout, doctor.stdout
-    assert "must be an https:// URL" in doctor.stdout
+    failed = [line for line in doctor.stdout.splitlines() if line.startswith("[FAIL] sync: ")]
+    assert doctor.returncode == 1 and len(failed) == 1 and "must be an https:// URL" in failed[0], doctor.stdout
 
 
 def test_list_and_sync_with_nothing_recorded(app_home, server):
@@ -419,6 +419,15 @@ def test_a_key_that_no_keyring_can_keep_says_what_was_saved_and_what_was_not(app
     assert f"The other settings were saved to {settings}; the key was not." in result.stderr, result.stderr
     saved = json.loads(settings.read_text())
     assert (saved["host"], saved["project_id"]) == ("https://eu.posthog.com", "2") and "phx_key" not in str(saved)
+
+
+def test_a_bad_host_in_a_hand_edited_file_is_said_before_anything_is_saved(app_home):
+    settings = app_home / "config" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(json.dumps({"host": "http://posthog.example.com"}))
+    result = run_cli("configure", "--name", "Ana", env=cli_env(app_home, None))
+    assert result.returncode == 2 and "must be an https:// URL" in result.stderr, result.stderr
+    assert "Nothing was saved." in result.stderr and json.loads(settings.read_text()) == {"host": "http://posthog.example.com"}
 
 
 def test_a_key_with_no_host_to_keep_it_for_is_refused(app_home):
