@@ -233,11 +233,11 @@ class SyncWorker:
                     self._set_blocked(str(exc))
                     return
                 except NetworkError as exc:
-                    if not isinstance(exc, Unreachable):
+                    if not isinstance(exc, Unreachable):  # no answer in time, or a dropped connection
                         self._timed_out.add(rec.id)
-                    if reached and not isinstance(exc, Unreachable):  # the host answers: this request's
-                        self._back_off(rec.id, exc)  # trouble (a timeout, a dropped connection)
-                        continue
+                        if reached:  # the host answers the others: this request's trouble
+                            self._back_off(rec.id, exc)
+                            continue
                     # The host (nothing answers, or not in time), not this recording: the others wait
                     # as long. Tried one after the other, a host that takes connections and never
                     # answers held `sync` a read timeout per recording.
