@@ -528,7 +528,7 @@ def cmd_doctor(ctx: AppContext, _args: argparse.Namespace) -> int:
         client = ctx.make_client()
     except SyncNotConfigured as exc:
         if ctx.settings.host:  # asked for, and it cannot work (a bad host or project, no key)
-            check("sync", False, f"{exc.reason}{f' ({exc.how})' if exc.how else ''}")
+            check("sync", False, exc.detail)
         else:
             print(f"[off] sync: {exc}")
         return 0 if ok else 1

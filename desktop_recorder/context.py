@@ -35,8 +35,9 @@ class SyncNotConfigured(Exception):
     command line, ``reason`` alone what is missing (the tray app points to its Settings)."""
 
     def __init__(self, reason: str, how: str = "") -> None:
-        super().__init__(f"PostHog sync is off: {reason}{f' ({how})' if how else ''}.")
-        self.reason, self.how = reason, how
+        self.reason = reason
+        self.detail = f"{reason}{f' ({how})' if how else ''}"  # what is missing, and how to set it
+        super().__init__(f"PostHog sync is off: {self.detail}.")
 
 
 @dataclass
